@@ -1,0 +1,57 @@
+#pragma once
+
+// A parsed request head. Views point into the connection's input buffer and stay valid
+// until the connection moves on to the next request.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace trident::http {
+
+enum class Method : std::uint8_t { get, head, post, put, delete_, connect, options, trace, patch, other };
+
+struct Version {
+    std::uint8_t major = 1;
+    std::uint8_t minor = 1;
+    friend bool operator==(Version, Version) = default;
+};
+
+struct Field {
+    std::string_view name;   ///< as sent; compare case-insensitively
+    std::string_view value;  ///< leading and trailing whitespace removed
+};
+
+struct Request {
+    Method method = Method::other;
+    std::string_view method_text;
+    std::string_view target;  ///< the raw request-target
+    std::string_view query;   ///< after '?', without it; empty when absent
+    Version version;
+    std::vector<Field> fields;
+
+    std::string_view host;  ///< the Host field value; empty when absent
+    std::optional<std::uint64_t> content_length;
+    bool has_transfer_encoding = false;
+    bool connection_close = false;       ///< "Connection: close" was sent
+    bool connection_keep_alive = false;  ///< "Connection: keep-alive" was sent
+
+    /// Decoded, dot-segment-free path, always starting with '/'. Set by the core before
+    /// routing; handlers map this, never `target`.
+    std::string path;
+
+    /// The first field with this name (case-insensitive), or an empty view.
+    std::string_view field(std::string_view name) const noexcept;
+
+    /// Resets to the empty state, keeping allocated capacity for the next request.
+    void clear() noexcept;
+};
+
+/// Case-insensitive ASCII comparison, as field names and tokens need (RFC 9110 §5.1).
+bool iequals(std::string_view a, std::string_view b) noexcept;
+
+std::string_view method_name(Method method) noexcept;
+
+}  // namespace trident::http
