@@ -14,6 +14,7 @@ std::string_view reason_phrase(Status status) noexcept {
         case Status::not_found: return "Not Found";
         case Status::method_not_allowed: return "Method Not Allowed";
         case Status::request_timeout: return "Request Timeout";
+        case Status::precondition_failed: return "Precondition Failed";
         case Status::content_too_large: return "Content Too Large";
         case Status::uri_too_long: return "URI Too Long";
         case Status::range_not_satisfiable: return "Range Not Satisfiable";

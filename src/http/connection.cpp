@@ -1,0 +1,240 @@
+#include "http/connection.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+
+#include "http/router.hpp"
+#include "trident/build_info.hpp"
+
+namespace trident::http {
+
+namespace {
+
+constexpr std::size_t kInitialBuffer = 8192;
+
+std::string_view server_token(const Config& config) {
+    return config.server_tokens == "prod" ? "Trident" : "Trident/" TRIDENT_VERSION;
+}
+
+void append_number(std::string& out, std::uint64_t value) {
+    char digits[24];
+    const auto result = std::to_chars(digits, digits + sizeof digits, value);
+    out.append(digits, result.ptr);
+}
+
+/// Whether a response to this status carries content at all (RFC 9110 §6.4.1).
+bool status_has_content(Status status) {
+    return status != Status::not_modified && code(status) >= 200 && code(status) != 204;
+}
+
+}  // namespace
+
+Connection::Connection(const Router& router, const Config& config) noexcept
+    : router_(router),
+      config_(config),
+      parser_(ParserLimits{config.limits.request_line, config.limits.request_fields,
+                           config.limits.request_field_size}),
+      // The parser's limits bound a head; anything past that is refused before it is stored.
+      max_buffer_(std::size_t(config.limits.request_line) + 2 +
+                  std::size_t(config.limits.request_fields) *
+                      (config.limits.request_field_size + 2) +
+                  2) {}
+
+std::span<char> Connection::input_space(std::size_t min_bytes) {
+    if (buffer_.size() - end_ >= min_bytes) {
+        return {buffer_.data() + end_, buffer_.size() - end_};
+    }
+    bool moved = false;
+    if (begin_ > 0) {
+        std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
+        end_ -= begin_;
+        begin_ = 0;
+        moved = true;
+    }
+    if (buffer_.size() - end_ < min_bytes) {
+        buffer_.resize(std::max({buffer_.size() * 2, end_ + min_bytes, kInitialBuffer}));
+        moved = true;
+    }
+    if (moved && state_ == State::head) {
+        // Views into the old bytes are gone: parse this head again from its start.
+        parser_.reset();
+        request_.clear();
+    }
+    return {buffer_.data() + end_, buffer_.size() - end_};
+}
+
+void Connection::commit_input(std::size_t bytes) noexcept { end_ = std::min(end_ + bytes, buffer_.size()); }
+
+Wait Connection::waiting_for() const noexcept {
+    if (state_ == State::body) {
+        return Wait::body;
+    }
+    if (begin_ < end_) {
+        return Wait::head;
+    }
+    return served_ == 0 ? Wait::first_request : Wait::keep_alive;
+}
+
+Action Connection::next(std::string_view date) {
+    for (;;) {
+        switch (state_) {
+            case State::head: {
+                if (begin_ == end_) {
+                    return peer_eof_ || close_after_ ? (state_ = State::closing, Action::close)
+                                                     : Action::read;
+                }
+                const ParseState parsed = parser_.parse(unconsumed(), request_);
+                if (parsed == ParseState::need_more) {
+                    if (peer_eof_) {
+                        state_ = State::closing;  // a truncated head: nobody to answer
+                        return Action::close;
+                    }
+                    if (end_ - begin_ > max_buffer_) {
+                        reject(Status::bad_request, "request head too large", date);
+                        return Action::write;
+                    }
+                    return Action::read;
+                }
+                if (parsed == ParseState::error) {
+                    reject(parser_.error().status, parser_.error().reason, date);
+                    return Action::write;
+                }
+                // Message framing, RFC 9112 §6.
+                if (request_.has_transfer_encoding) {
+                    if (request_.content_length || request_.version.minor == 0) {
+                        // RFC 9112 §6.1 ¶15 and ¶16: ambiguous framing; answer and close.
+                        reject(Status::bad_request, "Transfer-Encoding not allowed here", date);
+                    } else {
+                        // RFC 9112 §6.1 ¶14: a coding we cannot decode yet → 501, then close.
+                        reject(Status::not_implemented, "Transfer-Encoding is not supported", date);
+                    }
+                    return Action::write;
+                }
+                const std::uint64_t body = request_.content_length.value_or(0);
+                if (body > config_.limits.request_body) {
+                    reject(Status::content_too_large, "request body too large", date);
+                    return Action::write;
+                }
+                keep_alive_ = decide_keep_alive();
+                body_remaining_ = body;
+                begin_ += parser_.head_length();
+                // Handle now, while the request's views are valid; the body (no handler
+                // reads one yet) is then discarded as it arrives.
+                router_.route(request_, response_);
+                state_ = State::body;
+                break;
+            }
+            case State::body: {
+                const std::uint64_t take = std::min<std::uint64_t>(end_ - begin_, body_remaining_);
+                begin_ += take;
+                body_remaining_ -= take;
+                if (body_remaining_ > 0) {
+                    if (peer_eof_) {
+                        state_ = State::closing;
+                        return Action::close;
+                    }
+                    return Action::read;
+                }
+                state_ = State::respond;
+                break;
+            }
+            case State::respond:
+                start_response(date);
+                return Action::write;
+            case State::write:
+                return Action::write;
+            case State::closing:
+                return Action::close;
+        }
+    }
+}
+
+Action Connection::on_timeout(std::string_view date) {
+    if ((state_ == State::head && begin_ < end_) || state_ == State::body) {
+        reject(Status::request_timeout, "timed out waiting for the request", date);
+        return Action::write;
+    }
+    state_ = State::closing;
+    return Action::close;
+}
+
+bool Connection::decide_keep_alive() const noexcept {
+    if (!config_.keep_alive.enabled || close_after_ || request_.connection_close) {
+        return false;  // RFC 9112 §9.6: "close" ends the connection after this response
+    }
+    if (request_.version.minor == 0 && !request_.connection_keep_alive) {
+        return false;  // RFC 9112 §9.3: HTTP/1.0 persists only when asked to
+    }
+    const std::uint32_t max = config_.keep_alive.max_requests;
+    return max == 0 || served_ + 1 < max;
+}
+
+void Connection::reject(Status status, std::string_view reason, std::string_view date) {
+    response_ = make_error_response(status, reason);
+    keep_alive_ = false;  // the framing of what follows is uncertain
+    // After an error the request may be half-parsed: answer as to a GET.
+    request_.method = Method::get;
+    start_response(date);
+}
+
+void Connection::start_response(std::string_view date) {
+    if (close_after_) {
+        keep_alive_ = false;
+    }
+    serialize_head(date);
+    output_.body = {};
+    output_.file = nullptr;
+    // HEAD and 304 carry the fields of a GET but no content (RFC 9110 §9.3.2, §15.4.5).
+    if (request_.method != Method::head && status_has_content(response_.status)) {
+        if (const auto* bytes = std::get_if<std::string>(&response_.body)) {
+            output_.body = *bytes;
+        } else if (const auto* file = std::get_if<FileBody>(&response_.body)) {
+            output_.file = file;
+        }
+    }
+    state_ = State::write;
+}
+
+void Connection::serialize_head(std::string_view date) {
+    std::string& head = output_.head;
+    head.clear();
+    head.reserve(256);
+    head += "HTTP/1.1 ";  // RFC 9110 §6.2: our highest version with the request's major
+    append_number(head, code(response_.status));
+    head += ' ';
+    head += reason_phrase(response_.status);
+    head += "\r\nDate: ";
+    head += date;
+    head += "\r\nServer: ";
+    head += server_token(config_);
+    head += "\r\n";
+    for (const auto& [name, value] : response_.headers) {
+        head += name;
+        head += ": ";
+        head += value;
+        head += "\r\n";
+    }
+    if (status_has_content(response_.status)) {
+        head += "Content-Length: ";  // for HEAD, the length a GET would send (RFC 9110 §8.6)
+        append_number(head, response_.body_length());
+        head += "\r\n";
+    }
+    head += keep_alive_ ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
+}
+
+void Connection::output_sent() noexcept {
+    ++served_;
+    response_ = Response{};  // closes the file, if any
+    output_.body = {};
+    output_.file = nullptr;
+    if (!keep_alive_) {
+        state_ = State::closing;
+        return;
+    }
+    request_.clear();
+    parser_.reset();
+    state_ = State::head;
+}
+
+}  // namespace trident::http

@@ -1,0 +1,108 @@
+#pragma once
+
+// One client connection's HTTP/1.1 state machine. Sans-I/O: the MPM's driver reads bytes
+// into input_space(), calls commit_input(), asks next() what to do, writes what output()
+// holds and reports output_sent(). No sockets, clocks or logging in here.
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "http/request_parser.hpp"
+#include "trident/config.hpp"
+#include "trident/http/request.hpp"
+#include "trident/http/response.hpp"
+
+namespace trident {
+
+class Router;
+
+namespace http {
+
+/// What the driver must do next.
+enum class Action : std::uint8_t {
+    read,   ///< wait for bytes (see waiting_for() for which deadline applies), then commit_input
+    write,  ///< send output(), then call output_sent()
+    close,  ///< close the connection (lingering, so a response already sent is not reset)
+};
+
+/// What a read is waiting for, so the driver can pick the matching timeout.
+enum class Wait : std::uint8_t {
+    first_request,  ///< nothing received yet on this connection
+    keep_alive,     ///< between requests, no byte of the next one yet
+    head,           ///< part of a request head received
+    body,           ///< in a request body
+};
+
+/// One response ready to send: the serialised head, then either bytes or a file range.
+struct Output {
+    std::string head;
+    std::string_view body;       ///< bytes body (points into the held response)
+    const FileBody* file = nullptr;  ///< file body; nullptr when none
+};
+
+class Connection {
+public:
+    Connection(const Router& router, const Config& config) noexcept;
+
+    /// Writable space at the end of the input buffer, at least `min_bytes` long.
+    std::span<char> input_space(std::size_t min_bytes = 4096);
+    void commit_input(std::size_t bytes) noexcept;
+    /// The peer will send nothing more.
+    void on_peer_eof() noexcept { peer_eof_ = true; }
+
+    /// Advances the state machine with the bytes received so far. `date` is the current
+    /// IMF-fixdate for the Date field.
+    Action next(std::string_view date);
+
+    /// The driver's read deadline expired. Returns write when a 408 is worth sending,
+    /// close otherwise.
+    Action on_timeout(std::string_view date);
+
+    /// Stop after the response in progress, if any (graceful stop).
+    void close_after_response() noexcept { close_after_ = true; }
+
+    const Output& output() const noexcept { return output_; }
+    void output_sent() noexcept;
+
+    Wait waiting_for() const noexcept;
+    std::uint64_t requests_served() const noexcept { return served_; }
+    /// The status of the last response produced, for logs and tests.
+    Status last_status() const noexcept { return response_.status; }
+
+private:
+    enum class State : std::uint8_t { head, body, respond, write, closing };
+
+    void start_response(std::string_view date);
+    void reject(Status status, std::string_view reason, std::string_view date);
+    void serialize_head(std::string_view date);
+    bool decide_keep_alive() const noexcept;
+    std::string_view unconsumed() const noexcept {
+        return {buffer_.data() + begin_, end_ - begin_};
+    }
+
+    const Router& router_;
+    const Config& config_;
+    RequestParser parser_;
+    Request request_;
+    Response response_;
+    Output output_;
+
+    std::vector<char> buffer_;
+    std::size_t begin_ = 0;  ///< first unconsumed byte
+    std::size_t end_ = 0;    ///< one past the last received byte
+    std::size_t max_buffer_;
+
+    State state_ = State::head;
+    std::uint64_t body_remaining_ = 0;
+    std::uint64_t served_ = 0;
+    bool keep_alive_ = false;
+    bool close_after_ = false;
+    bool peer_eof_ = false;
+};
+
+}  // namespace http
+}  // namespace trident
