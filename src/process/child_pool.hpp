@@ -1,0 +1,66 @@
+#pragma once
+
+// Forks, tracks and signals an MPM generation's child processes. Written once here and used
+// by every MPM, so fork/reap/respawn bookkeeping exists in one place.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace trident {
+
+/// What became of a reaped child.
+struct ChildExit {
+    std::size_t slot = 0;
+    pid_t pid = 0;
+    int wait_status = 0;
+    std::chrono::steady_clock::duration lifetime{};
+
+    bool exited_cleanly() const noexcept;  ///< exit status 0
+    std::string describe() const;          ///< "exited with status 1" / "killed by signal 9 (Killed)"
+};
+
+class ChildPool {
+public:
+    /// Runs in the child after fork; its return value becomes the exit status.
+    using ChildMain = std::function<int(std::size_t slot)>;
+
+    ChildPool(std::size_t capacity, ChildMain child_main);
+    ChildPool(const ChildPool&) = delete;
+    ChildPool& operator=(const ChildPool&) = delete;
+
+    /// Forks a child into the lowest free slot. Returns its pid, or -1 with errno set
+    /// (EAGAIN when every slot is taken).
+    pid_t spawn();
+
+    /// Claims `pid` if it was ours: frees its slot and says how it ended.
+    std::optional<ChildExit> on_exit(pid_t pid, int wait_status) noexcept;
+
+    /// Sends `sig` to every live child.
+    void signal_all(int sig) noexcept;
+
+    std::size_t live() const noexcept { return live_; }
+    std::size_t capacity() const noexcept { return slots_.size(); }
+    std::vector<pid_t> pids() const;
+
+private:
+    struct Slot {
+        pid_t pid = 0;  ///< 0: free
+        std::chrono::steady_clock::time_point started;
+    };
+    std::vector<Slot> slots_;
+    std::size_t live_ = 0;
+    ChildMain child_main_;
+};
+
+/// Puts a freshly forked child in a clean state: the master's blocked signals unblocked and
+/// its dispositions reset, SIGPIPE ignored, and SIGTERM delivered if the master dies.
+/// Returns false if the master is already gone.
+bool prepare_child_process(pid_t master_pid) noexcept;
+
+}  // namespace trident

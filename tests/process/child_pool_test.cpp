@@ -1,0 +1,99 @@
+#include "process/child_pool.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <thread>
+
+namespace trident {
+namespace {
+
+/// Waits (bounded) for one child of this process and returns its pid and status.
+std::pair<pid_t, int> reap_one() {
+    for (int i = 0; i < 500; ++i) {
+        int status = 0;
+        const pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid > 0) {
+            return {pid, status};
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return {-1, 0};
+}
+
+TEST(ChildPool, SpawnsIntoSlotsAndReapsWithExitStatus) {
+    ChildPool pool(2, [](std::size_t slot) { return int(slot) + 3; });
+    const pid_t a = pool.spawn();
+    const pid_t b = pool.spawn();
+    ASSERT_GT(a, 0);
+    ASSERT_GT(b, 0);
+    EXPECT_EQ(pool.live(), 2u);
+    EXPECT_EQ(pool.spawn(), -1);  // both slots taken
+    EXPECT_EQ(errno, EAGAIN);
+
+    for (int i = 0; i < 2; ++i) {
+        const auto [pid, status] = reap_one();
+        ASSERT_GT(pid, 0);
+        const auto exit = pool.on_exit(pid, status);
+        ASSERT_TRUE(exit.has_value());
+        EXPECT_EQ(exit->pid, pid);
+        EXPECT_EQ(WEXITSTATUS(status), int(exit->slot) + 3);  // the child ran in its slot
+        EXPECT_FALSE(exit->exited_cleanly());
+        EXPECT_EQ(exit->describe(), "exited with status " + std::to_string(exit->slot + 3));
+    }
+    EXPECT_EQ(pool.live(), 0u);
+    EXPECT_FALSE(pool.on_exit(a, 0).has_value());  // already reaped: not ours any more
+}
+
+TEST(ChildPool, SignalAllReachesEveryChildAndSlotsAreReused) {
+    ChildPool pool(3, [](std::size_t) {
+        pause();  // until a signal ends us
+        return 0;
+    });
+    for (int i = 0; i < 3; ++i) {
+        ASSERT_GT(pool.spawn(), 0);
+    }
+    EXPECT_EQ(pool.pids().size(), 3u);
+    pool.signal_all(SIGKILL);
+    for (int i = 0; i < 3; ++i) {
+        const auto [pid, status] = reap_one();
+        ASSERT_GT(pid, 0);
+        const auto exit = pool.on_exit(pid, status);
+        ASSERT_TRUE(exit.has_value());
+        EXPECT_TRUE(WIFSIGNALED(exit->wait_status));
+        EXPECT_NE(exit->describe().find("killed by signal 9"), std::string::npos);
+    }
+    EXPECT_EQ(pool.live(), 0u);
+    const pid_t again = pool.spawn();  // a freed slot takes a new child
+    ASSERT_GT(again, 0);
+    pool.signal_all(SIGKILL);
+    const auto [pid, status] = reap_one();
+    EXPECT_EQ(pid, again);
+    EXPECT_TRUE(pool.on_exit(pid, status).has_value());
+}
+
+TEST(ChildPool, ChildStartsWithSignalsUnblocked) {
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigset_t old;
+    sigprocmask(SIG_BLOCK, &block, &old);  // as the master does
+    ChildPool pool(1, [](std::size_t) {
+        sigset_t now;
+        sigprocmask(SIG_BLOCK, nullptr, &now);
+        return sigismember(&now, SIGTERM) ? 1 : 0;
+    });
+    ASSERT_GT(pool.spawn(), 0);
+    sigprocmask(SIG_SETMASK, &old, nullptr);
+    const auto [pid, status] = reap_one();
+    ASSERT_GT(pid, 0);
+    const auto exit = pool.on_exit(pid, status);
+    ASSERT_TRUE(exit.has_value());
+    EXPECT_TRUE(exit->exited_cleanly()) << exit->describe();
+}
+
+}  // namespace
+}  // namespace trident
