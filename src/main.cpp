@@ -1,0 +1,94 @@
+// trident: the master process's command line, in httpd's spirit.
+
+#include <getopt.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "log/error_log.hpp"
+#include "master/master.hpp"
+#include "master/module_loader.hpp"
+#include "trident/build_info.hpp"
+#include "trident/config.hpp"
+#include "trident/mpm.hpp"
+
+#ifndef TRIDENT_DEFAULT_CONFIG
+#define TRIDENT_DEFAULT_CONFIG "/etc/trident/trident.yaml"
+#endif
+
+namespace {
+
+void print_usage(std::FILE* out) {
+    std::fprintf(out,
+                 "Usage: trident [-f FILE] [-t] [-v] [-V] [-h]\n"
+                 "  -f FILE  configuration file (default: %s)\n"
+                 "  -t       test the configuration: print \"Syntax OK\" or the error, then exit\n"
+                 "  -v       show the version and exit\n"
+                 "  -V       show the version, build settings and the MPM modules found\n"
+                 "  -h       show this help\n"
+                 "Runs in the foreground; SIGTERM or SIGINT stops it, SIGWINCH stops it "
+                 "gracefully.\n",
+                 TRIDENT_DEFAULT_CONFIG);
+}
+
+void print_build_info() {
+    const auto dir = trident::default_module_dir();
+    std::string found;
+    for (const std::string& name : trident::find_mpm_modules(dir)) {
+        found += (found.empty() ? "" : ", ") + name;
+    }
+    std::printf("Server version: Trident/%s\n", TRIDENT_VERSION);
+    std::printf("Build type:     %s\n", TRIDENT_BUILD_TYPE);
+    std::printf("Build stamp:    %s\n", TRIDENT_BUILD_STAMP);
+    std::printf("Compiler:       %s\n", TRIDENT_COMPILER);
+    std::printf("MPM ABI:        %u\n", TRIDENT_MPM_ABI_VERSION);
+    std::printf("Module dir:     %s\n", dir.c_str());
+    std::printf("MPMs found:     %s\n", found.empty() ? "none" : found.c_str());
+    std::printf("Default config: %s\n", TRIDENT_DEFAULT_CONFIG);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string config_file = TRIDENT_DEFAULT_CONFIG;
+    bool test_only = false;
+    int opt;
+    while ((opt = getopt(argc, argv, "f:tvVh")) != -1) {
+        switch (opt) {
+            case 'f': config_file = optarg; break;
+            case 't': test_only = true; break;
+            case 'v': std::printf("Server version: Trident/%s\n", TRIDENT_VERSION); return 0;
+            case 'V': print_build_info(); return 0;
+            case 'h': print_usage(stdout); return 0;
+            default: print_usage(stderr); return 1;
+        }
+    }
+    if (optind < argc) {
+        std::fprintf(stderr, "trident: unexpected argument '%s'\n", argv[optind]);
+        print_usage(stderr);
+        return 1;
+    }
+
+    auto config = trident::load_config(config_file);
+    if (!config) {
+        std::fprintf(stderr, "%s\n", config.error().message.c_str());
+        return 1;
+    }
+    if (test_only) {
+        // Like a start, minus binding: the MPM module must exist and pass its checks too.
+        const auto dir =
+            config->module_dir.empty() ? trident::default_module_dir() : config->module_dir;
+        if (auto module = trident::MpmModule::load(dir, config->mpm); !module) {
+            std::fprintf(stderr, "%s\n", module.error().message.c_str());
+            return 1;
+        }
+        std::printf("Syntax OK\n");
+        return 0;
+    }
+    if (auto configured = trident::log::configure(config->error_log); !configured) {
+        std::fprintf(stderr, "trident: %s\n", configured.error().message.c_str());
+        return 1;
+    }
+    return trident::run_master(config.value());
+}

@@ -1,0 +1,117 @@
+#include "master/listeners.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace trident {
+
+namespace {
+
+struct SocketAddress {
+    sockaddr_storage storage{};
+    socklen_t length = 0;
+    int family = AF_UNSPEC;
+};
+
+SocketAddress make_address(const std::string& host, std::uint16_t port, bool ipv6_any) {
+    SocketAddress out;
+    if (host.empty()) {
+        if (ipv6_any) {
+            auto* a = reinterpret_cast<sockaddr_in6*>(&out.storage);
+            a->sin6_family = AF_INET6;
+            a->sin6_addr = in6addr_any;
+            a->sin6_port = htons(port);
+            out.length = sizeof *a;
+            out.family = AF_INET6;
+        } else {
+            auto* a = reinterpret_cast<sockaddr_in*>(&out.storage);
+            a->sin_family = AF_INET;
+            a->sin_addr.s_addr = htonl(INADDR_ANY);
+            a->sin_port = htons(port);
+            out.length = sizeof *a;
+            out.family = AF_INET;
+        }
+        return out;
+    }
+    auto* a4 = reinterpret_cast<sockaddr_in*>(&out.storage);
+    if (inet_pton(AF_INET, host.c_str(), &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons(port);
+        out.length = sizeof *a4;
+        out.family = AF_INET;
+        return out;
+    }
+    auto* a6 = reinterpret_cast<sockaddr_in6*>(&out.storage);
+    if (inet_pton(AF_INET6, host.c_str(), &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons(port);
+        out.length = sizeof *a6;
+        out.family = AF_INET6;
+    }
+    return out;
+}
+
+/// Opens one listening socket; returns the fd or -1 with errno set.
+int open_listener(const SocketAddress& address, int backlog, bool dual_stack) {
+    const int fd = ::socket(address.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -1;
+    }
+    const int one = 1;
+    const int zero = 0;
+    // SO_REUSEADDR lets a restarted server bind while old connections sit in TIME_WAIT.
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (address.family == AF_INET6) {
+        ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, dual_stack ? &zero : &one, sizeof one);
+    }
+    if (::bind(fd, reinterpret_cast<const sockaddr*>(&address.storage), address.length) < 0 ||
+        ::listen(fd, backlog) < 0) {
+        const int saved = errno;
+        ::close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+}  // namespace
+
+Result<std::vector<Listener>> bind_listeners(const std::vector<ListenAddress>& addresses,
+                                             int backlog) {
+    std::vector<Listener> listeners;
+    for (const ListenAddress& entry : addresses) {
+        SocketAddress address = make_address(entry.host, entry.port, true);
+        if (address.family == AF_UNSPEC) {
+            close_listeners(listeners);
+            return Error{"cannot bind " + entry.text + ": not a numeric IPv4 or IPv6 address"};
+        }
+        int fd = open_listener(address, backlog, entry.host.empty());
+        if (fd < 0 && entry.host.empty() && errno == EAFNOSUPPORT) {
+            fd = open_listener(make_address(entry.host, entry.port, false), backlog, false);
+        }
+        if (fd < 0) {
+            const std::string reason = std::strerror(errno);
+            close_listeners(listeners);
+            return Error{"cannot bind " + entry.text + ": " + reason};
+        }
+        listeners.push_back(Listener{fd, entry.text});
+    }
+    return listeners;
+}
+
+void close_listeners(std::vector<Listener>& listeners) noexcept {
+    for (Listener& listener : listeners) {
+        if (listener.fd >= 0) {
+            ::close(listener.fd);
+            listener.fd = -1;
+        }
+    }
+    listeners.clear();
+}
+
+}  // namespace trident

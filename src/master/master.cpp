@@ -1,0 +1,225 @@
+#include "master/master.hpp"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <memory>
+#include <optional>
+
+#include "http/router.hpp"
+#include "log/error_log.hpp"
+#include "master/listeners.hpp"
+#include "master/module_loader.hpp"
+#include "master/pid_file.hpp"
+#include "trident/mpm.hpp"
+
+namespace trident {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// After SIGTERM, children get this long to exit before SIGKILL.
+constexpr auto kStopGrace = std::chrono::seconds(5);
+// After SIGKILL, how long to wait for the kernel to hand the children back.
+constexpr auto kKillWait = std::chrono::seconds(5);
+
+/// The signals the master takes synchronously with sigtimedwait. Blocked before the first
+/// fork; children unblock them (prepare_child_process).
+sigset_t master_signals() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGWINCH, SIGCHLD}) {
+        sigaddset(&set, sig);
+    }
+    return set;
+}
+
+/// Waits up to `timeout` for one of the master's signals; 0 on timeout.
+int wait_signal(const sigset_t& set, Clock::duration timeout) {
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count();
+    timespec ts{time_t(ns / 1'000'000'000), long(ns % 1'000'000'000)};
+    const int sig = sigtimedwait(&set, nullptr, &ts);
+    return sig > 0 ? sig : 0;
+}
+
+class Master {
+public:
+    explicit Master(const Config& config) : config_(config), log_(log::get("core")) {}
+    int run();
+
+private:
+    void reap_children() noexcept;
+    /// Waits, reaping, until every child is gone or `deadline` passes (none: no bound).
+    bool wait_children(const std::optional<Clock::time_point>& deadline);
+    void shut_down(StopMode mode);
+    int fail(const std::string& message);
+
+    const Config& config_;
+    std::shared_ptr<spdlog::logger> log_;
+    sigset_t signals_ = master_signals();
+    std::optional<MpmModule> module_;  // declared before mpm_: unmapped only after it is gone
+    std::unique_ptr<Mpm> mpm_;
+};
+
+int Master::fail(const std::string& message) {
+    log_->critical("{}", message);
+    return 1;
+}
+
+int Master::run() {
+    // Listeners first, before any module code runs (DESIGN §1): they outlive generations.
+    auto bound = bind_listeners(config_.listen);
+    if (!bound) {
+        return fail(bound.error().message);
+    }
+    std::vector<Listener> listeners = std::move(bound.value());
+
+    const auto module_dir = config_.module_dir.empty() ? default_module_dir() : config_.module_dir;
+    auto loaded = MpmModule::load(module_dir, config_.mpm);
+    if (!loaded) {
+        close_listeners(listeners);
+        return fail(loaded.error().message);
+    }
+    module_.emplace(std::move(loaded.value()));
+
+    std::unique_ptr<Router> router;
+    try {
+        router = std::make_unique<Router>(config_);
+    } catch (const std::exception& e) {
+        close_listeners(listeners);
+        return fail(std::string("cannot set up request routing: ") + e.what());
+    }
+    if ((module_->descriptor().traits & kMpmThreaded) != 0) {
+        for (const Handler* handler : router->handlers()) {
+            if (!handler->thread_safe()) {
+                close_listeners(listeners);
+                return fail("handler '" + std::string(handler->name()) +
+                            "' is not thread-safe and cannot run under the threaded '" +
+                            config_.mpm + "' MPM; use mpm: prefork");
+            }
+        }
+    }
+
+    // Signals are taken synchronously from here on; children start with them unblocked.
+    sigprocmask(SIG_BLOCK, &signals_, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+
+    PidFile pid_file;
+    if (!config_.pid_file.empty()) {
+        if (auto written = pid_file.write(config_.pid_file, getpid()); !written) {
+            close_listeners(listeners);
+            return fail(written.error().message);
+        }
+    }
+
+    const MpmContext context{&config_, listeners, router.get(), 1};
+    mpm_.reset(module_->descriptor().create(&context));
+    if (!mpm_) {
+        close_listeners(listeners);
+        return fail("the " + config_.mpm + " MPM could not be created");
+    }
+    std::string error;
+    if (!mpm_->start(error)) {
+        shut_down(StopMode::immediate);
+        close_listeners(listeners);
+        return fail(error);
+    }
+    std::string names;
+    for (const Listener& listener : listeners) {
+        names += (names.empty() ? "" : ", ") + listener.name;
+    }
+    log_->info("Trident/{} ({} MPM) listening on {} -- resuming normal operations",
+               TRIDENT_VERSION, config_.mpm, names);
+
+    for (;;) {
+        const int sig = wait_signal(signals_, std::chrono::seconds(1));
+        if (sig == SIGCHLD) {
+            reap_children();
+        } else if (sig == SIGTERM || sig == SIGINT) {
+            log_->info("caught {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            shut_down(StopMode::immediate);
+            break;
+        } else if (sig == SIGWINCH) {
+            log_->info("caught SIGWINCH, shutting down gracefully");
+            shut_down(StopMode::graceful);
+            break;
+        } else if (sig == SIGHUP || sig == SIGUSR1) {
+            log_->warn("caught {}: restarts are not supported by this version; still serving",
+                       sig == SIGHUP ? "SIGHUP" : "SIGUSR1");
+        } else {
+            mpm_->maintain();
+        }
+    }
+    mpm_.reset();  // before the module is unmapped
+    close_listeners(listeners);
+    log_->info("stopped");
+    return 0;
+}
+
+void Master::reap_children() noexcept {
+    int status = 0;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (!mpm_ || !mpm_->on_child_exit(pid, status)) {
+            log_->debug("reaped unknown child pid {}", pid);
+        }
+    }
+}
+
+bool Master::wait_children(const std::optional<Clock::time_point>& deadline) {
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    reap_children();
+    while (mpm_->live_children() > 0) {
+        auto slice = Clock::duration(std::chrono::milliseconds(200));
+        if (deadline) {
+            const auto now = Clock::now();
+            if (now >= *deadline) {
+                return false;
+            }
+            slice = std::min(slice, *deadline - now);
+        }
+        wait_signal(chld, slice);
+        reap_children();
+    }
+    return true;
+}
+
+void Master::shut_down(StopMode mode) {
+    if (!mpm_) {
+        return;
+    }
+    mpm_->stop(mode);
+    std::optional<Clock::time_point> deadline;
+    if (mode == StopMode::immediate) {
+        deadline = Clock::now() + kStopGrace;
+    } else if (config_.timeouts.graceful_shutdown.count() > 0) {
+        deadline = Clock::now() + config_.timeouts.graceful_shutdown;
+    }
+    if (!wait_children(deadline)) {
+        log_->warn("{} children still running; sending SIGKILL", mpm_->live_children());
+        mpm_->kill_all();
+        if (!wait_children(Clock::now() + kKillWait)) {
+            log_->error("{} children did not exit after SIGKILL", mpm_->live_children());
+        }
+    }
+}
+
+}  // namespace
+
+int run_master(const Config& config) {
+    try {
+        return Master(config).run();
+    } catch (const std::exception& e) {
+        log::get("core")->critical("fatal: {}", e.what());
+        return 1;
+    }
+}
+
+}  // namespace trident
