@@ -56,12 +56,24 @@ int main(int argc, char** argv) {
     int opt;
     while ((opt = getopt(argc, argv, "f:tvVh")) != -1) {
         switch (opt) {
-            case 'f': config_file = optarg; break;
-            case 't': test_only = true; break;
-            case 'v': std::printf("Server version: Trident/%s\n", TRIDENT_VERSION); return 0;
-            case 'V': print_build_info(); return 0;
-            case 'h': print_usage(stdout); return 0;
-            default: print_usage(stderr); return 1;
+            case 'f':
+                config_file = optarg;
+                break;
+            case 't':
+                test_only = true;
+                break;
+            case 'v':
+                std::printf("Server version: Trident/%s\n", TRIDENT_VERSION);
+                return 0;
+            case 'V':
+                print_build_info();
+                return 0;
+            case 'h':
+                print_usage(stdout);
+                return 0;
+            default:
+                print_usage(stderr);
+                return 1;
         }
     }
     if (optind < argc) {

@@ -88,13 +88,13 @@ struct Config {
 
     std::string mpm = "event";  ///< prefork | worker | event
     std::vector<ListenAddress> listen;
-    std::filesystem::path document_root;           ///< absolute, an existing readable directory
+    std::filesystem::path document_root;  ///< absolute, an existing readable directory
     std::vector<std::string> directory_index = {"index.html"};
-    std::filesystem::path pid_file;                ///< empty: no pid file
-    std::filesystem::path module_dir;              ///< empty: next to the executable
-    std::string user;                              ///< empty: keep the starting user
+    std::filesystem::path pid_file;    ///< empty: no pid file
+    std::filesystem::path module_dir;  ///< empty: next to the executable
+    std::string user;                  ///< empty: keep the starting user
     std::string group;
-    std::string server_tokens = "full";            ///< full | prod (Server header detail)
+    std::string server_tokens = "full";  ///< full | prod (Server header detail)
 
     KeepAliveConfig keep_alive;
     TimeoutConfig timeouts;

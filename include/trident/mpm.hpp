@@ -98,10 +98,10 @@ using TridentMpmModuleFn = const TridentMpmModule* (*)();
 #define TRIDENT_MPM_SYMBOL "trident_mpm_module"
 
 /// Defines a module's entry point. Use once per module, at global scope.
-#define TRIDENT_MPM_DEFINE_MODULE(mpm_name, mpm_traits, create_fn)                              \
-    extern "C" __attribute__((visibility("default"))) const TridentMpmModule*                  \
-    trident_mpm_module() {                                                                      \
+#define TRIDENT_MPM_DEFINE_MODULE(mpm_name, mpm_traits, create_fn)                                \
+    extern "C" __attribute__((visibility("default"))) const TridentMpmModule*                     \
+    trident_mpm_module() {                                                                        \
         static const TridentMpmModule descriptor = {TRIDENT_MPM_ABI_VERSION, TRIDENT_BUILD_STAMP, \
-                                                    mpm_name, mpm_traits, create_fn};         \
-        return &descriptor;                                                                     \
+                                                    mpm_name, mpm_traits, create_fn};             \
+        return &descriptor;                                                                       \
     }

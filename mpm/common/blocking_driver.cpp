@@ -65,8 +65,8 @@ bool send_all(int fd, iovec* iov, int count, bool more, Duration timeout) noexce
             if (errno == EINTR) {
                 continue;
             }
-            if (errno == EAGAIN && wait_ready(fd, POLLOUT, Clock::now() + timeout, nullptr) ==
-                                       Ready::yes) {
+            if (errno == EAGAIN &&
+                wait_ready(fd, POLLOUT, Clock::now() + timeout, nullptr) == Ready::yes) {
                 continue;
             }
             return false;
@@ -138,10 +138,13 @@ void lingering_close(int fd) noexcept {
 
 Duration read_timeout(const Config& config, http::Wait wait) noexcept {
     switch (wait) {
-        case http::Wait::keep_alive: return config.keep_alive.timeout;
-        case http::Wait::body: return config.timeouts.request_body;
+        case http::Wait::keep_alive:
+            return config.keep_alive.timeout;
+        case http::Wait::body:
+            return config.timeouts.request_body;
         case http::Wait::first_request:
-        case http::Wait::head: break;
+        case http::Wait::head:
+            break;
     }
     return config.timeouts.request_header;
 }

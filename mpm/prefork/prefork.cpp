@@ -29,7 +29,9 @@ namespace {
 std::atomic<bool> g_graceful_stop{false};
 static_assert(std::atomic<bool>::is_always_lock_free, "used from a signal handler");
 
-extern "C" void on_graceful_signal(int) { g_graceful_stop.store(true, std::memory_order_relaxed); }
+extern "C" void on_graceful_signal(int) {
+    g_graceful_stop.store(true, std::memory_order_relaxed);
+}
 
 // A child that dies younger than this is replaced on the next maintenance tick rather than
 // at once, so a child that crashes at start-up cannot make the master fork in a hot loop.
@@ -132,7 +134,8 @@ private:
                     continue;
                 }
                 // Every child polls every listener; the losers of the race get EAGAIN.
-                const int client = ::accept4(pfd.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                const int client =
+                    ::accept4(pfd.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
                 if (client < 0) {
                     if (errno == EMFILE || errno == ENFILE) {
                         log_->error("accept: {}", std::strerror(errno));

@@ -36,10 +36,9 @@ Connection::Connection(const Router& router, const Config& config) noexcept
       parser_(ParserLimits{config.limits.request_line, config.limits.request_fields,
                            config.limits.request_field_size}),
       // The parser's limits bound a head; anything past that is refused before it is stored.
-      max_buffer_(std::size_t(config.limits.request_line) + 2 +
-                  std::size_t(config.limits.request_fields) *
-                      (config.limits.request_field_size + 2) +
-                  2) {}
+      max_buffer_(
+          std::size_t(config.limits.request_line) + 2 +
+          std::size_t(config.limits.request_fields) * (config.limits.request_field_size + 2) + 2) {}
 
 std::span<char> Connection::input_space(std::size_t min_bytes) {
     if (buffer_.size() - end_ >= min_bytes) {
@@ -64,7 +63,9 @@ std::span<char> Connection::input_space(std::size_t min_bytes) {
     return {buffer_.data() + end_, buffer_.size() - end_};
 }
 
-void Connection::commit_input(std::size_t bytes) noexcept { end_ = std::min(end_ + bytes, buffer_.size()); }
+void Connection::commit_input(std::size_t bytes) noexcept {
+    end_ = std::min(end_ + bytes, buffer_.size());
+}
 
 Wait Connection::waiting_for() const noexcept {
     if (state_ == State::body) {

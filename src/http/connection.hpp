@@ -40,7 +40,7 @@ enum class Wait : std::uint8_t {
 /// One response ready to send: the serialised head, then either bytes or a file range.
 struct Output {
     std::string head;
-    std::string_view body;       ///< bytes body (points into the held response)
+    std::string_view body;           ///< bytes body (points into the held response)
     const FileBody* file = nullptr;  ///< file body; nullptr when none
 };
 

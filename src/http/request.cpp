@@ -3,7 +3,9 @@
 namespace trident::http {
 
 namespace {
-constexpr char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? char(c + 32) : c; }
+constexpr char lower(char c) noexcept {
+    return (c >= 'A' && c <= 'Z') ? char(c + 32) : c;
+}
 }  // namespace
 
 bool iequals(std::string_view a, std::string_view b) noexcept {
@@ -44,16 +46,26 @@ void Request::clear() noexcept {
 
 std::string_view method_name(Method method) noexcept {
     switch (method) {
-        case Method::get: return "GET";
-        case Method::head: return "HEAD";
-        case Method::post: return "POST";
-        case Method::put: return "PUT";
-        case Method::delete_: return "DELETE";
-        case Method::connect: return "CONNECT";
-        case Method::options: return "OPTIONS";
-        case Method::trace: return "TRACE";
-        case Method::patch: return "PATCH";
-        case Method::other: break;
+        case Method::get:
+            return "GET";
+        case Method::head:
+            return "HEAD";
+        case Method::post:
+            return "POST";
+        case Method::put:
+            return "PUT";
+        case Method::delete_:
+            return "DELETE";
+        case Method::connect:
+            return "CONNECT";
+        case Method::options:
+            return "OPTIONS";
+        case Method::trace:
+            return "TRACE";
+        case Method::patch:
+            return "PATCH";
+        case Method::other:
+            break;
     }
     return "";
 }

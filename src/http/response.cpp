@@ -22,12 +22,23 @@ namespace {
 void append_escaped(std::string& out, std::string_view text) {
     for (char c : text) {
         switch (c) {
-            case '<': out += "&lt;"; break;
-            case '>': out += "&gt;"; break;
-            case '&': out += "&amp;"; break;
-            case '"': out += "&quot;"; break;
-            case '\'': out += "&#39;"; break;
-            default: out += c;
+            case '<':
+                out += "&lt;";
+                break;
+            case '>':
+                out += "&gt;";
+                break;
+            case '&':
+                out += "&amp;";
+                break;
+            case '"':
+                out += "&quot;";
+                break;
+            case '\'':
+                out += "&#39;";
+                break;
+            default:
+                out += c;
         }
     }
 }
@@ -47,7 +58,8 @@ std::uint64_t Response::body_length() const noexcept {
 Response make_error_response(Status status, std::string_view detail) {
     Response response;
     response.status = status;
-    const std::string title = std::to_string(code(status)) + " " + std::string(reason_phrase(status));
+    const std::string title =
+        std::to_string(code(status)) + " " + std::string(reason_phrase(status));
     std::string html;
     html.reserve(256 + detail.size());
     html += "<!DOCTYPE html>\n<html><head><title>";

@@ -17,7 +17,9 @@ Router::Router(const Config& config)
 
 Router::~Router() = default;
 
-std::vector<const Handler*> Router::handlers() const { return {static_files_.get()}; }
+std::vector<const Handler*> Router::handlers() const {
+    return {static_files_.get()};
+}
 
 namespace {
 
@@ -30,7 +32,8 @@ std::string_view target_path(std::string_view target) {
     // absolute-form: "http://authority/path?query"; the authority is ignored here since
     // there is one virtual host (RFC 9112 §3.2.2: it would replace Host).
     for (std::string_view scheme : {"http://", "https://"}) {
-        if (target.size() > scheme.size() && http::iequals(target.substr(0, scheme.size()), scheme)) {
+        if (target.size() > scheme.size() &&
+            http::iequals(target.substr(0, scheme.size()), scheme)) {
             const std::string_view rest = target.substr(scheme.size());
             const std::size_t slash = rest.find_first_of("/?");
             if (slash == std::string_view::npos || rest[slash] == '?') {

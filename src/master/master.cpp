@@ -133,8 +133,8 @@ int Master::run() {
     for (const Listener& listener : listeners) {
         names += (names.empty() ? "" : ", ") + listener.name;
     }
-    log_->info("Trident/{} ({} MPM) listening on {} -- resuming normal operations",
-               TRIDENT_VERSION, config_.mpm, names);
+    log_->info("Trident/{} ({} MPM) listening on {} -- resuming normal operations", TRIDENT_VERSION,
+               config_.mpm, names);
 
     for (;;) {
         const int sig = wait_signal(signals_, std::chrono::seconds(1));

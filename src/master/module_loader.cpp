@@ -70,8 +70,9 @@ Result<MpmModule> MpmModule::load(const fs::path& dir, const std::string& name) 
     }
     const std::string stamp = descriptor->build_stamp != nullptr ? descriptor->build_stamp : "";
     if (stamp != TRIDENT_BUILD_STAMP) {
-        return close_with("module built by another build (stamp '" + stamp + "', this trident is '" +
-                          TRIDENT_BUILD_STAMP + "'); install the modules that came with it");
+        return close_with("module built by another build (stamp '" + stamp +
+                          "', this trident is '" + TRIDENT_BUILD_STAMP +
+                          "'); install the modules that came with it");
     }
     if (descriptor->name == nullptr || name != descriptor->name || descriptor->create == nullptr) {
         return close_with("descriptor does not describe the '" + name + "' MPM");

@@ -67,7 +67,8 @@ pid_t ChildPool::spawn() {
 std::optional<ChildExit> ChildPool::on_exit(pid_t pid, int wait_status) noexcept {
     for (std::size_t i = 0; i < slots_.size(); ++i) {
         if (slots_[i].pid == pid) {
-            ChildExit exit{i, pid, wait_status, std::chrono::steady_clock::now() - slots_[i].started};
+            ChildExit exit{i, pid, wait_status,
+                           std::chrono::steady_clock::now() - slots_[i].started};
             slots_[i] = Slot{};
             --live_;
             return exit;

@@ -22,7 +22,7 @@ struct ChildExit {
     std::chrono::steady_clock::duration lifetime{};
 
     bool exited_cleanly() const noexcept;  ///< exit status 0
-    std::string describe() const;          ///< "exited with status 1" / "killed by signal 9 (Killed)"
+    std::string describe() const;  ///< "exited with status 1" / "killed by signal 9 (Killed)"
 };
 
 class ChildPool {

@@ -67,7 +67,8 @@ protected:
                 conn.on_peer_eof();
                 continue;
             }
-            const std::size_t n = chunk == 0 ? input.size() - pos : std::min(chunk, input.size() - pos);
+            const std::size_t n =
+                chunk == 0 ? input.size() - pos : std::min(chunk, input.size() - pos);
             auto space = conn.input_space(n);
             std::copy_n(input.data() + pos, n, space.data());
             conn.commit_input(n);
@@ -131,8 +132,10 @@ TEST_F(ConnectionTest, Http10ClosesUnlessAskedToKeepAlive) {
 
 TEST_F(ConnectionTest, ConnectionCloseAndMaxRequestsEndTheConnection) {
     Connection closing(*router_, config_);
-    auto t = drive(closing, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-                            "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 0, false);
+    auto t = drive(closing,
+                   "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                   "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+                   0, false);
     ASSERT_EQ(t.heads.size(), 1u);
     EXPECT_TRUE(t.closed);
 

@@ -11,7 +11,18 @@
 
 namespace trident::http {
 
-enum class Method : std::uint8_t { get, head, post, put, delete_, connect, options, trace, patch, other };
+enum class Method : std::uint8_t {
+    get,
+    head,
+    post,
+    put,
+    delete_,
+    connect,
+    options,
+    trace,
+    patch,
+    other
+};
 
 struct Version {
     std::uint8_t major = 1;

@@ -29,6 +29,8 @@ enum class Status : std::uint16_t {
 /// The reason phrase for a status, e.g. "Not Found".
 std::string_view reason_phrase(Status status) noexcept;
 
-constexpr int code(Status status) noexcept { return static_cast<int>(status); }
+constexpr int code(Status status) noexcept {
+    return static_cast<int>(status);
+}
 
 }  // namespace trident::http
