@@ -44,13 +44,22 @@ public:
     void reset() noexcept;
 
 private:
+    enum class Phase : std::uint8_t { request_line, fields, complete, error };
+
+    ParseState fail(Status status, std::string_view reason) noexcept;
+    /// Each handles one complete line [line_start_, cr) and returns false after fail().
+    bool request_line(std::string_view input, std::size_t cr, Request& request) noexcept;
+    bool field_line(std::string_view input, std::size_t cr, Request& request) noexcept;
+    bool record_semantics(const Field& field, Request& request) noexcept;
+
     ParserLimits limits_;
-    // Resume state; the implementation owns the meaning of these.
-    std::size_t scanned_ = 0;      ///< bytes of input already examined
-    std::size_t line_start_ = 0;   ///< start of the line being scanned
+    // Resume state: everything is an offset into `input`, so nothing dangles between calls.
+    std::size_t scanned_ = 0;     ///< bytes of input already searched for '\n'
+    std::size_t line_start_ = 0;  ///< start of the line being scanned
     std::size_t head_length_ = 0;
     std::uint32_t field_count_ = 0;
-    std::uint8_t phase_ = 0;
+    Phase phase_ = Phase::request_line;
+    bool host_seen_ = false;  ///< an empty Host value is legal (RFC 9112 §3.2), so track it apart
     ParseError error_;
 };
 
