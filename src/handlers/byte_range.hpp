@@ -9,9 +9,9 @@ namespace trident {
 
 struct ByteRange {
     enum class Kind : std::uint8_t {
-        ignore,          ///< absent, malformed, not bytes, or several ranges: answer 200
-        satisfiable,     ///< answer 206 with [first, last]
-        unsatisfiable,   ///< answer 416 with "Content-Range: bytes */size"
+        ignore,         ///< absent, malformed, not bytes, or several ranges: answer 200
+        satisfiable,    ///< answer 206 with [first, last]
+        unsatisfiable,  ///< answer 416 with "Content-Range: bytes */size"
     };
     Kind kind = Kind::ignore;
     std::uint64_t first = 0;

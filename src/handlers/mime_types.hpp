@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -8,6 +9,9 @@ namespace trident {
 
 /// Maps file extensions to media types: /etc/mime.types when readable, a built-in table
 /// for the common web types otherwise (and for anything the file lacks).
+///
+/// Types are stored exactly as written, without a charset parameter: the built-in table
+/// says "text/html", as /etc/mime.types does.
 class MimeTypes {
 public:
     /// Built-in table only.
@@ -24,7 +28,18 @@ public:
     std::size_t size() const noexcept { return by_extension_.size(); }
 
 private:
-    std::unordered_map<std::string, std::string> by_extension_;  ///< lower-case extension
+    /// Lets lookup() find a std::string key from a string_view without allocating.
+    struct ExtensionHash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view key) const noexcept {
+            return std::hash<std::string_view>{}(key);
+        }
+    };
+
+    void add(std::string_view type, std::string_view extension);
+
+    std::unordered_map<std::string, std::string, ExtensionHash, std::equal_to<>>
+        by_extension_;  ///< lower-case extension
 };
 
 }  // namespace trident

@@ -22,6 +22,9 @@ public:
     void handle(const http::Request& request, http::Response& response) noexcept override;
 
 private:
+    /// handle() without the exception boundary.
+    http::Response serve(const http::Request& request) const;
+
     std::string root_;  ///< absolute, without a trailing slash
     std::vector<std::string> index_files_;
     const MimeTypes& mime_types_;
