@@ -1,0 +1,409 @@
+// The process model from outside: stop signals, child replacement and retirement, the pid
+// file, the command line, refused modules, and a taken address.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "harness.hpp"
+
+namespace trident::test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+/// A temporary site, and a config for it, for tests that start trident themselves.
+class WithSite {
+protected:
+    WithSite() : site_(make_site(dir_.path())) {}
+
+    ServerConfig config_for(const std::string& mpm) const {
+        ServerConfig config;
+        config.mpm = mpm;
+        config.document_root = site_.root;
+        return config;
+    }
+
+    TempDir dir_;
+    Site site_;
+};
+
+/// Polls until none of `processes` runs any more; returns the survivors.
+std::vector<ProcInfo> wait_gone(const std::vector<ProcInfo>& processes, Millis timeout) {
+    const auto deadline = Clock::now() + timeout;
+    std::vector<ProcInfo> alive;
+    do {
+        alive.clear();
+        for (const ProcInfo& process : processes) {
+            if (still_running(process)) {
+                alive.push_back(process);
+            }
+        }
+        if (alive.empty()) {
+            break;
+        }
+        std::this_thread::sleep_for(Millis(20));
+    } while (Clock::now() < deadline);
+    return alive;
+}
+
+std::string pids(const std::vector<ProcInfo>& processes) {
+    std::string text;
+    for (const ProcInfo& process : processes) {
+        text += (text.empty() ? "" : " ") + std::to_string(process.pid);
+    }
+    return text.empty() ? "none" : text;
+}
+
+bool serves(const TridentServer& server, const Site& site, std::string* error) {
+    const auto response =
+        exchange(server.port(), make_request("GET", "/hello.txt", "Connection: close\r\n"), error,
+                 false, server.config().host);
+    if (response && (response->status != 200 || response->body != site.text)) {
+        *error = "unexpected response:\n" + response->head_text();
+        return false;
+    }
+    return response.has_value();
+}
+
+// --- under every MPM ------------------------------------------------------------------------
+
+class ProcessTest : public ::testing::TestWithParam<std::string>, protected WithSite {
+protected:
+    void TearDown() override {
+        if (HasFailure() && server_) {
+            std::cerr << "---- trident output (" << GetParam() << " MPM) ----\n"
+                      << server_->output() << "---- end of trident output ----\n";
+        }
+    }
+
+    /// Starts trident under this test's MPM; the test fails if it does not come up.
+    TridentServer& start(ServerConfig config) {
+        server_ = std::make_unique<TridentServer>(dir_.path(), std::move(config));
+        EXPECT_TRUE(server_->start()) << "MPM " << GetParam();
+        return *server_;
+    }
+
+    /// Stops with `sig`, with a keep-alive connection open, and checks that everything went.
+    void check_clean_stop(int sig) {
+        ServerConfig config = config_for(GetParam());
+        config.start_servers = 2;
+        TridentServer& server = start(config);
+        ASSERT_TRUE(server.running());
+        const auto children = server.wait_for_children(2);
+        ASSERT_GE(children.size(), 2u) << "start_servers 2, children: " << pids(children);
+        ASSERT_TRUE(fs::exists(server.pid_file()));
+        EXPECT_EQ(read_file(server.pid_file()).substr(0, read_file(server.pid_file()).find('\n')),
+                  std::to_string(server.pid()));
+
+        RawClient idle;  // a connection a child is holding when the signal comes
+        ASSERT_TRUE(idle.connect(server.port())) << idle.error();
+        ASSERT_TRUE(idle.send(make_request("GET", "/hello.txt"))) << idle.error();
+        ASSERT_TRUE(idle.read_response()) << idle.error();
+        const auto everyone = children_of(server.pid());
+        server.track(everyone);
+
+        const auto signalled = Clock::now();
+        const auto status = server.stop(sig);
+        const auto took = std::chrono::duration_cast<Millis>(Clock::now() - signalled);
+        ASSERT_TRUE(status) << strsignal(sig) << ": master did not exit within "
+                            << kStopTimeout.count() << " ms";
+        EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
+            << strsignal(sig) << ": " << describe_exit(*status);
+        std::cout << "[ " << GetParam() << " ] " << strsignal(sig) << ": master exited in "
+                  << took.count() << " ms\n";
+        EXPECT_FALSE(fs::exists(server.pid_file())) << "pid file left behind";
+        const auto left = wait_gone(everyone, Millis(2000));
+        EXPECT_TRUE(left.empty()) << "children left behind after the master exited: " << pids(left)
+                                  << " (children were " << pids(everyone) << ")";
+    }
+
+    std::unique_ptr<TridentServer> server_;
+};
+
+TEST_P(ProcessTest, SigtermStopsEverythingAndExitsZero) {
+    check_clean_stop(SIGTERM);
+}
+
+TEST_P(ProcessTest, SigintStopsEverythingAndExitsZero) {
+    check_clean_stop(SIGINT);
+}
+
+TEST_P(ProcessTest, KilledChildIsReplaced) {
+    TridentServer& server = start(config_for(GetParam()));
+    ASSERT_TRUE(server.running());
+    const auto before = server.wait_for_children(2);
+    ASSERT_GE(before.size(), 2u) << "children: " << pids(before);
+    const ProcInfo victim = before.front();
+    ASSERT_EQ(::kill(victim.pid, SIGKILL), 0);
+
+    const auto deadline = Clock::now() + Millis(10000);
+    bool replaced = false;
+    std::vector<ProcInfo> now;
+    while (!replaced && Clock::now() < deadline) {
+        std::this_thread::sleep_for(Millis(50));
+        now = children_of(server.pid());
+        server.track(now);
+        std::size_t fresh = 0;
+        for (const ProcInfo& child : now) {
+            const bool known = std::any_of(before.begin(), before.end(), [&](const ProcInfo& b) {
+                return b.pid == child.pid && b.start_time == child.start_time;
+            });
+            fresh += known ? 0 : 1;
+        }
+        replaced = fresh > 0 && now.size() >= before.size() && !still_running(victim);
+    }
+    EXPECT_TRUE(replaced) << "killed child " << victim.pid << "; children before: " << pids(before)
+                          << ", after 10 s: " << pids(now);
+    for (int i = 0; i < 5; ++i) {
+        std::string error;
+        EXPECT_TRUE(serves(server, site_, &error)) << "request " << i + 1 << ": " << error;
+    }
+}
+
+TEST_P(ProcessTest, ChildRetiresAfterMaxConnectionsPerChild) {
+    ServerConfig config = config_for(GetParam());
+    config.start_servers = 1;
+    config.max_connections_per_child = 3;
+    TridentServer& server = start(config);
+    ASSERT_TRUE(server.running());
+    ASSERT_FALSE(server.wait_for_children(1).empty());
+
+    // However the connections spread over children, one that served 3 must exit. Up to 30
+    // sequential connections; stop once a retirement has been seen after at least 10.
+    std::vector<ProcInfo> seen;
+    auto retired = [&] {
+        for (const ProcInfo& child : children_of(server.pid())) {
+            if (std::none_of(seen.begin(), seen.end(), [&](const ProcInfo& s) {
+                    return s.pid == child.pid && s.start_time == child.start_time;
+                })) {
+                seen.push_back(child);
+            }
+        }
+        server.track(seen);
+        return std::any_of(seen.begin(), seen.end(),
+                           [](const ProcInfo& s) { return !still_running(s); });
+    };
+    int served = 0;
+    for (int i = 0; i < 30 && !(i >= 10 && retired()); ++i) {
+        retired();
+        std::string error;
+        EXPECT_TRUE(serves(server, site_, &error)) << "connection " << i + 1 << ": " << error;
+        ++served;
+    }
+    bool done = retired();
+    for (int i = 0; i < 100 && !done; ++i) {
+        std::this_thread::sleep_for(Millis(50));
+        done = retired();
+    }
+    EXPECT_TRUE(done) << "no child exited after " << served
+                      << " connections with max_connections_per_child 3; children seen: "
+                      << pids(seen);
+    std::string error;
+    EXPECT_TRUE(serves(server, site_, &error)) << "after the retirement: " << error;
+    const auto status = server.stop(SIGTERM);
+    EXPECT_TRUE(status && WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
+}
+
+TEST_P(ProcessTest, FindsItsModulesWithoutModuleDir) {
+    ServerConfig config = config_for(GetParam());
+    config.write_module_dir = false;
+    TridentServer& server = start(config);
+    ASSERT_TRUE(server.running());
+    std::string error;
+    EXPECT_TRUE(serves(server, site_, &error)) << error;
+}
+
+INSTANTIATE_TEST_SUITE_P(Mpm, ProcessTest, ::testing::ValuesIn(kMpms), mpm_test_name);
+
+// --- the command line -----------------------------------------------------------------------
+
+class CommandLineTest : public ::testing::Test, protected WithSite {
+protected:
+    /// Writes `text` as a config file and runs `trident -t -f` on it.
+    CommandResult test_config(const std::string& name, const std::string& text) {
+        const fs::path file = dir_.path() / name;
+        write_file(file, text);
+        return run_command({TRIDENT_BINARY, "-t", "-f", file.string()}, dir_.path());
+    }
+};
+
+TEST_F(CommandLineTest, VersionFlags) {
+    const auto version = run_command({TRIDENT_BINARY, "-v"}, dir_.path());
+    EXPECT_TRUE(version.ok()) << describe_exit(version.wait_status) << version.err;
+    EXPECT_NE(version.out.find("Trident/"), std::string::npos) << version.out;
+
+    const auto build = run_command({TRIDENT_BINARY, "-V"}, dir_.path());
+    EXPECT_TRUE(build.ok()) << describe_exit(build.wait_status) << build.err;
+    EXPECT_NE(build.out.find("Trident/"), std::string::npos) << build.out;
+    for (const std::string& mpm : kMpms) {
+        EXPECT_NE(build.out.find(mpm), std::string::npos) << "MPM " << mpm << " not listed:\n"
+                                                          << build.out;
+    }
+}
+
+TEST_F(CommandLineTest, TestFlagAcceptsAGoodConfig) {
+    const auto result =
+        test_config("good.yaml", render_config(config_for("prefork"), 8080, dir_.path() / "t.pid"));
+    EXPECT_EQ(result.exit_code(), 0) << result.err;
+    EXPECT_NE((result.out + result.err).find("Syntax OK"), std::string::npos)
+        << result.out << result.err;
+}
+
+TEST_F(CommandLineTest, TestFlagRejectsBrokenConfigsWithFileLineColumn) {
+    const std::string root = site_.root.string();
+    // {file name, text, line of the error}
+    const std::vector<std::tuple<std::string, std::string, int>> cases = {
+        {"misspelt.yaml",
+         "mpm: prefork\nlisten: [\"127.0.0.1:8080\"]\ndocument_rot: \"" + root + "\"\n", 3},
+        {"syntax.yaml", "mpm: prefork\nlisten: [\"127.0.0.1:8080\"\ndocument_root: x\n", 0},
+        {"type.yaml",
+         "mpm: prefork\nlisten: [\"127.0.0.1:8080\"]\ndocument_root: \"" + root +
+             "\"\nkeep_alive: {enabled: maybe}\n",
+         4},
+        {"range.yaml",
+         "mpm: prefork\nlisten: [\"127.0.0.1:8080\"]\ndocument_root: \"" + root +
+             "\"\nprefork: {start_servers: -1}\n",
+         4},
+        {"size.yaml",
+         "mpm: prefork\nlisten: [\"127.0.0.1:8080\"]\ndocument_root: \"" + root +
+             "\"\nlimits: {request_body: 12 parsecs}\n",
+         4},
+    };
+    for (const auto& [name, text, line] : cases) {
+        SCOPED_TRACE(name);
+        const auto result = test_config(name, text);
+        EXPECT_EQ(result.exit_code(), 1) << describe_exit(result.wait_status) << "\n"
+                                         << result.out << result.err;
+        EXPECT_EQ(result.out.find("Syntax OK"), std::string::npos) << result.out;
+        const std::string file = (dir_.path() / name).string();
+        const std::string prefix = line > 0 ? file + ":" + std::to_string(line) + ":" : file + ":";
+        EXPECT_TRUE(result.err.starts_with(prefix))
+            << "want \"" << prefix << "COL: ...\", got: " << result.err;
+        EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result.err;
+    }
+    const auto misspelt = test_config("misspelt.yaml", std::get<1>(cases[0]));
+    EXPECT_NE(misspelt.err.find("document_root"), std::string::npos)
+        << "no suggestion of the nearest key: " << misspelt.err;
+}
+
+// --- refused starts -------------------------------------------------------------------------
+
+/// Runs trident to its exit; expects status 1 and returns its output.
+std::string expect_refused(TridentServer& server) {
+    const auto status = server.run_to_exit();
+    EXPECT_TRUE(status) << "trident kept running; output:\n" << server.output();
+    if (status) {
+        EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 1)
+            << describe_exit(*status) << "; output:\n"
+            << server.output();
+    }
+    EXPECT_FALSE(fs::exists(server.pid_file())) << "pid file left by a refused start";
+    return server.output();
+}
+
+/// The line of `text` holding every one of `words`, or "".
+std::string line_with(const std::string& text, const std::vector<std::string>& words) {
+    std::size_t start = 0;
+    while (start < text.size()) {
+        const std::size_t end = std::min(text.find('\n', start), text.size());
+        const std::string line = text.substr(start, end - start);
+        if (std::all_of(words.begin(), words.end(),
+                        [&](const std::string& w) { return line.find(w) != std::string::npos; })) {
+            return line;
+        }
+        start = end + 1;
+    }
+    return "";
+}
+
+struct BadModule {
+    std::string fixture;  ///< folder under TRIDENT_TEST_MODULE_DIR
+    std::string word;     ///< what the refusal must say
+};
+
+void PrintTo(const BadModule& module, std::ostream* out) {
+    *out << module.fixture;
+}
+
+class BadModuleTest : public ::testing::TestWithParam<BadModule>, protected WithSite {};
+
+TEST_P(BadModuleTest, IsRefusedAtStartWithAClearError) {
+    const fs::path module_dir = fs::path(TRIDENT_TEST_MODULE_DIR) / GetParam().fixture;
+    const fs::path module = module_dir / "mpm_prefork.so";
+    ASSERT_TRUE(fs::exists(module)) << "fixture module not built: " << module;
+    ServerConfig config = config_for("prefork");
+    config.module_dir = module_dir;
+    TridentServer server(dir_.path(), config);
+    const std::string output = expect_refused(server);
+    EXPECT_NE(line_with(output, {module.string(), GetParam().word}), "")
+        << "no line naming " << module << " and saying \"" << GetParam().word << "\":\n"
+        << output;
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixture, BadModuleTest,
+                         ::testing::Values(BadModule{"bad_abi", "ABI"},
+                                           BadModule{"foreign_build", "build"},
+                                           BadModule{"no_symbol", "trident_mpm_module"}),
+                         [](const ::testing::TestParamInfo<BadModule>& info) {
+                             return info.param.fixture;
+                         });
+
+using RefusedStartTest = CommandLineTest;
+
+TEST_F(RefusedStartTest, MissingModuleListsWhatWasFound) {
+    const fs::path empty = dir_.path() / "no-modules";
+    fs::create_directories(empty);
+    ServerConfig config = config_for("prefork");
+    config.module_dir = empty;
+    {
+        TridentServer server(dir_.path(), config);
+        const std::string output = expect_refused(server);
+        EXPECT_NE(line_with(output, {"prefork", empty.string()}), "") << output;
+    }
+    // With decoys present, the message names what is there.
+    const fs::path decoys = dir_.path() / "decoy-modules";
+    write_file(decoys / "mpm_alpha.so", "");
+    write_file(decoys / "mpm_beta.so", "");
+    config.module_dir = decoys;
+    TridentServer server(dir_.path(), config);
+    const std::string output = expect_refused(server);
+    EXPECT_NE(line_with(output, {"prefork", "alpha", "beta"}), "") << output;
+}
+
+TEST_F(RefusedStartTest, AddressInUse) {
+    // Our own listening socket holds the port (no SO_REUSEPORT, so no sharing).
+    const int holder = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(holder, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof address;
+    ASSERT_EQ(::bind(holder, reinterpret_cast<sockaddr*>(&address), length), 0);
+    ASSERT_EQ(::listen(holder, 4), 0);
+    ASSERT_EQ(::getsockname(holder, reinterpret_cast<sockaddr*>(&address), &length), 0);
+    const std::uint16_t port = ntohs(address.sin_port);
+
+    ServerConfig config = config_for("prefork");
+    config.port = port;
+    TridentServer server(dir_.path(), config);
+    const std::string output = expect_refused(server);
+    ::close(holder);
+    EXPECT_NE(line_with(output, {"127.0.0.1:" + std::to_string(port), "Address already in use"}),
+              "")
+        << output;
+}
+
+}  // namespace
+}  // namespace trident::test
