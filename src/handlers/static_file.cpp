@@ -137,7 +137,7 @@ struct EntityTag {
 /// Walks a comma-separated list of entity-tags or "*". `next` returns false at the end of
 /// the list or at the first malformed element, so garbage never matches anything.
 class EntityTagList {
-  public:
+public:
     explicit EntityTagList(std::string_view text) noexcept : rest_(text) {}
 
     bool next(EntityTag& tag, bool& star) noexcept {
@@ -172,7 +172,7 @@ class EntityTagList {
         return true;
     }
 
-  private:
+private:
     std::string_view rest_;
 };
 

@@ -53,7 +53,7 @@ TEST(MimeTypesTest, LooksUpTheLastExtensionOfTheLastSegmentCaseInsensitively) {
 }
 
 class MimeTypesFileTest : public ::testing::Test {
-  protected:
+protected:
     void SetUp() override {
         char name[] = "/tmp/trident-mime-XXXXXX";
         const int fd = ::mkstemp(name);

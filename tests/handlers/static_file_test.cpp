@@ -68,7 +68,7 @@ std::size_t open_fd_count() {
 }
 
 class StaticFileTest : public ::testing::Test {
-  protected:
+protected:
     void SetUp() override {
         char name[] = "/tmp/trident-docroot-XXXXXX";
         ASSERT_NE(::mkdtemp(name), nullptr);
