@@ -53,6 +53,13 @@ Ready wait_ready(int fd, short events, Clock::time_point deadline,
     }
 }
 
+/// After a failed send: true when sending again is worth it, because the call was
+/// interrupted or the socket buffer gained room within the send timeout.
+bool send_may_retry(int fd, Duration timeout) noexcept {
+    return errno == EINTR || (errno == EAGAIN && wait_ready(fd, POLLOUT, Clock::now() + timeout,
+                                                            nullptr) == Ready::yes);
+}
+
 /// Writes every byte of the iovecs; false on error or when the send timeout passes without
 /// progress (Apache's Timeout: the limit is per step, not for the whole response).
 bool send_all(int fd, iovec* iov, int count, bool more, Duration timeout) noexcept {
@@ -62,11 +69,7 @@ bool send_all(int fd, iovec* iov, int count, bool more, Duration timeout) noexce
         msg.msg_iovlen = std::size_t(count);
         const ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
         if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            if (errno == EAGAIN &&
-                wait_ready(fd, POLLOUT, Clock::now() + timeout, nullptr) == Ready::yes) {
+            if (send_may_retry(fd, timeout)) {
                 continue;
             }
             return false;
@@ -98,11 +101,7 @@ bool send_file(int fd, const http::FileBody& file, Duration timeout) noexcept {
         if (n == 0) {
             return false;  // the file shrank under us: the promised length cannot be kept
         }
-        if (errno == EINTR) {
-            continue;
-        }
-        if (errno == EAGAIN &&
-            wait_ready(fd, POLLOUT, Clock::now() + timeout, nullptr) == Ready::yes) {
+        if (send_may_retry(fd, timeout)) {
             continue;
         }
         return false;

@@ -10,6 +10,7 @@
 
 #include "handlers/byte_range.hpp"
 #include "http/http_date.hpp"
+#include "http/syntax.hpp"
 
 namespace trident {
 
@@ -124,9 +125,7 @@ std::string make_etag(const struct stat& info) {
     return std::string(text, static_cast<std::size_t>(length));
 }
 
-bool is_ows(char c) noexcept {
-    return c == ' ' || c == '\t';
-}
+using http::is_ows;
 
 /// One entity-tag of a field list (RFC 9110 §8.8.3).
 struct EntityTag {

@@ -2,7 +2,9 @@
 
 #include <array>
 #include <cstring>
-#include <limits>
+#include <optional>
+
+#include "http/syntax.hpp"
 
 namespace trident::http {
 
@@ -41,22 +43,8 @@ constexpr ByteClass kFieldValue = make_class(
 constexpr ByteClass kHostChar = make_class(
     [](unsigned c) { return is_alpha(c) || is_digit(c) || is_one_of(c, "-._~%!$&'()*+,;=:[]"); });
 
-constexpr bool is_ows(char c) noexcept {
-    return c == ' ' || c == '\t';
-}
-
 bool in_class(const ByteClass& table, char c) noexcept {
     return table[static_cast<unsigned char>(c)];
-}
-
-std::string_view trim_ows(std::string_view s) noexcept {
-    while (!s.empty() && is_ows(s.front())) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && is_ows(s.back())) {
-        s.remove_suffix(1);
-    }
-    return s;
 }
 
 // RFC 9110 §9.1: the method token is case-sensitive.
@@ -107,22 +95,12 @@ Method method_from(std::string_view token) noexcept {
 
 // RFC 9110 §8.6: Content-Length = 1*DIGIT. Anything else, including a list, is invalid here.
 bool parse_content_length(std::string_view value, std::uint64_t& out) noexcept {
-    if (value.empty()) {
+    // A value we cannot represent is as unrecoverable as a malformed one (RFC 9110 §8.6).
+    const std::optional<std::uint64_t> parsed = parse_digits(value);
+    if (!parsed) {
         return false;
     }
-    constexpr std::uint64_t kMax = std::numeric_limits<std::uint64_t>::max();
-    std::uint64_t n = 0;
-    for (const char c : value) {
-        if (!is_digit(static_cast<unsigned char>(c))) {
-            return false;
-        }
-        const auto digit = static_cast<std::uint64_t>(c - '0');
-        if (n > (kMax - digit) / 10) {
-            return false;  // RFC 9110 §8.6: a value we cannot represent is unrecoverable
-        }
-        n = n * 10 + digit;
-    }
-    out = n;
+    out = *parsed;
     return true;
 }
 
