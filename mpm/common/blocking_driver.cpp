@@ -159,15 +159,20 @@ void serve_connection(int fd, const Router& router, const Config& config,
         // One deadline per phase (head, body, idle): slow trickling cannot extend it.
         http::Wait phase = conn.waiting_for();
         auto deadline = Clock::now() + read_timeout(config, phase);
-        http::Action action = conn.next(dates.get(std::time(nullptr)));
+        // On a graceful stop the next response is planned with "Connection: close", so the
+        // client is told before the connection ends (RFC 9112 §9.6).
+        auto advance = [&] {
+            if (stopping.load(std::memory_order_relaxed)) {
+                conn.close_after_response();
+            }
+            return conn.next(dates.get(std::time(nullptr)));
+        };
+        http::Action action = advance();
         for (;;) {
             if (action == http::Action::close) {
                 break;
             }
             if (action == http::Action::write) {
-                if (stopping.load(std::memory_order_relaxed)) {
-                    conn.close_after_response();
-                }
                 if (!write_output(fd, conn.output(), config.timeouts.send)) {
                     responded = false;  // the peer is gone or stuck: nothing to protect
                     break;
@@ -176,7 +181,7 @@ void serve_connection(int fd, const Router& router, const Config& config,
                 conn.output_sent();
                 phase = conn.waiting_for();
                 deadline = Clock::now() + read_timeout(config, phase);
-                action = conn.next(dates.get(std::time(nullptr)));
+                action = advance();
                 continue;
             }
             // Action::read
@@ -205,7 +210,7 @@ void serve_connection(int fd, const Router& router, const Config& config,
                 responded = false;  // reset by the peer
                 break;
             }
-            action = conn.next(dates.get(std::time(nullptr)));
+            action = advance();
         }
     } catch (...) {
         // Out of memory in the core: drop this connection, keep the process serving.

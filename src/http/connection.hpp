@@ -62,7 +62,8 @@ public:
     /// close otherwise.
     Action on_timeout(std::string_view date);
 
-    /// Stop after the response in progress, if any (graceful stop).
+    /// Graceful stop: the next response says "Connection: close", and an idle connection
+    /// closes instead of waiting for another request.
     void close_after_response() noexcept { close_after_ = true; }
 
     const Output& output() const noexcept { return output_; }

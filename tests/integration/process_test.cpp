@@ -140,6 +140,47 @@ TEST_P(ProcessTest, SigintStopsEverythingAndExitsZero) {
     check_clean_stop(SIGINT);
 }
 
+TEST_P(ProcessTest, SigwinchFinishesTheRequestInHandThenStops) {
+    ServerConfig config = config_for(GetParam());
+    config.start_servers = 2;
+    TridentServer& server = start(config);
+    ASSERT_TRUE(server.running());
+    ASSERT_GE(server.wait_for_children(2).size(), 2u);
+
+    RawClient idle;  // served once, then idle in keep-alive: must be let go at once
+    ASSERT_TRUE(idle.connect(server.port())) << idle.error();
+    ASSERT_TRUE(idle.send(make_request("GET", "/hello.txt"))) << idle.error();
+    ASSERT_TRUE(idle.read_response()) << idle.error();
+
+    RawClient busy;  // half a request in flight when the signal comes
+    ASSERT_TRUE(busy.connect(server.port())) << busy.error();
+    ASSERT_TRUE(busy.send("GET /hello.txt HTTP/1.1\r\nHost: localhost\r\n")) << busy.error();
+    std::this_thread::sleep_for(Millis(200));  // let a child pick it up
+    server.track(children_of(server.pid()));
+
+    ASSERT_EQ(::kill(server.pid(), SIGWINCH), 0);
+    EXPECT_TRUE(idle.wait_closed(Millis(3000))) << "idle keep-alive connection still open";
+
+    std::this_thread::sleep_for(Millis(300));
+    ASSERT_TRUE(busy.send("\r\n")) << busy.error();
+    const auto response = busy.read_response();
+    ASSERT_TRUE(response) << "the request in flight was not answered: " << busy.error();
+    EXPECT_EQ(response->status, 200);
+    EXPECT_EQ(response->body, site_.text);
+    EXPECT_EQ(response->header("Connection").value_or(""), "close");
+    EXPECT_TRUE(busy.wait_closed(Millis(3000)));
+
+    std::optional<int> status;
+    for (int i = 0; i < 100 && !status; ++i) {
+        status = server.try_reap();
+        std::this_thread::sleep_for(Millis(50));
+    }
+    ASSERT_TRUE(status) << "master still running 5 s after the last request ended";
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << describe_exit(*status);
+    EXPECT_FALSE(fs::exists(server.pid_file())) << "pid file left behind";
+    std::cout << "[ " << GetParam() << " ] SIGWINCH: in-flight request answered, then exit 0\n";
+}
+
 TEST_P(ProcessTest, KilledChildIsReplaced) {
     TridentServer& server = start(config_for(GetParam()));
     ASSERT_TRUE(server.running());
