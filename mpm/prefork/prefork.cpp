@@ -47,6 +47,14 @@ public:
           log_(log::get("mpm_prefork")) {}
 
     bool start(std::string& error) noexcept override {
+        if (target_children() != settings_.start_servers) {
+            // Apache clamps these too, rather than run with no child at all.
+            log_->warn(
+                "prefork start_servers {} does not fit (server_limit {}, "
+                "max_request_workers {}); running {} children",
+                settings_.start_servers, settings_.server_limit, settings_.max_request_workers,
+                target_children());
+        }
         for (std::uint32_t i = 0; i < target_children(); ++i) {
             if (pool_.spawn() < 0) {
                 error = std::string("cannot fork a prefork child: ") + std::strerror(errno);
@@ -97,8 +105,9 @@ private:
     std::uint32_t target_children() const noexcept {
         // Spare-server maintenance (min/max_spare_servers) comes later; until then the pool
         // holds start_servers children, within the hard limits.
-        return std::min({settings_.start_servers, settings_.max_request_workers,
-                         std::uint32_t(pool_.capacity())});
+        const std::uint32_t limit = std::max<std::uint32_t>(
+            1, std::min(settings_.max_request_workers, std::uint32_t(pool_.capacity())));
+        return std::clamp<std::uint32_t>(settings_.start_servers, 1, limit);
     }
 
     bool spawn_one() noexcept {

@@ -181,6 +181,19 @@ TEST_P(ProcessTest, SigwinchFinishesTheRequestInHandThenStops) {
     std::cout << "[ " << GetParam() << " ] SIGWINCH: in-flight request answered, then exit 0\n";
 }
 
+TEST_P(ProcessTest, ZeroStartServersIsClampedToOneChildWithAWarning) {
+    ServerConfig config = config_for(GetParam());
+    config.start_servers = 0;
+    TridentServer& server = start(config);
+    ASSERT_TRUE(server.running());
+    EXPECT_GE(server.wait_for_children(1).size(), 1u) << "no child to serve requests";
+    std::string error;
+    EXPECT_TRUE(serves(server, site_, &error)) << error;
+    EXPECT_NE(server.output().find("start_servers 0"), std::string::npos)
+        << "the clamp was not logged:\n"
+        << server.output();
+}
+
 TEST_P(ProcessTest, KilledChildIsReplaced) {
     TridentServer& server = start(config_for(GetParam()));
     ASSERT_TRUE(server.running());
