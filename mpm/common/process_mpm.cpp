@@ -44,6 +44,13 @@ const std::atomic<bool>& ProcessMpm::graceful_stop_requested() noexcept {
 
 bool ProcessMpm::start(std::string& error) noexcept {
     const std::uint32_t target = target_processes();
+    if (target != start_servers()) {
+        // Apache clamps these too, rather than run with no child or past its limits.
+        log_->warn(
+            "{} start_servers {} does not fit server_limit and max_request_workers; "
+            "running {} children",
+            name_, start_servers(), target);
+    }
     for (std::uint32_t i = 0; i < target; ++i) {
         if (pool_.spawn() < 0) {
             error = "cannot fork a " + name_ + " child: " + std::strerror(errno);

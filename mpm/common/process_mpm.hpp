@@ -35,6 +35,9 @@ protected:
     /// How many children the generation keeps running now.
     virtual std::uint32_t target_processes() const noexcept = 0;
 
+    /// The configured start_servers, for the warning when the limits change it.
+    virtual std::uint32_t start_servers() const noexcept = 0;
+
     /// A child's whole life, after prepare_child_process(); returns its exit status.
     virtual int child_main(std::size_t slot) noexcept = 0;
 

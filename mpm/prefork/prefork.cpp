@@ -19,19 +19,9 @@ public:
         : ProcessMpm(context, "prefork", context.config->prefork.server_limit),
           settings_(context.config->prefork) {}
 
-    bool start(std::string& error) noexcept override {
-        if (target_processes() != settings_.start_servers) {
-            // Apache clamps these too, rather than run with no child at all.
-            log().warn(
-                "prefork start_servers {} does not fit (server_limit {}, max_request_workers "
-                "{}); running {} children",
-                settings_.start_servers, settings_.server_limit, settings_.max_request_workers,
-                target_processes());
-        }
-        return ProcessMpm::start(error);
-    }
-
 private:
+    std::uint32_t start_servers() const noexcept override { return settings_.start_servers; }
+
     std::uint32_t target_processes() const noexcept override {
         // Spare-server maintenance (min/max_spare_servers) comes later; until then the pool
         // holds start_servers children, within the hard limits.

@@ -82,8 +82,13 @@ Action Connection::next(std::string_view date) {
         switch (state_) {
             case State::head: {
                 if (begin_ == end_) {
-                    return peer_eof_ || close_after_ ? (state_ = State::closing, Action::close)
-                                                     : Action::read;
+                    // On a graceful stop an idle connection ends here; a fresh one still
+                    // gets its first request answered (with Connection: close).
+                    if (peer_eof_ || (close_after_ && served_ > 0)) {
+                        state_ = State::closing;
+                        return Action::close;
+                    }
+                    return Action::read;
                 }
                 const ParseState parsed = parser_.parse(unconsumed(), request_);
                 if (parsed == ParseState::need_more) {

@@ -1,0 +1,101 @@
+// The worker MPM: child processes, each with a fixed pool of threads serving one
+// connection per thread, fed by one accepting thread. Keep-alive holds its thread while the
+// client is idle (Apache worker's known cost; the event MPM removes it).
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <thread>
+#include <vector>
+
+#include <spdlog/logger.h>
+
+#include "common/blocking_driver.hpp"
+#include "common/listener_set.hpp"
+#include "common/process_mpm.hpp"
+#include "common/work_queue.hpp"
+
+namespace trident {
+namespace {
+
+class WorkerMpm final : public ProcessMpm {
+public:
+    explicit WorkerMpm(const MpmContext& context)
+        : ProcessMpm(context, "worker", context.config->worker.server_limit),
+          settings_(context.config->worker) {}
+
+private:
+    std::uint32_t start_servers() const noexcept override { return settings_.start_servers; }
+
+    std::uint32_t threads_per_child() const noexcept {
+        return std::clamp<std::uint32_t>(settings_.threads_per_child, 1,
+                                         std::max<std::uint32_t>(1, settings_.thread_limit));
+    }
+
+    std::uint32_t target_processes() const noexcept override {
+        // Spare-thread maintenance comes later; until then start_servers children, never more
+        // than max_request_workers threads in all.
+        const std::uint32_t by_workers =
+            std::max<std::uint32_t>(1, settings_.max_request_workers / threads_per_child());
+        const std::uint32_t limit =
+            std::min(by_workers, std::max<std::uint32_t>(1, std::uint32_t(process_capacity())));
+        return std::clamp<std::uint32_t>(settings_.start_servers, 1, limit);
+    }
+
+    int child_main(std::size_t) noexcept override {
+        const auto& stop = graceful_stop_requested();
+        WorkQueue<int> queue;
+        std::vector<std::thread> workers;
+        try {
+            for (std::uint32_t i = 0; i < threads_per_child(); ++i) {
+                workers.emplace_back([&] {
+                    while (const std::optional<int> client = queue.pop()) {
+                        serve_connection(*client, *context().router, config(), stop);
+                    }
+                });
+            }
+        } catch (const std::system_error& e) {
+            log().error("cannot start worker threads: {}", e.what());
+            queue.close();
+            for (std::thread& worker : workers) {
+                worker.join();
+            }
+            return 1;
+        }
+
+        // This thread accepts, and only while a worker is idle to take the connection.
+        ListenerSet listeners(context().listeners);
+        const std::uint64_t max_connections = settings_.max_connections_per_child;
+        std::uint64_t connections = 0;
+        while (queue.wait_for_idle_worker(stop)) {
+            const int client = listeners.accept(stop, log());
+            if (client < 0) {
+                break;
+            }
+            queue.push(client);
+            if (max_connections != 0 && ++connections >= max_connections) {
+                break;  // recycled: finish what was accepted, then the master starts a fresh child
+            }
+        }
+        queue.close();  // workers serve what is queued, then return
+        for (std::thread& worker : workers) {
+            worker.join();
+        }
+        return 0;
+    }
+
+    ThreadedMpmConfig settings_;
+};
+
+Mpm* create_worker(const MpmContext* context) {
+    try {
+        return new WorkerMpm(*context);
+    } catch (...) {
+        return nullptr;
+    }
+}
+
+}  // namespace
+}  // namespace trident
+
+TRIDENT_MPM_DEFINE_MODULE("worker", trident::kMpmThreaded, trident::create_worker)
