@@ -6,7 +6,7 @@
 
 #include <spdlog/logger.h>
 
-#include "common/blocking_driver.hpp"
+#include "common/connection_driver.hpp"
 #include "common/listener_set.hpp"
 #include "common/process_mpm.hpp"
 

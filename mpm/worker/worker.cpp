@@ -10,7 +10,7 @@
 
 #include <spdlog/logger.h>
 
-#include "common/blocking_driver.hpp"
+#include "common/connection_driver.hpp"
 #include "common/listener_set.hpp"
 #include "common/process_mpm.hpp"
 #include "common/work_queue.hpp"

@@ -1,4 +1,4 @@
-#include "common/blocking_driver.hpp"
+#include "common/connection_driver.hpp"
 
 #include <poll.h>
 #include <sys/sendfile.h>
@@ -150,75 +150,139 @@ Duration read_timeout(const Config& config, http::Wait wait) noexcept {
 
 }  // namespace
 
-void serve_connection(int fd, const Router& router, const Config& config,
-                      const std::atomic<bool>& stopping) noexcept {
+ConnectionDriver::ConnectionDriver(int fd, const Router& router, const Config& config)
+    : fd_(fd), config_(config), conn_(router, config), phase_(conn_.waiting_for()) {
+    deadline_ = Clock::now() + read_timeout(config_, phase_);
+}
+
+ConnectionDriver::~ConnectionDriver() {
+    if (fd_ >= 0) {
+        ::close(fd_);
+    }
+}
+
+bool ConnectionDriver::between_requests() const noexcept {
+    return phase_ == http::Wait::first_request || phase_ == http::Wait::keep_alive;
+}
+
+void ConnectionDriver::start_phase() noexcept {
+    // One deadline per phase (head, body, idle): slow trickling cannot extend it.
+    phase_ = conn_.waiting_for();
+    deadline_ = Clock::now() + read_timeout(config_, phase_);
+}
+
+http::Action ConnectionDriver::advance(const std::atomic<bool>& stopping) {
     thread_local http::DateCache dates;
-    bool responded = false;  // whether a response went out, so a close should linger
+    // On a graceful stop the next response is planned with "Connection: close", so the
+    // client is told before the connection ends (RFC 9112 §9.6).
+    if (stopping.load(std::memory_order_relaxed)) {
+        conn_.close_after_response();
+    }
+    if (expired_) {
+        expired_ = false;
+        const http::Action action = conn_.on_timeout(dates.get(std::time(nullptr)));
+        responded_ = action == http::Action::write;
+        return action;
+    }
+    return conn_.next(dates.get(std::time(nullptr)));
+}
+
+ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stopping,
+                                                bool park) noexcept {
     try {
-        http::Connection conn(router, config);
-        // One deadline per phase (head, body, idle): slow trickling cannot extend it.
-        http::Wait phase = conn.waiting_for();
-        auto deadline = Clock::now() + read_timeout(config, phase);
-        // On a graceful stop the next response is planned with "Connection: close", so the
-        // client is told before the connection ends (RFC 9112 §9.6).
-        auto advance = [&] {
-            if (stopping.load(std::memory_order_relaxed)) {
-                conn.close_after_response();
-            }
-            return conn.next(dates.get(std::time(nullptr)));
-        };
-        http::Action action = advance();
+        http::Action action = advance(stopping);
         for (;;) {
             if (action == http::Action::close) {
                 break;
             }
             if (action == http::Action::write) {
-                if (!write_output(fd, conn.output(), config.timeouts.send)) {
-                    responded = false;  // the peer is gone or stuck: nothing to protect
+                if (!write_output(fd_, conn_.output(), config_.timeouts.send)) {
+                    responded_ = false;  // the peer is gone or stuck: nothing to protect
                     break;
                 }
-                responded = true;
-                conn.output_sent();
-                phase = conn.waiting_for();
-                deadline = Clock::now() + read_timeout(config, phase);
-                action = advance();
+                responded_ = true;
+                conn_.output_sent();
+                start_phase();
+                action = advance(stopping);
                 continue;
             }
             // Action::read
-            if (const http::Wait now = conn.waiting_for(); now != phase) {
-                phase = now;
-                deadline = Clock::now() + read_timeout(config, phase);
+            if (conn_.waiting_for() != phase_) {
+                start_phase();
             }
-            const bool idle = phase == http::Wait::keep_alive;
-            const Ready ready = wait_ready(fd, POLLIN, deadline, idle ? &stopping : nullptr);
+            const bool idle = phase_ == http::Wait::keep_alive;
+            if (park && phase_ != http::Wait::body) {
+                // Take what already arrived; park only when the socket is empty.
+                const std::span<char> space = conn_.input_space();
+                const ssize_t n = ::recv(fd_, space.data(), space.size(), 0);
+                if (n > 0) {
+                    conn_.commit_input(std::size_t(n));
+                } else if (n == 0) {
+                    conn_.on_peer_eof();
+                } else if (errno == EAGAIN) {
+                    if (idle && stopping.load(std::memory_order_relaxed)) {
+                        responded_ = false;
+                        break;
+                    }
+                    return Outcome::parked;
+                } else if (errno != EINTR) {
+                    responded_ = false;  // reset by the peer
+                    break;
+                }
+                action = advance(stopping);
+                continue;
+            }
+            const Ready ready = wait_ready(fd_, POLLIN, deadline_, idle ? &stopping : nullptr);
             if (ready == Ready::stopped || ready == Ready::failed) {
-                responded = false;  // idle or broken: no response of ours is in flight
+                responded_ = false;  // idle or broken: no response of ours is in flight
                 break;
             }
             if (ready == Ready::timeout) {
-                action = conn.on_timeout(dates.get(std::time(nullptr)));
-                responded = action == http::Action::write;
+                expire();
+                action = advance(stopping);
                 continue;
             }
-            const std::span<char> space = conn.input_space();
-            const ssize_t n = ::recv(fd, space.data(), space.size(), 0);
+            const std::span<char> space = conn_.input_space();
+            const ssize_t n = ::recv(fd_, space.data(), space.size(), 0);
             if (n > 0) {
-                conn.commit_input(std::size_t(n));
+                conn_.commit_input(std::size_t(n));
             } else if (n == 0) {
-                conn.on_peer_eof();
+                conn_.on_peer_eof();
             } else if (errno != EINTR && errno != EAGAIN) {
-                responded = false;  // reset by the peer
+                responded_ = false;  // reset by the peer
                 break;
             }
-            action = advance();
+            action = advance(stopping);
         }
     } catch (...) {
         // Out of memory in the core: drop this connection, keep the process serving.
+        responded_ = false;
     }
-    if (responded) {
-        lingering_close(fd);
-    } else {
-        ::close(fd);
+    return finish(park);
+}
+
+ConnectionDriver::Outcome ConnectionDriver::finish(bool park) noexcept {
+    if (responded_ && park) {
+        // The caller drains without holding a thread; see lingering_close().
+        if (::shutdown(fd_, SHUT_WR) == 0) {
+            return Outcome::linger;
+        }
+    } else if (responded_) {
+        lingering_close(fd_);
+        fd_ = -1;
+        return Outcome::closed;
+    }
+    ::close(fd_);
+    fd_ = -1;
+    return Outcome::closed;
+}
+
+void serve_connection(int fd, const Router& router, const Config& config,
+                      const std::atomic<bool>& stopping) noexcept {
+    try {
+        ConnectionDriver(fd, router, config).run(stopping, false);
+    } catch (...) {
+        ::close(fd);  // the driver could not even be built: out of memory
     }
 }
 

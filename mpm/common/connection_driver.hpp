@@ -1,0 +1,70 @@
+#pragma once
+
+// Moves bytes for the HTTP core over one connection: poll-based deadlines, recv, sendmsg
+// and sendfile. Prefork and worker run it blocking from accept to close; the event MPM's
+// workers run it in parking mode, where it hands the connection back whenever the next
+// step would be to wait for the client to send a request.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+#include "http/connection.hpp"
+#include "trident/config.hpp"
+
+namespace trident {
+
+class Router;
+
+class ConnectionDriver {
+public:
+    using Clock = std::chrono::steady_clock;
+
+    enum class Outcome : std::uint8_t {
+        closed,  ///< the socket is closed (after a lingering close when blocking)
+        parked,  ///< waiting for the client: call run() again once readable, or expire()
+        linger,  ///< half-closed after a response: drain briefly, then close (parking mode)
+    };
+
+    /// Takes ownership of the accepted, non-blocking socket `fd`.
+    ConnectionDriver(int fd, const Router& router, const Config& config);
+    ~ConnectionDriver();
+    ConnectionDriver(const ConnectionDriver&) = delete;
+    ConnectionDriver& operator=(const ConnectionDriver&) = delete;
+
+    /// Serves requests until the connection ends or, with `park`, until the next step
+    /// would wait for a request head (reading a body or writing still blocks here). When
+    /// `stopping` is set, the next response says "Connection: close" and an idle
+    /// connection ends.
+    Outcome run(const std::atomic<bool>& stopping, bool park) noexcept;
+
+    /// The parked wait's deadline passed: the next run() answers 408 or closes.
+    void expire() noexcept { expired_ = true; }
+
+    /// When the parked wait ends without data.
+    Clock::time_point deadline() const noexcept { return deadline_; }
+
+    /// Parked with no byte of a request yet (a fresh or an idle keep-alive connection).
+    bool between_requests() const noexcept;
+
+    int fd() const noexcept { return fd_; }
+
+private:
+    http::Action advance(const std::atomic<bool>& stopping);
+    void start_phase() noexcept;
+    Outcome finish(bool park) noexcept;
+
+    int fd_;
+    const Config& config_;
+    http::Connection conn_;
+    http::Wait phase_;
+    Clock::time_point deadline_;
+    bool responded_ = false;  ///< a response went out: a close should linger
+    bool expired_ = false;
+};
+
+/// Serves the accepted, non-blocking socket `fd` from start to close, blocking.
+void serve_connection(int fd, const Router& router, const Config& config,
+                      const std::atomic<bool>& stopping) noexcept;
+
+}  // namespace trident
