@@ -262,17 +262,16 @@ ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stoppin
 }
 
 ConnectionDriver::Outcome ConnectionDriver::finish(bool park) noexcept {
-    if (responded_ && park) {
-        // The caller drains without holding a thread; see lingering_close().
-        if (::shutdown(fd_, SHUT_WR) == 0) {
-            return Outcome::linger;
-        }
-    } else if (responded_) {
-        lingering_close(fd_);
-        fd_ = -1;
-        return Outcome::closed;
+    if (park) {
+        // The event loop owns the descriptor's registration, so it closes the socket (by
+        // destroying this driver) after deregistering it; a lingering drain is its job too.
+        return responded_ && ::shutdown(fd_, SHUT_WR) == 0 ? Outcome::linger : Outcome::closed;
     }
-    ::close(fd_);
+    if (responded_) {
+        lingering_close(fd_);
+    } else {
+        ::close(fd_);
+    }
     fd_ = -1;
     return Outcome::closed;
 }

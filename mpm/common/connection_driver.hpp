@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <span>
 
 #include "http/connection.hpp"
 #include "trident/config.hpp"
@@ -21,7 +22,7 @@ public:
     using Clock = std::chrono::steady_clock;
 
     enum class Outcome : std::uint8_t {
-        closed,  ///< the socket is closed (after a lingering close when blocking)
+        closed,  ///< done: closed when blocking; in parking mode closed by the destructor
         parked,  ///< waiting for the client: call run() again once readable, or expire()
         linger,  ///< half-closed after a response: drain briefly, then close (parking mode)
     };
@@ -38,6 +39,17 @@ public:
     /// connection ends.
     Outcome run(const std::atomic<bool>& stopping, bool park) noexcept;
 
+    /// While parked: where bytes from the client go, and how many arrived (0: end of
+    /// stream). Lets an event loop read for a parked connection without a thread.
+    std::span<char> read_buffer() { return conn_.input_space(); }
+    void received(std::size_t bytes) noexcept {
+        if (bytes == 0) {
+            conn_.on_peer_eof();
+        } else {
+            conn_.commit_input(bytes);
+        }
+    }
+
     /// The parked wait's deadline passed: the next run() answers 408 or closes.
     void expire() noexcept { expired_ = true; }
 
@@ -46,6 +58,9 @@ public:
 
     /// Parked with no byte of a request yet (a fresh or an idle keep-alive connection).
     bool between_requests() const noexcept;
+
+    /// Parked between two requests of a keep-alive connection.
+    bool idle_keep_alive() const noexcept { return phase_ == http::Wait::keep_alive; }
 
     int fd() const noexcept { return fd_; }
 

@@ -31,7 +31,7 @@ namespace fs = std::filesystem;
 using Millis = std::chrono::milliseconds;
 
 /// The MPMs every HTTP and process test runs under. Adding one is a one-word change.
-inline const std::vector<std::string> kMpms = {"prefork", "worker"};
+inline const std::vector<std::string> kMpms = {"prefork", "worker", "event"};
 
 /// Names a parametrised test after its MPM, so the output says which one ran.
 std::string mpm_test_name(const ::testing::TestParamInfo<std::string>& info);

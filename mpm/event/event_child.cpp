@@ -1,0 +1,393 @@
+#include "event/event_child.hpp"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <memory>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include <spdlog/logger.h>
+
+#include "common/connection_driver.hpp"
+#include "common/work_queue.hpp"
+
+namespace trident {
+namespace {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+// Apache's lingering close: how long a half-closed connection is drained before closing.
+constexpr auto kLingerTime = std::chrono::seconds(2);
+// How often the listener looks at the stop flag and at whether accepting may resume.
+constexpr auto kHousekeeping = std::chrono::milliseconds(250);
+
+/// A connection and the listener thread's means of waiting on it. Owned by the listener
+/// thread, lent to one worker at a time through the queue; never touched by both at once.
+struct EventConnection {
+    EventConnection(asio::io_context& io, int fd, const Router& router, const Config& config)
+        : driver(fd, router, config), stream(io, fd), timer(io) {}
+    ~EventConnection() {
+        // Deregister from epoll before the driver closes the socket, so a reused descriptor
+        // number can never be mistaken for this one.
+        error_code ignored;
+        stream.cancel(ignored);
+        stream.release();
+    }
+
+    ConnectionDriver driver;  // first: destroyed last, closing the socket
+    asio::posix::stream_descriptor stream;
+    asio::steady_timer timer;
+    std::uint64_t wait_id = 0;  ///< names the current wait; completions of older ones are stale
+    bool waiting = false;       ///< parked or lingering on the listener thread
+    bool lingering = false;
+};
+
+using ConnectionPtr = std::shared_ptr<EventConnection>;
+
+class EventChild {
+public:
+    EventChild(const MpmContext& context, const EventChildSettings& settings,
+               const std::atomic<bool>& stopping, spdlog::logger& log)
+        : context_(context),
+          settings_(settings),
+          stopping_(stopping),
+          log_(log),
+          housekeeping_(io_) {}
+
+    int run();
+
+private:
+    // Accepting, within Apache's async_request_worker_factor rule.
+    bool accept_allowed() const;
+    void resume_accepting();
+    void arm_accept(std::size_t index);
+    void on_accepted(int fd);
+
+    // Waiting for the client without a thread.
+    void park(const ConnectionPtr& conn);
+    void on_read(const ConnectionPtr& conn, std::uint64_t id, const error_code& ec,
+                 std::size_t bytes);
+    void on_deadline(const ConnectionPtr& conn, std::uint64_t id, const error_code& ec);
+    void linger(const ConnectionPtr& conn);
+    void close(const ConnectionPtr& conn);
+
+    // Handing over to and back from the workers.
+    void dispatch(const ConnectionPtr& conn);
+    void on_worker_done(const ConnectionPtr& conn, ConnectionDriver::Outcome outcome);
+    void worker_loop();
+
+    void housekeeping();
+    void begin_drain();
+    /// Once drained, lets io_.run() return after the last cancelled handler has run, so no
+    /// connection outlives the loop it is registered with.
+    void finish_if_drained();
+
+    const MpmContext& context_;
+    EventChildSettings settings_;
+    const std::atomic<bool>& stopping_;
+    spdlog::logger& log_;
+
+    asio::io_context io_;  // first: outlives every descriptor and timer bound to it
+    asio::steady_timer housekeeping_;
+    std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+    std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> acceptors_;
+    std::vector<bool> accept_armed_;
+    std::unordered_map<EventConnection*, ConnectionPtr> connections_;
+    std::size_t lingering_ = 0;
+    std::uint64_t accepted_ = 0;
+    bool draining_ = false;
+    std::atomic<bool> drain_flag_{false};  ///< what workers see: finish up, keep nothing open
+    std::array<char, 4096> scratch_{};     ///< lingering reads land here, all on this thread
+    WorkQueue<ConnectionPtr> queue_;
+    std::vector<std::thread> workers_;
+};
+
+int EventChild::run() {
+    try {
+        for (const Listener& listener : context_.listeners) {
+            sockaddr_storage address{};
+            socklen_t length = sizeof address;
+            ::getsockname(listener.fd, reinterpret_cast<sockaddr*>(&address), &length);
+            auto acceptor = std::make_unique<asio::ip::tcp::acceptor>(io_);
+            acceptor->assign(
+                address.ss_family == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(),
+                listener.fd);
+            acceptors_.push_back(std::move(acceptor));
+        }
+        accept_armed_.assign(acceptors_.size(), false);
+        for (std::uint32_t i = 0; i < settings_.threads; ++i) {
+            workers_.emplace_back([this] { worker_loop(); });
+        }
+    } catch (const std::exception& e) {
+        log_.error("event child cannot start: {}", e.what());
+        queue_.close();
+        for (std::thread& worker : workers_) {
+            worker.join();
+        }
+        for (auto& acceptor : acceptors_) {
+            acceptor->release();  // the listening sockets belong to the master
+        }
+        return 1;
+    }
+
+    work_.emplace(io_.get_executor());
+    housekeeping();
+    io_.run();
+
+    queue_.close();
+    for (std::thread& worker : workers_) {
+        worker.join();
+    }
+    for (auto& acceptor : acceptors_) {
+        error_code ignored;
+        acceptor->cancel(ignored);
+        acceptor->release();
+    }
+    return 0;
+}
+
+bool EventChild::accept_allowed() const {
+    if (draining_ || (settings_.max_connections != 0 && accepted_ >= settings_.max_connections)) {
+        return false;
+    }
+    // Apache event's rule: a child takes new connections only while it has an idle worker
+    // and fewer than threads_per_child + idle × async_request_worker_factor connections
+    // (lingering ones excepted), so a busy child leaves new clients to the others.
+    const std::size_t idle = queue_.idle_workers();
+    const std::size_t active = connections_.size() - lingering_;
+    return idle > 0 && active < settings_.threads + idle * settings_.async_factor;
+}
+
+void EventChild::resume_accepting() {
+    for (std::size_t i = 0; i < acceptors_.size(); ++i) {
+        arm_accept(i);
+    }
+}
+
+void EventChild::arm_accept(std::size_t index) {
+    if (accept_armed_[index] || !accept_allowed()) {
+        return;
+    }
+    accept_armed_[index] = true;
+    acceptors_[index]->async_accept(
+        [this, index](const error_code& ec, asio::ip::tcp::socket socket) {
+            accept_armed_[index] = false;
+            if (!ec) {
+                on_accepted(socket.release());
+            } else if (ec == asio::error::operation_aborted) {
+                return;
+            } else if (ec == asio::error::no_descriptors || ec.value() == ENFILE) {
+                log_.error("accept: {}", ec.message());
+                return;  // housekeeping retries once descriptors free up
+            }
+            arm_accept(index);
+        });
+}
+
+void EventChild::on_accepted(int fd) {
+    ++accepted_;
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+    ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    const int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    try {
+        auto conn = std::make_shared<EventConnection>(io_, fd, *context_.router, *context_.config);
+        connections_.emplace(conn.get(), conn);
+        // A new connection waits for its first request here, holding no worker: a slow
+        // client costs a socket, not a thread.
+        park(conn);
+    } catch (const std::exception& e) {
+        log_.error("cannot take a connection: {}", e.what());
+        ::close(fd);
+    }
+    if (settings_.max_connections != 0 && accepted_ >= settings_.max_connections) {
+        begin_drain();  // recycled: finish what was accepted, then exit
+    }
+}
+
+void EventChild::park(const ConnectionPtr& conn) {
+    if (draining_ && conn->driver.idle_keep_alive()) {
+        close(conn);  // a graceful stop lets idle keep-alive connections go
+        return;
+    }
+    const std::uint64_t id = ++conn->wait_id;
+    conn->waiting = true;
+    // async_read_some, not async_wait: the reactor is edge-triggered, and only a read is
+    // tried at once when data may already be there (an edge nobody was waiting for).
+    const std::span<char> space = conn->driver.read_buffer();
+    conn->stream.async_read_some(asio::buffer(space.data(), space.size()),
+                                 [this, conn, id](const error_code& ec, std::size_t bytes) {
+                                     on_read(conn, id, ec, bytes);
+                                 });
+    conn->timer.expires_at(conn->driver.deadline());
+    conn->timer.async_wait([this, conn, id](const error_code& ec) { on_deadline(conn, id, ec); });
+}
+
+void EventChild::on_read(const ConnectionPtr& conn, std::uint64_t id, const error_code& ec,
+                         std::size_t bytes) {
+    if (id != conn->wait_id || !conn->waiting) {
+        return;  // stale: the wait ended another way
+    }
+    conn->waiting = false;
+    conn->timer.cancel();
+    if (!ec && bytes > 0) {
+        conn->driver.received(bytes);
+        dispatch(conn);
+    } else {
+        close(conn);  // end of stream or an error while waiting for a request: nothing to answer
+    }
+}
+
+void EventChild::on_deadline(const ConnectionPtr& conn, std::uint64_t id, const error_code& ec) {
+    if (ec == asio::error::operation_aborted || id != conn->wait_id || !conn->waiting) {
+        return;
+    }
+    conn->waiting = false;
+    // After cancel() returns on this thread, the read can no longer touch the buffer.
+    error_code ignored;
+    conn->stream.cancel(ignored);
+    if (conn->lingering || conn->driver.between_requests()) {
+        close(conn);
+        return;
+    }
+    conn->driver.expire();  // part of a head arrived: a worker answers 408
+    dispatch(conn);
+}
+
+void EventChild::linger(const ConnectionPtr& conn) {
+    if (!conn->lingering) {
+        conn->lingering = true;
+        ++lingering_;
+        conn->timer.expires_after(kLingerTime);
+        const std::uint64_t id = ++conn->wait_id;
+        conn->waiting = true;
+        conn->timer.async_wait(
+            [this, conn, id](const error_code& ec) { on_deadline(conn, id, ec); });
+    }
+    const std::uint64_t id = conn->wait_id;
+    conn->stream.async_read_some(asio::buffer(scratch_),
+                                 [this, conn, id](const error_code& ec, std::size_t) {
+                                     if (id != conn->wait_id || !conn->waiting) {
+                                         return;
+                                     }
+                                     if (ec) {
+                                         close(conn);  // the client closed too: done
+                                     } else {
+                                         linger(conn);  // discard and keep draining
+                                     }
+                                 });
+}
+
+void EventChild::close(const ConnectionPtr& conn) {
+    conn->waiting = false;
+    error_code ignored;
+    conn->stream.cancel(ignored);
+    conn->timer.cancel();
+    if (conn->lingering) {
+        conn->lingering = false;
+        --lingering_;
+    }
+    connections_.erase(conn.get());  // destroyed once the cancelled handlers let go
+    resume_accepting();
+    finish_if_drained();
+}
+
+void EventChild::finish_if_drained() {
+    if (draining_ && connections_.empty() && work_) {
+        work_.reset();
+        housekeeping_.cancel();
+    }
+}
+
+void EventChild::dispatch(const ConnectionPtr& conn) {
+    queue_.push(conn);
+}
+
+void EventChild::worker_loop() {
+    while (std::optional<ConnectionPtr> conn = queue_.pop()) {
+        const auto outcome = (*conn)->driver.run(drain_flag_, true);
+        asio::post(io_,
+                   [this, conn = std::move(*conn), outcome] { on_worker_done(conn, outcome); });
+    }
+}
+
+void EventChild::on_worker_done(const ConnectionPtr& conn, ConnectionDriver::Outcome outcome) {
+    switch (outcome) {
+        case ConnectionDriver::Outcome::parked:
+            park(conn);
+            break;
+        case ConnectionDriver::Outcome::linger:
+            linger(conn);
+            break;
+        case ConnectionDriver::Outcome::closed:
+            close(conn);
+            break;
+    }
+    resume_accepting();
+}
+
+void EventChild::housekeeping() {
+    if (!draining_ && stopping_.load(std::memory_order_relaxed)) {
+        begin_drain();
+    }
+    if (draining_ && connections_.empty()) {
+        finish_if_drained();
+        return;
+    }
+    resume_accepting();  // idle workers may have appeared since the last look
+    housekeeping_.expires_after(kHousekeeping);
+    housekeeping_.async_wait([this](const error_code& ec) {
+        if (!ec) {
+            housekeeping();
+        }
+    });
+}
+
+void EventChild::begin_drain() {
+    if (draining_) {
+        return;
+    }
+    draining_ = true;
+    drain_flag_.store(true, std::memory_order_relaxed);
+    for (auto& acceptor : acceptors_) {
+        error_code ignored;
+        acceptor->cancel(ignored);
+    }
+    std::vector<ConnectionPtr> idle;
+    for (const auto& [raw, conn] : connections_) {
+        if (conn->waiting && !conn->lingering && conn->driver.idle_keep_alive()) {
+            idle.push_back(conn);
+        }
+    }
+    for (const ConnectionPtr& conn : idle) {
+        close(conn);
+    }
+    finish_if_drained();
+}
+
+}  // namespace
+
+int run_event_child(const MpmContext& context, const EventChildSettings& settings,
+                    const std::atomic<bool>& stopping, spdlog::logger& log) noexcept {
+    try {
+        return EventChild(context, settings, stopping, log).run();
+    } catch (const std::exception& e) {
+        log.error("event child failed: {}", e.what());
+        return 1;
+    }
+}
+
+}  // namespace trident

@@ -1,0 +1,32 @@
+#pragma once
+
+// One event-MPM child: a listener thread running a Boost.Asio io_context that accepts,
+// holds connections while they wait for the client (fresh, idle keep-alive, or part of a
+// head received), and drains lingering closes; plus a fixed pool of worker threads that run
+// requests through the shared connection driver and hand each connection back whenever it
+// would wait for the client again.
+
+#include <atomic>
+#include <cstdint>
+#include <span>
+
+#include "trident/mpm.hpp"
+
+namespace spdlog {
+class logger;
+}
+
+namespace trident {
+
+struct EventChildSettings {
+    std::uint32_t threads = 25;         ///< worker threads
+    std::uint32_t async_factor = 2;     ///< async_request_worker_factor
+    std::uint64_t max_connections = 0;  ///< per child; 0: unlimited
+};
+
+/// Runs the child until a graceful stop (or recycling) has drained it. Returns the exit
+/// status.
+int run_event_child(const MpmContext& context, const EventChildSettings& settings,
+                    const std::atomic<bool>& stopping, spdlog::logger& log) noexcept;
+
+}  // namespace trident
