@@ -111,7 +111,7 @@ TEST_F(ConfigTest, ShippedConfigLoads) {
     auto config = load_config(file);
     ASSERT_TRUE(config.ok()) << config.error().message;
     EXPECT_EQ(config->file, file);
-    EXPECT_EQ(config->mpm, "prefork");
+    EXPECT_EQ(config->mpm, "event");  // make run serves with the event MPM
     EXPECT_EQ(config->document_root, fs::canonical(repo_root() / "docs" / "docroot"));
     ASSERT_EQ(config->listen.size(), 1u);
     EXPECT_EQ(config->listen[0].text, "127.0.0.1:8080");
