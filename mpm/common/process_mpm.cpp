@@ -29,14 +29,10 @@ ProcessMpm::ProcessMpm(const MpmContext& context, std::string_view name,
     : context_(context),
       name_(name),
       log_(log::get("mpm_" + std::string(name))),
-      pool_(std::max<std::uint32_t>(1, process_limit), [this](std::size_t slot) {
-          // Apache's graceful signal to children; no SA_RESTART, so blocking calls wake up.
-          struct sigaction graceful {};
-          graceful.sa_handler = on_graceful_signal;
-          sigemptyset(&graceful.sa_mask);
-          sigaction(SIGUSR1, &graceful, nullptr);
-          return child_main(slot);
-      }) {}
+      // SIGUSR1 is Apache's graceful signal to children.
+      pool_(
+          std::max<std::uint32_t>(1, process_limit),
+          [this](std::size_t slot) { return child_main(slot); }, on_graceful_signal) {}
 
 const std::atomic<bool>& ProcessMpm::graceful_stop_requested() noexcept {
     return g_graceful_stop;

@@ -27,6 +27,8 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kStopGrace = std::chrono::seconds(5);
 // After SIGKILL, how long to wait for the kernel to hand the children back.
 constexpr auto kKillWait = std::chrono::seconds(5);
+// How often the MPM replaces lost children and adjusts its spare capacity.
+constexpr auto kMaintenanceInterval = std::chrono::seconds(1);
 
 /// The signals the master takes synchronously with sigtimedwait. Blocked before the first
 /// fork; children unblock them (prepare_child_process).
@@ -55,7 +57,8 @@ public:
 private:
     void reap_children() noexcept;
     /// Waits, reaping, until every child is gone or `deadline` passes (none: no bound).
-    bool wait_children(const std::optional<Clock::time_point>& deadline);
+    /// A SIGTERM/SIGINT meanwhile turns a graceful stop into a stop (sets `escalated`).
+    bool wait_children(std::optional<Clock::time_point> deadline, bool& escalated);
     void shut_down(StopMode mode);
     int fail(const std::string& message);
 
@@ -72,6 +75,11 @@ int Master::fail(const std::string& message) {
 }
 
 int Master::run() {
+    if (!config_.user.empty() || !config_.group.empty()) {
+        // Parsed so configs stay valid, but not applied yet: say so rather than let an
+        // operator believe the children dropped privileges.
+        log_->warn("user/group are not applied by this version; children run as uid {}", getuid());
+    }
     // Listeners first, before any module code runs (DESIGN §1): they outlive generations.
     auto bound = bind_listeners(config_.listen);
     if (!bound) {
@@ -136,8 +144,15 @@ int Master::run() {
     log_->info("Trident/{} ({} MPM) listening on {} -- resuming normal operations", TRIDENT_VERSION,
                config_.mpm, names);
 
+    auto next_maintenance = Clock::now() + kMaintenanceInterval;
     for (;;) {
-        const int sig = wait_signal(signals_, std::chrono::seconds(1));
+        const auto now = Clock::now();
+        if (now >= next_maintenance) {
+            // On a clock, not on a quiet second: a stream of SIGCHLD must not starve it.
+            mpm_->maintain();
+            next_maintenance = now + kMaintenanceInterval;
+        }
+        const int sig = wait_signal(signals_, next_maintenance - Clock::now());
         if (sig == SIGCHLD) {
             reap_children();
         } else if (sig == SIGTERM || sig == SIGINT) {
@@ -151,8 +166,6 @@ int Master::run() {
         } else if (sig == SIGHUP || sig == SIGUSR1) {
             log_->warn("caught {}: restarts are not supported by this version; still serving",
                        sig == SIGHUP ? "SIGHUP" : "SIGUSR1");
-        } else {
-            mpm_->maintain();
         }
     }
     mpm_.reset();  // before the module is unmapped
@@ -171,10 +184,13 @@ void Master::reap_children() noexcept {
     }
 }
 
-bool Master::wait_children(const std::optional<Clock::time_point>& deadline) {
-    sigset_t chld;
-    sigemptyset(&chld);
-    sigaddset(&chld, SIGCHLD);
+bool Master::wait_children(std::optional<Clock::time_point> deadline, bool& escalated) {
+    // SIGTERM and SIGINT still count while waiting: a graceful stop can be cut short.
+    sigset_t wanted;
+    sigemptyset(&wanted);
+    for (int sig : {SIGCHLD, SIGTERM, SIGINT}) {
+        sigaddset(&wanted, sig);
+    }
     reap_children();
     while (mpm_->live_children() > 0) {
         auto slice = Clock::duration(std::chrono::milliseconds(200));
@@ -185,7 +201,15 @@ bool Master::wait_children(const std::optional<Clock::time_point>& deadline) {
             }
             slice = std::min(slice, *deadline - now);
         }
-        wait_signal(chld, slice);
+        const int sig = wait_signal(wanted, slice);
+        if ((sig == SIGTERM || sig == SIGINT) && !escalated) {
+            log_->info("caught {} during a graceful stop; stopping now",
+                       sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            escalated = true;
+            mpm_->stop(StopMode::immediate);
+            const auto grace = Clock::now() + kStopGrace;
+            deadline = deadline ? std::min(*deadline, grace) : grace;
+        }
         reap_children();
     }
     return true;
@@ -202,10 +226,11 @@ void Master::shut_down(StopMode mode) {
     } else if (config_.timeouts.graceful_shutdown.count() > 0) {
         deadline = Clock::now() + config_.timeouts.graceful_shutdown;
     }
-    if (!wait_children(deadline)) {
+    bool escalated = mode == StopMode::immediate;
+    if (!wait_children(deadline, escalated)) {
         log_->warn("{} children still running; sending SIGKILL", mpm_->live_children());
         mpm_->kill_all();
-        if (!wait_children(Clock::now() + kKillWait)) {
+        if (!wait_children(Clock::now() + kKillWait, escalated)) {
             log_->error("{} children did not exit after SIGKILL", mpm_->live_children());
         }
     }

@@ -30,8 +30,8 @@ std::string ChildExit::describe() const {
     return "ended with wait status " + std::to_string(wait_status);
 }
 
-ChildPool::ChildPool(std::size_t capacity, ChildMain child_main)
-    : slots_(capacity), child_main_(std::move(child_main)) {}
+ChildPool::ChildPool(std::size_t capacity, ChildMain child_main, void (*on_graceful_stop)(int))
+    : slots_(capacity), child_main_(std::move(child_main)), on_graceful_stop_(on_graceful_stop) {}
 
 pid_t ChildPool::spawn() {
     std::size_t slot = 0;
@@ -49,7 +49,7 @@ pid_t ChildPool::spawn() {
     }
     if (pid == 0) {
         int status = 1;
-        if (prepare_child_process(master)) {
+        if (prepare_child_process(master, on_graceful_stop_)) {
             try {
                 status = child_main_(slot);
             } catch (...) {
@@ -95,7 +95,7 @@ std::vector<pid_t> ChildPool::pids() const {
     return out;
 }
 
-bool prepare_child_process(pid_t master_pid) noexcept {
+bool prepare_child_process(pid_t master_pid, void (*on_graceful_stop)(int)) noexcept {
     struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
     sigemptyset(&dfl.sa_mask);
@@ -110,6 +110,12 @@ bool prepare_child_process(pid_t master_pid) noexcept {
     sigaction(SIGINT, &ign, nullptr);
     sigaction(SIGHUP, &ign, nullptr);
     sigaction(SIGPIPE, &ign, nullptr);
+    if (on_graceful_stop != nullptr) {
+        struct sigaction graceful {};
+        graceful.sa_handler = on_graceful_stop;
+        sigemptyset(&graceful.sa_mask);
+        sigaction(SIGUSR1, &graceful, nullptr);  // no SA_RESTART: blocking calls wake up
+    }
 
     sigset_t none;
     sigemptyset(&none);

@@ -30,7 +30,10 @@ public:
     /// Runs in the child after fork; its return value becomes the exit status.
     using ChildMain = std::function<int(std::size_t slot)>;
 
-    ChildPool(std::size_t capacity, ChildMain child_main);
+    /// `on_graceful_stop`, when given, handles SIGUSR1 in the children; it is installed
+    /// before the child's signals are unblocked, so no graceful stop is ever lost to the
+    /// default action.
+    ChildPool(std::size_t capacity, ChildMain child_main, void (*on_graceful_stop)(int) = nullptr);
     ChildPool(const ChildPool&) = delete;
     ChildPool& operator=(const ChildPool&) = delete;
 
@@ -56,11 +59,13 @@ private:
     std::vector<Slot> slots_;
     std::size_t live_ = 0;
     ChildMain child_main_;
+    void (*on_graceful_stop_)(int) = nullptr;
 };
 
-/// Puts a freshly forked child in a clean state: the master's blocked signals unblocked and
-/// its dispositions reset, SIGPIPE ignored, and SIGTERM delivered if the master dies.
-/// Returns false if the master is already gone.
-bool prepare_child_process(pid_t master_pid) noexcept;
+/// Puts a freshly forked child in a clean state: dispositions reset (SIGUSR1 to
+/// `on_graceful_stop` when given), SIGPIPE ignored, SIGTERM delivered if the master dies,
+/// and only then the master's blocked signals unblocked. Returns false if the master is
+/// already gone.
+bool prepare_child_process(pid_t master_pid, void (*on_graceful_stop)(int) = nullptr) noexcept;
 
 }  // namespace trident

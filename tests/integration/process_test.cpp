@@ -181,6 +181,26 @@ TEST_P(ProcessTest, SigwinchFinishesTheRequestInHandThenStops) {
     std::cout << "[ " << GetParam() << " ] SIGWINCH: in-flight request answered, then exit 0\n";
 }
 
+TEST_P(ProcessTest, SigtermCutsAGracefulStopShort) {
+    TridentServer& server = start(config_for(GetParam()));
+    ASSERT_TRUE(server.running());
+    ASSERT_GE(server.wait_for_children(2).size(), 2u);
+    RawClient busy;  // holds the graceful stop open: its head never completes
+    ASSERT_TRUE(busy.connect(server.port())) << busy.error();
+    ASSERT_TRUE(busy.send("GET /hello.txt HTTP/1.1\r\nHost: loc")) << busy.error();
+    std::this_thread::sleep_for(Millis(200));
+    server.track(children_of(server.pid()));
+
+    ASSERT_EQ(::kill(server.pid(), SIGWINCH), 0);
+    std::this_thread::sleep_for(Millis(300));
+    ASSERT_FALSE(server.try_reap()) << "graceful stop ended with a request still in flight";
+    // The head timeout is 20 s; a master that ignored SIGTERM now would wait it out.
+    const auto status = server.stop(SIGTERM, Millis(10000));
+    ASSERT_TRUE(status) << "SIGTERM during a graceful stop was ignored";
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << describe_exit(*status);
+    EXPECT_FALSE(fs::exists(server.pid_file()));
+}
+
 TEST_P(ProcessTest, ZeroStartServersIsClampedToOneChildWithAWarning) {
     ServerConfig config = config_for(GetParam());
     config.start_servers = 0;

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <thread>
@@ -91,6 +92,40 @@ TEST(ChildPool, ChildStartsWithSignalsUnblocked) {
     const auto [pid, status] = reap_one();
     ASSERT_GT(pid, 0);
     const auto exit = pool.on_exit(pid, status);
+    ASSERT_TRUE(exit.has_value());
+    EXPECT_TRUE(exit->exited_cleanly()) << exit->describe();
+}
+
+std::atomic<bool> g_child_saw_graceful{false};
+extern "C" void note_graceful(int) {
+    g_child_saw_graceful.store(true);
+}
+
+TEST(ChildPool, GracefulSignalSentRightAfterForkReachesTheHandler) {
+    // The master blocks SIGUSR1; a graceful stop sent before the child has set itself up
+    // stays pending and must land in the handler, not kill the child.
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, SIGUSR1);
+    sigset_t old;
+    sigprocmask(SIG_BLOCK, &block, &old);
+    ChildPool pool(
+        1,
+        [](std::size_t) {
+            // The signal may come before or after set-up; either way the handler gets it.
+            for (int i = 0; i < 200 && !g_child_saw_graceful.load(); ++i) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            }
+            return g_child_saw_graceful.load() ? 0 : 3;
+        },
+        note_graceful);
+    const pid_t pid = pool.spawn();
+    ASSERT_GT(pid, 0);
+    ASSERT_EQ(::kill(pid, SIGUSR1), 0);
+    sigprocmask(SIG_SETMASK, &old, nullptr);
+    const auto [reaped, status] = reap_one();
+    ASSERT_EQ(reaped, pid);
+    const auto exit = pool.on_exit(reaped, status);
     ASSERT_TRUE(exit.has_value());
     EXPECT_TRUE(exit->exited_cleanly()) << exit->describe();
 }
