@@ -113,10 +113,13 @@ bool write_output(int fd, const http::Output& out, Duration timeout) noexcept {
     iovec iov[2] = {{const_cast<char*>(out.head.data()), out.head.size()},
                     {const_cast<char*>(out.body.data()), out.body.size()}};
     const int count = out.body.empty() ? 1 : 2;
-    if (!send_all(fd, iov, count, out.file != nullptr, timeout)) {
+    // MSG_MORE only when file bytes follow: otherwise the kernel would hold the head back
+    // until its cork timer (200 ms) fires.
+    const bool more = out.file != nullptr && out.file->length > 0;
+    if (!send_all(fd, iov, count, more, timeout)) {
         return false;
     }
-    return out.file == nullptr || send_file(fd, *out.file, timeout);
+    return !more || send_file(fd, *out.file, timeout);
 }
 
 /// Half-closes, then drains what the client still sends for a short while before closing,

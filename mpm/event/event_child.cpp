@@ -22,6 +22,7 @@
 
 #include "common/connection_driver.hpp"
 #include "common/work_queue.hpp"
+#include "trident/http/response.hpp"
 
 namespace trident {
 namespace {
@@ -37,8 +38,12 @@ constexpr auto kHousekeeping = std::chrono::milliseconds(250);
 /// A connection and the listener thread's means of waiting on it. Owned by the listener
 /// thread, lent to one worker at a time through the queue; never touched by both at once.
 struct EventConnection {
-    EventConnection(asio::io_context& io, int fd, const Router& router, const Config& config)
-        : driver(fd, router, config), stream(io, fd), timer(io) {}
+    /// Takes the socket from `fd` as the driver is built (which cannot fail), so the socket
+    /// has exactly one owner whether or not registering it with epoll throws afterwards.
+    EventConnection(asio::io_context& io, UniqueFd& fd, const Router& router, const Config& config)
+        : driver(fd.release(), router, config), stream(io), timer(io) {
+        stream.assign(driver.fd());
+    }
     ~EventConnection() {
         // Deregister from epoll before the driver closes the socket, so a reused descriptor
         // number can never be mistaken for this one.
@@ -199,19 +204,20 @@ void EventChild::arm_accept(std::size_t index) {
 
 void EventChild::on_accepted(int fd) {
     ++accepted_;
+    UniqueFd socket(fd);
     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
     ::fcntl(fd, F_SETFD, FD_CLOEXEC);
     const int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     try {
-        auto conn = std::make_shared<EventConnection>(io_, fd, *context_.router, *context_.config);
+        auto conn =
+            std::make_shared<EventConnection>(io_, socket, *context_.router, *context_.config);
         connections_.emplace(conn.get(), conn);
         // A new connection waits for its first request here, holding no worker: a slow
         // client costs a socket, not a thread.
         park(conn);
     } catch (const std::exception& e) {
-        log_.error("cannot take a connection: {}", e.what());
-        ::close(fd);
+        log_.error("cannot take a connection: {}", e.what());  // closed by its one owner
     }
     if (settings_.max_connections != 0 && accepted_ >= settings_.max_connections) {
         begin_drain();  // recycled: finish what was accepted, then exit

@@ -106,6 +106,7 @@ Action Connection::next(std::string_view date) {
                     reject(parser_.error().status, parser_.error().reason, date);
                     return Action::write;
                 }
+                head_complete_ = true;
                 // Message framing, RFC 9112 §6.
                 if (request_.has_transfer_encoding) {
                     if (request_.content_length || request_.version.minor == 0) {
@@ -124,10 +125,19 @@ Action Connection::next(std::string_view date) {
                 }
                 keep_alive_ = decide_keep_alive();
                 body_remaining_ = body;
+                const bool expects_continue = body > 0 && request_.version.minor >= 1 &&
+                                              iequals(request_.field("Expect"), "100-continue");
                 begin_ += parser_.head_length();
                 // Handle now, while the request's views are valid; the body (no handler
                 // reads one yet) is then discarded as it arrives.
                 router_.route(request_, response_);
+                if (expects_continue && begin_ == end_) {
+                    // RFC 9110 §10.1.1: the client waits before sending the body. No handler
+                    // needs it, so answer at once and close rather than ask for bytes only to
+                    // discard them; the lingering close absorbs any that come anyway.
+                    keep_alive_ = false;
+                    body_remaining_ = 0;
+                }
                 state_ = State::body;
                 break;
             }
@@ -179,8 +189,11 @@ bool Connection::decide_keep_alive() const noexcept {
 void Connection::reject(Status status, std::string_view reason, std::string_view date) {
     response_ = make_error_response(status, reason);
     keep_alive_ = false;  // the framing of what follows is uncertain
-    // After an error the request may be half-parsed: answer as to a GET.
-    request_.method = Method::get;
+    if (!head_complete_) {
+        // A head that did not parse has no trustworthy method: answer as to a GET. A
+        // complete HEAD request keeps its method, so its error carries no content.
+        request_.method = Method::get;
+    }
     start_response(date);
 }
 
@@ -231,6 +244,7 @@ void Connection::serialize_head(std::string_view date) {
 
 void Connection::output_sent() noexcept {
     ++served_;
+    head_complete_ = false;
     response_ = Response{};  // closes the file, if any
     output_.body = {};
     output_.file = nullptr;

@@ -103,6 +103,7 @@ private:
     bool keep_alive_ = false;
     bool close_after_ = false;
     bool peer_eof_ = false;
+    bool head_complete_ = false;  ///< the current request's head parsed without error
 };
 
 }  // namespace http

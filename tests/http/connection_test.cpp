@@ -251,3 +251,45 @@ TEST_F(ConnectionTest, GrowsTheBufferForALargeHeadAndReparses) {
 
 }  // namespace
 }  // namespace trident::http
+
+namespace trident::http {
+namespace {
+
+TEST_F(ConnectionTest, HeadGetsNoContentEvenOnAnError) {
+    config_.limits.request_body = 10;
+    Connection conn(*router_, config_);
+    auto t =
+        drive(conn, "HEAD /a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n", 0, false);
+    ASSERT_EQ(t.heads.size(), 1u);
+    EXPECT_TRUE(t.heads[0].starts_with("HTTP/1.1 413 ")) << t.heads[0];
+    EXPECT_NE(t.heads[0].find("Content-Length: "), std::string::npos);  // what GET would get
+    EXPECT_EQ(t.bodies[0], "");                                         // RFC 9110 §9.3.2
+}
+
+TEST_F(ConnectionTest, ExpectContinueIsAnsweredWithoutWaitingForTheBody) {
+    Connection conn(*router_, config_);
+    auto t = drive(conn,
+                   "POST /a.txt HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                   "Content-Length: 500\r\n\r\n",
+                   0, false);
+    // Answered with the head alone: the client is waiting before it sends the body.
+    ASSERT_EQ(t.heads.size(), 1u);
+    EXPECT_TRUE(t.heads[0].starts_with("HTTP/1.1 405 ")) << t.heads[0];
+    EXPECT_NE(t.heads[0].find("Connection: close"), std::string::npos);
+    EXPECT_TRUE(t.closed);
+}
+
+TEST_F(ConnectionTest, ExpectContinueWithTheBodyAlreadySentIsServedNormally) {
+    Connection conn(*router_, config_);
+    auto t = drive(conn,
+                   "POST /a.txt HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                   "Content-Length: 3\r\n\r\nabc"
+                   "GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n",
+                   0, false);
+    ASSERT_EQ(t.heads.size(), 2u);
+    EXPECT_TRUE(t.heads[0].starts_with("HTTP/1.1 405 "));
+    EXPECT_TRUE(t.heads[1].starts_with("HTTP/1.1 200 "));
+}
+
+}  // namespace
+}  // namespace trident::http
