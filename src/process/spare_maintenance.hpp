@@ -1,0 +1,101 @@
+#pragma once
+
+// Spare-worker maintenance, Apache 2.4's perform_idle_server_maintenance as pure logic: the
+// MPM measures once a second (from the scoreboard and its listeners), SpareMaintenance
+// decides how many processes to start or whether to retire one, and the MPM carries it out.
+// One class serves prefork (one worker per process, min/max_spare_servers) and worker/event
+// (threads_per_child workers per process, min/max_spare_threads). docs/mpm.md explains the
+// policy, including the burst rule that goes beyond Apache.
+
+#include <cstdint>
+
+#include "trident/config.hpp"
+#include "trident/scoreboard.hpp"
+
+namespace trident {
+
+/// The limits maintenance works within, in workers and processes. Build it from a config
+/// that has been through clamp_prefork / clamp_threaded.
+struct SparePolicy {
+    std::uint32_t workers_per_process = 1;  ///< 1 for prefork, threads_per_child otherwise
+    std::uint32_t min_spare = 5;            ///< idle workers wanted at least
+    std::uint32_t max_spare = 10;           ///< idle workers tolerated at most
+    std::uint32_t max_request_workers = 256;
+    std::uint32_t server_limit = 256;  ///< process slots
+
+    static SparePolicy prefork(const PreforkConfig& config) noexcept;
+    static SparePolicy threaded(const ThreadedMpmConfig& config) noexcept;
+
+    /// Accepting processes allowed at once: max_request_workers / workers_per_process, at
+    /// least 1, at most server_limit.
+    std::uint32_t max_processes() const noexcept;
+};
+
+/// What the MPM measured this tick (one generation's processes).
+struct SpareSample {
+    std::uint32_t idle_workers = 0;         ///< '_' and 'S' in accepting processes
+    std::uint32_t active_workers = 0;       ///< held against max_request_workers
+    std::uint32_t live_processes = 0;       ///< accepting: alive and not finishing
+    std::uint32_t free_process_slots = 0;   ///< slots a new process could take
+    std::uint32_t finishing_processes = 0;  ///< gracefully finishing, still holding a slot
+    std::uint32_t listen_queue = 0;         ///< connections waiting in the accept queues
+};
+
+/// The measurement Apache takes, read from a scoreboard tally of the generation.
+SpareSample spare_sample(const ScoreboardTally& tally, std::uint32_t listen_queue) noexcept;
+
+/// What to do this tick. At most one of spawn > 0 and retire is set.
+struct SpareDecision {
+    std::uint32_t spawn = 0;  ///< processes to start now
+    bool retire = false;      ///< ask one idle process to finish gracefully
+    /// No idle worker and no room for another process: true on the first tick of such an
+    /// episode only, so "server reached max_request_workers" is logged once per episode.
+    bool reached_max_request_workers = false;
+    /// At the process limit with fewer idle workers than min_spare (but some): Apache's
+    /// "server is within min_spare_threads of max_request_workers", once per episode too.
+    bool near_max_request_workers = false;
+    /// Below min_spare with no free slot while under max_request_workers: raise server_limit.
+    bool scoreboard_full = false;
+    bool busy = false;   ///< spawning at a rate of 8 or more (Apache's "server seems busy")
+    bool burst = false;  ///< the listen queue, not the rate, sized this spawn
+};
+
+class SpareMaintenance {
+public:
+    /// Apache's MAX_SPAWN_RATE: processes started per tick at most, by the doubling rule.
+    static constexpr std::uint32_t kMaxSpawnRate = 32;
+    /// Ticks without doubling after a graceful restart (Apache's hold_off value).
+    static constexpr std::uint32_t kGracefulHoldOff = 10;
+
+    explicit SpareMaintenance(const SparePolicy& policy) noexcept;
+
+    /// Decides one tick (called about once a second).
+    SpareDecision tick(const SpareSample& sample) noexcept;
+
+    /// After a graceful restart: keep the rate from doubling for `ticks` spawning ticks, so
+    /// the old generation's exits do not push the new one into exponential spawning.
+    void hold_off(std::uint32_t ticks) noexcept { hold_off_ = ticks; }
+
+    /// A child reported a resource shortage (Apache's APEXIT_CHILDSICK): back to rate 1.
+    void child_sick() noexcept { spawn_rate_ = 1; }
+
+    /// Processes the next spawning tick may start by the doubling rule.
+    std::uint32_t spawn_rate() const noexcept { return spawn_rate_; }
+    const SparePolicy& policy() const noexcept { return policy_; }
+
+private:
+    SpareDecision spawn(const SpareSample& sample) noexcept;
+
+    SparePolicy policy_;
+    std::uint32_t spawn_rate_ = 1;
+    std::uint32_t hold_off_ = 0;
+    bool max_reported_ = false;       ///< in an at-the-limit episode, "reached" already said
+    bool near_max_reported_ = false;  ///< in an at-the-limit episode, "near" already said
+};
+
+/// The connections waiting in a listening TCP socket's accept queue (Linux TCP_INFO on a
+/// LISTEN socket: tcpi_unacked is the queue length, tcpi_sacked the backlog). 0 on error or
+/// for a socket that is not listening.
+std::uint32_t listen_queue_length(int fd) noexcept;
+
+}  // namespace trident

@@ -1,0 +1,292 @@
+#include "trident/scoreboard.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+
+namespace trident {
+namespace {
+
+namespace fs = std::filesystem;
+
+/// A fresh directory under the system's temporary folder, removed afterwards.
+class TempDir {
+public:
+    TempDir() {
+        std::string pattern = (fs::temp_directory_path() / "trident-scoreboard-XXXXXX").string();
+        if (mkdtemp(pattern.data()) != nullptr) {
+            path_ = pattern;
+        }
+    }
+    ~TempDir() {
+        std::error_code ignored;
+        fs::remove_all(path_, ignored);
+    }
+    const fs::path& path() const { return path_; }
+
+private:
+    fs::path path_;
+};
+
+std::string read_bytes(const fs::path& file) {
+    std::ifstream in(file, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void write_bytes(const fs::path& file, const std::string& bytes) {
+    std::ofstream out(file, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), std::streamsize(bytes.size()));
+}
+
+TEST(Scoreboard, CreateAndAttachRoundTripThroughAFile) {
+    TempDir dir;
+    ASSERT_FALSE(dir.path().empty());
+    const fs::path file = dir.path() / "scoreboard";
+    {
+        auto created = Scoreboard::create(4, 3, "event", file);
+        ASSERT_TRUE(created) << created.error().message;
+        Scoreboard& board = *created;
+        EXPECT_FALSE(board.read_only());
+        EXPECT_EQ(fs::file_size(file), Scoreboard::layout_size(4, 3));
+
+        board.set_generation(7);
+        board.process(1).occupy(4242, 7);
+        board.process(1).add_connections(ConnectionGauge::keep_alive, 2);
+        WorkerSlot& worker = board.worker(1, 2);
+        worker.set_state(WorkerState::writing);
+        worker.set_text("192.0.2.7", "GET /index.html HTTP/1.1");
+        worker.count_request(512, std::chrono::system_clock::now());
+
+        auto attached = Scoreboard::attach(file);
+        ASSERT_TRUE(attached) << attached.error().message;
+        const Scoreboard& view = *attached;
+        EXPECT_TRUE(view.read_only());
+        EXPECT_EQ(view.server_limit(), 4u);
+        EXPECT_EQ(view.thread_limit(), 3u);
+        EXPECT_EQ(view.mpm(), "event");
+        EXPECT_EQ(view.generation(), 7u);
+        EXPECT_EQ(view.start_time(), board.start_time());
+        EXPECT_EQ(view.process(1).pid(), 4242);
+        EXPECT_EQ(view.process(1).generation(), 7u);
+        EXPECT_EQ(view.process(1).connections(ConnectionGauge::keep_alive), 2u);
+        EXPECT_EQ(view.worker(1, 2).state(), WorkerState::writing);
+        EXPECT_EQ(view.worker(1, 2).accesses(), 1u);
+        EXPECT_EQ(view.worker(1, 2).bytes(), 512u);
+        EXPECT_EQ(view.worker(1, 2).text().client, "192.0.2.7");
+        EXPECT_EQ(view.worker(1, 2).text().request, "GET /index.html HTTP/1.1");
+        EXPECT_EQ(view.worker(0, 0).state(), WorkerState::open);
+
+        // The read-only mapping sees later writes as they happen.
+        worker.set_state(WorkerState::keep_alive);
+        EXPECT_EQ(view.worker(1, 2).state(), WorkerState::keep_alive);
+        EXPECT_EQ(view.status_line(), ".....K......");
+    }
+    EXPECT_FALSE(fs::exists(file));  // the creator removes its file
+}
+
+TEST(Scoreboard, IsSharedWithAForkedChild) {
+    auto created = Scoreboard::create(2, 2, "worker");
+    ASSERT_TRUE(created) << created.error().message;
+    Scoreboard& board = *created;
+
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        board.process(1).set_quiescing(true);
+        board.process(1).add_connections(ConnectionGauge::total, 3);
+        WorkerSlot& worker = board.worker(1, 1);
+        worker.set_state(WorkerState::reading);
+        worker.set_text("2001:db8::1", "POST /form HTTP/1.1");
+        worker.count_connection();
+        worker.count_request(100, std::chrono::system_clock::now());
+        worker.count_request(23, std::chrono::system_clock::now());
+        _exit(0);
+    }
+    board.process(1).occupy(child, 3);
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    EXPECT_TRUE(board.process(1).quiescing());
+    EXPECT_EQ(board.process(1).connections(), 3u);
+    const WorkerSlot& worker = board.worker(1, 1);
+    EXPECT_EQ(worker.state(), WorkerState::reading);
+    EXPECT_EQ(worker.text().client, "2001:db8::1");
+    EXPECT_EQ(worker.text().request, "POST /form HTTP/1.1");
+    EXPECT_EQ(worker.connections(), 1u);
+    EXPECT_EQ(worker.accesses(), 2u);
+    EXPECT_EQ(worker.bytes(), 123u);
+    EXPECT_GT(worker.last_used(), board.start_time() - std::chrono::seconds(1));
+
+    // Reaping frees the slot; the cumulative counters stay, as Apache's access_count does.
+    board.vacate_process(1);
+    EXPECT_EQ(board.process(1).pid(), 0);
+    EXPECT_FALSE(board.process(1).quiescing());
+    EXPECT_EQ(board.process(1).connections(), 0u);
+    EXPECT_EQ(worker.state(), WorkerState::open);
+    EXPECT_EQ(worker.text().request, "");
+    EXPECT_EQ(worker.accesses(), 2u);
+}
+
+TEST(Scoreboard, TallyAndStatusLine) {
+    auto created = Scoreboard::create(4, 2, "worker");
+    ASSERT_TRUE(created) << created.error().message;
+    Scoreboard& board = *created;
+    EXPECT_EQ(board.status_line(), "........");
+
+    board.process(0).occupy(100, 1);  // accepting: one idle, one writing
+    board.worker(0, 0).set_state(WorkerState::waiting);
+    board.worker(0, 1).set_state(WorkerState::writing);
+    board.process(0).add_connections(ConnectionGauge::total, 1);
+    board.process(1).occupy(101, 1);  // finishing: neither idle nor busy for mod_status
+    board.process(1).set_quiescing(true);
+    board.worker(1, 0).set_state(WorkerState::graceful);
+    board.worker(1, 1).set_state(WorkerState::keep_alive);
+    board.process(2).occupy(102, 2);  // the next generation, starting
+    board.prepare_process(2, 2);
+    board.worker(2, 1).set_state(WorkerState::reading);
+    board.worker(2, 1).count_request(10, std::chrono::system_clock::now());
+
+    EXPECT_EQ(board.status_line(), "_WGKSR..");
+
+    const ScoreboardTally all = board.tally();
+    EXPECT_EQ(all.processes, 3u);
+    EXPECT_EQ(all.quiescing, 1u);
+    EXPECT_EQ(all.free_process_slots, 1u);
+    EXPECT_EQ(all.idle, 1u);
+    EXPECT_EQ(all.starting, 1u);
+    EXPECT_EQ(all.busy, 2u);    // W and R; G and K are in a finishing process
+    EXPECT_EQ(all.active, 4u);  // _ W K R
+    EXPECT_EQ(all.keep_alive, 1u);
+    EXPECT_EQ(all.graceful, 1u);
+    EXPECT_EQ(all.accesses, 1u);
+    EXPECT_EQ(all.bytes, 10u);
+    EXPECT_EQ(all.connections, 1u);
+
+    const ScoreboardTally first = board.tally(1);
+    EXPECT_EQ(first.processes, 2u);
+    EXPECT_EQ(first.starting, 0u);
+    EXPECT_EQ(first.active, 3u);
+    EXPECT_EQ(first.free_process_slots, 1u);  // free slots are counted whatever the filter
+    const ScoreboardTally second = board.tally(2);
+    EXPECT_EQ(second.processes, 1u);
+    EXPECT_EQ(second.starting, 1u);
+    EXPECT_EQ(second.busy, 1u);
+}
+
+TEST(Scoreboard, ReaderNeverSeesATornString) {
+    auto created = Scoreboard::create(1, 1, "prefork");
+    ASSERT_TRUE(created) << created.error().message;
+    WorkerSlot& slot = created->worker(0, 0);
+    // Two texts of different lengths and bytes: any mix of them is detectable.
+    const std::string client_a(63, 'a');
+    const std::string request_a(127, 'A');
+    const std::string client_b = "b";
+    const std::string request_b = "GET /b HTTP/1.1";
+    slot.set_text(client_a, request_a);
+
+    std::atomic<bool> done{false};
+    std::thread writer([&] {
+        for (int i = 0; i < 5'000'000 && !done.load(std::memory_order_relaxed); ++i) {
+            if (i % 2 == 0) {
+                slot.set_text(client_b, request_b);
+            } else {
+                slot.set_text(client_a, request_a);
+            }
+        }
+    });
+    int torn = 0;
+    int consistent = 0;
+    for (int i = 0; i < 100'000; ++i) {
+        const WorkerText text = slot.text();
+        if (text.client.empty() && text.request.empty()) {
+            continue;  // gave up under contention: allowed, never torn
+        }
+        const bool is_a = text.client == client_a && text.request == request_a;
+        const bool is_b = text.client == client_b && text.request == request_b;
+        if (is_a || is_b) {
+            ++consistent;
+        } else {
+            ++torn;
+        }
+    }
+    done.store(true);
+    writer.join();
+    EXPECT_EQ(torn, 0);
+    EXPECT_GT(consistent, 0);
+}
+
+TEST(Scoreboard, LongTextIsCutNotOverflowed) {
+    auto created = Scoreboard::create(1, 2, "event");
+    ASSERT_TRUE(created) << created.error().message;
+    WorkerSlot& slot = created->worker(0, 0);
+    slot.set_client(std::string(500, 'c'));
+    slot.set_request("GET /" + std::string(500, 'x'));
+    EXPECT_EQ(slot.text().client, std::string(WorkerSlot::kClientTextSize - 1, 'c'));
+    EXPECT_EQ(slot.text().request.size(), WorkerSlot::kRequestTextSize - 1);
+    EXPECT_EQ(created->worker(0, 1).text().request, "");  // the neighbour is untouched
+}
+
+TEST(Scoreboard, CreateRejectsImpossibleShapes) {
+    EXPECT_FALSE(Scoreboard::create(0, 1, "prefork"));
+    EXPECT_FALSE(Scoreboard::create(1, 0, "prefork"));
+    auto long_name = Scoreboard::create(1, 1, "a-module-name-far-too-long");
+    ASSERT_FALSE(long_name);
+    EXPECT_NE(long_name.error().message.find("too long"), std::string::npos);
+    auto bad_path = Scoreboard::create(1, 1, "prefork", "/nonexistent-dir/sub/scoreboard");
+    ASSERT_FALSE(bad_path);
+    EXPECT_NE(bad_path.error().message.find("cannot create scoreboard file"), std::string::npos);
+}
+
+TEST(Scoreboard, AttachRejectsAWrongFile) {
+    TempDir dir;
+    ASSERT_FALSE(dir.path().empty());
+    const auto error_of = [](const fs::path& file) {
+        auto attached = Scoreboard::attach(file);
+        return attached ? std::string("attached") : attached.error().message;
+    };
+
+    EXPECT_NE(error_of(dir.path() / "missing").find("cannot open"), std::string::npos);
+
+    write_bytes(dir.path() / "short", "TRIDENTS");
+    EXPECT_NE(error_of(dir.path() / "short").find("shorter than its header"), std::string::npos);
+
+    write_bytes(dir.path() / "text", std::string(4096, 'x'));
+    EXPECT_NE(error_of(dir.path() / "text").find("bad magic"), std::string::npos);
+
+    const fs::path good = dir.path() / "good";
+    auto created = Scoreboard::create(8, 4, "worker", good);
+    ASSERT_TRUE(created) << created.error().message;
+    const std::string image = read_bytes(good);
+    ASSERT_EQ(image.size(), Scoreboard::layout_size(8, 4));
+    EXPECT_EQ(image.substr(0, 8), "TRIDENTS");
+    EXPECT_EQ(error_of(good), "attached");
+
+    write_bytes(dir.path() / "truncated", image.substr(0, image.size() - 64));
+    EXPECT_NE(error_of(dir.path() / "truncated").find("truncated"), std::string::npos);
+
+    std::string other_version = image;
+    other_version[8] = char(kScoreboardLayoutVersion + 1);  // layout_version follows the magic
+    write_bytes(dir.path() / "version", other_version);
+    EXPECT_NE(error_of(dir.path() / "version").find("layout version"), std::string::npos);
+}
+
+TEST(Scoreboard, MovesOwnershipOfTheMapping) {
+    auto created = Scoreboard::create(2, 1, "prefork");
+    ASSERT_TRUE(created) << created.error().message;
+    Scoreboard first = std::move(*created);
+    first.worker(1, 0).set_state(WorkerState::closing);
+    Scoreboard second = std::move(first);
+    EXPECT_EQ(second.worker(1, 0).state(), WorkerState::closing);
+    EXPECT_EQ(second.mpm(), "prefork");
+}
+
+}  // namespace
+}  // namespace trident
