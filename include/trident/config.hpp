@@ -90,9 +90,10 @@ struct Config {
     std::vector<ListenAddress> listen;
     std::filesystem::path document_root;  ///< absolute, an existing readable directory
     std::vector<std::string> directory_index = {"index.html"};
-    std::filesystem::path pid_file;    ///< empty: no pid file
-    std::filesystem::path module_dir;  ///< empty: next to the executable
-    std::string user;                  ///< empty: keep the starting user
+    std::filesystem::path pid_file;         ///< empty: no pid file
+    std::filesystem::path scoreboard_file;  ///< empty: anonymous shared memory
+    std::filesystem::path module_dir;       ///< empty: next to the executable
+    std::string user;                       ///< empty: keep the starting user
     std::string group;
     std::string server_tokens = "full";  ///< full | prod (Server header detail)
 

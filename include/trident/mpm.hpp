@@ -22,11 +22,12 @@
 #include "trident/config.hpp"
 
 /// Bumped whenever TridentMpmModule, MpmContext or Mpm change shape.
-#define TRIDENT_MPM_ABI_VERSION 1u
+#define TRIDENT_MPM_ABI_VERSION 2u
 
 namespace trident {
 
 class Router;
+class Scoreboard;
 
 /// A bound listening socket, shared by every generation.
 struct Listener {
@@ -38,7 +39,8 @@ struct Listener {
 struct MpmContext {
     const Config* config = nullptr;
     std::span<const Listener> listeners;
-    const Router* router = nullptr;  ///< the HTTP core's routing for this generation
+    const Router* router = nullptr;    ///< the HTTP core's routing for this generation
+    Scoreboard* scoreboard = nullptr;  ///< shared memory, created before any fork
     std::uint32_t generation = 0;
 };
 

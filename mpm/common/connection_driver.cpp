@@ -1,5 +1,7 @@
 #include "common/connection_driver.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -9,10 +11,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <ctime>
 
 #include "http/connection.hpp"
 #include "http/http_date.hpp"
+#include "trident/scoreboard.hpp"
 
 namespace trident {
 
@@ -156,6 +160,41 @@ Duration read_timeout(const Config& config, http::Wait wait) noexcept {
 ConnectionDriver::ConnectionDriver(int fd, const Router& router, const Config& config)
     : fd_(fd), config_(config), conn_(router, config), phase_(conn_.waiting_for()) {
     deadline_ = Clock::now() + read_timeout(config_, phase_);
+    sockaddr_storage peer{};
+    socklen_t length = sizeof peer;
+    if (::getpeername(fd_, reinterpret_cast<sockaddr*>(&peer), &length) == 0) {
+        if (peer.ss_family == AF_INET) {
+            ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&peer)->sin_addr, client_,
+                        sizeof client_);
+        } else if (peer.ss_family == AF_INET6) {
+            ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&peer)->sin6_addr, client_,
+                        sizeof client_);
+        }
+    }
+}
+
+void ConnectionDriver::report_reading() noexcept {
+    if (slot_ != nullptr) {
+        slot_->set_state(phase_ == http::Wait::keep_alive ? WorkerState::keep_alive
+                                                          : WorkerState::reading);
+    }
+}
+
+void ConnectionDriver::report_response() noexcept {
+    if (slot_ == nullptr) {
+        return;
+    }
+    slot_->set_state(WorkerState::writing);
+    char line[WorkerSlot::kRequestTextSize];
+    std::string_view text;
+    if (const http::Request* request = conn_.current_request()) {
+        const int n = std::snprintf(
+            line, sizeof line, "%.*s %.*s HTTP/%d.%d", int(request->method_text.size()),
+            request->method_text.data(), int(std::min<std::size_t>(request->target.size(), 100)),
+            request->target.data(), request->version.major, request->version.minor);
+        text = std::string_view(line, std::size_t(std::clamp(n, 0, int(sizeof line) - 1)));
+    }
+    slot_->set_text(client_, text);
 }
 
 ConnectionDriver::~ConnectionDriver() {
@@ -190,8 +229,9 @@ http::Action ConnectionDriver::advance(const std::atomic<bool>& stopping) {
     return conn_.next(dates.get(std::time(nullptr)));
 }
 
-ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stopping,
-                                                bool park) noexcept {
+ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stopping, bool park,
+                                                WorkerSlot* slot) noexcept {
+    slot_ = slot;
     try {
         http::Action action = advance(stopping);
         for (;;) {
@@ -199,9 +239,16 @@ ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stoppin
                 break;
             }
             if (action == http::Action::write) {
-                if (!write_output(fd_, conn_.output(), config_.timeouts.send)) {
+                report_response();
+                const http::Output& out = conn_.output();
+                const std::uint64_t bytes =
+                    out.head.size() + out.body.size() + (out.file ? out.file->length : 0);
+                if (!write_output(fd_, out, config_.timeouts.send)) {
                     responded_ = false;  // the peer is gone or stuck: nothing to protect
                     break;
+                }
+                if (slot_ != nullptr) {
+                    slot_->count_request(bytes, std::chrono::system_clock::now());
                 }
                 responded_ = true;
                 conn_.output_sent();
@@ -213,6 +260,7 @@ ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stoppin
             if (conn_.waiting_for() != phase_) {
                 start_phase();
             }
+            report_reading();
             const bool idle = phase_ == http::Wait::keep_alive;
             if (park && phase_ != http::Wait::body) {
                 // Take what already arrived; park only when the socket is empty.
@@ -261,7 +309,12 @@ ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stoppin
         // Out of memory in the core: drop this connection, keep the process serving.
         responded_ = false;
     }
-    return finish(park);
+    if (slot_ != nullptr) {
+        slot_->set_state(WorkerState::closing);
+    }
+    const Outcome outcome = finish(park);
+    slot_ = nullptr;
+    return outcome;
 }
 
 ConnectionDriver::Outcome ConnectionDriver::finish(bool park) noexcept {
@@ -280,9 +333,12 @@ ConnectionDriver::Outcome ConnectionDriver::finish(bool park) noexcept {
 }
 
 void serve_connection(int fd, const Router& router, const Config& config,
-                      const std::atomic<bool>& stopping) noexcept {
+                      const std::atomic<bool>& stopping, WorkerSlot* slot) noexcept {
     try {
-        ConnectionDriver(fd, router, config).run(stopping, false);
+        if (slot != nullptr) {
+            slot->count_connection();
+        }
+        ConnectionDriver(fd, router, config).run(stopping, false, slot);
     } catch (...) {
         ::close(fd);  // the driver could not even be built: out of memory
     }

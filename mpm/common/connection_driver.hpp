@@ -16,6 +16,7 @@
 namespace trident {
 
 class Router;
+class WorkerSlot;
 
 class ConnectionDriver {
 public:
@@ -37,7 +38,9 @@ public:
     /// would wait for a request head (reading a body or writing still blocks here). When
     /// `stopping` is set, the next response says "Connection: close" and an idle
     /// connection ends.
-    Outcome run(const std::atomic<bool>& stopping, bool park) noexcept;
+    /// `slot`, when given, is the scoreboard slot of the thread running this: the driver
+    /// keeps its state ('R', 'K', 'W', 'C'), counters and texts current.
+    Outcome run(const std::atomic<bool>& stopping, bool park, WorkerSlot* slot = nullptr) noexcept;
 
     /// While parked: where bytes from the client go, and how many arrived (0: end of
     /// stream). Lets an event loop read for a parked connection without a thread.
@@ -66,6 +69,8 @@ public:
 
 private:
     http::Action advance(const std::atomic<bool>& stopping);
+    void report_reading() noexcept;
+    void report_response() noexcept;
     void start_phase() noexcept;
     Outcome finish(bool park) noexcept;
 
@@ -76,10 +81,12 @@ private:
     Clock::time_point deadline_;
     bool responded_ = false;  ///< a response went out: a close should linger
     bool expired_ = false;
+    WorkerSlot* slot_ = nullptr;  ///< during run(): where to report
+    char client_[48] = {};        ///< the peer's address, for the scoreboard
 };
 
 /// Serves the accepted, non-blocking socket `fd` from start to close, blocking.
 void serve_connection(int fd, const Router& router, const Config& config,
-                      const std::atomic<bool>& stopping) noexcept;
+                      const std::atomic<bool>& stopping, WorkerSlot* slot = nullptr) noexcept;
 
 }  // namespace trident

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "log/error_log.hpp"
+#include "trident/scoreboard.hpp"
 
 namespace trident {
 
@@ -18,38 +19,33 @@ extern "C" void on_graceful_signal(int) {
     g_graceful_stop.store(true, std::memory_order_relaxed);
 }
 
-// A child that dies younger than this is replaced on the next maintenance tick rather than
-// at once, so a child that crashes at start-up cannot make the master fork in a hot loop.
+// A child that dies younger than this is not replaced at once but left to the next
+// maintenance tick, so a child that crashes at start-up cannot make the master fork in a
+// hot loop.
 constexpr auto kMinHealthyLifetime = std::chrono::seconds(1);
 
 }  // namespace
 
-ProcessMpm::ProcessMpm(const MpmContext& context, std::string_view name,
-                       std::uint32_t process_limit)
+ProcessMpm::ProcessMpm(const MpmContext& context, std::string_view name, const SparePolicy& policy)
     : context_(context),
       name_(name),
       log_(log::get("mpm_" + std::string(name))),
+      spare_(policy),
       // SIGUSR1 is Apache's graceful signal to children.
       pool_(
-          std::max<std::uint32_t>(1, process_limit),
-          [this](std::size_t slot) { return child_main(slot); }, on_graceful_signal) {}
+          std::max<std::uint32_t>(
+              1, std::min(policy.server_limit, context.scoreboard->server_limit())),
+          [this](std::size_t slot) { return child_main(std::uint32_t(slot)); },
+          on_graceful_signal) {}
 
 const std::atomic<bool>& ProcessMpm::graceful_stop_requested() noexcept {
     return g_graceful_stop;
 }
 
 bool ProcessMpm::start(std::string& error) noexcept {
-    const std::uint32_t target = target_processes();
-    if (target != start_servers()) {
-        // Apache clamps these too, rather than run with no child or past its limits.
-        log_->warn(
-            "{} start_servers {} does not fit server_limit and max_request_workers; "
-            "running {} children",
-            name_, start_servers(), target);
-    }
-    for (std::uint32_t i = 0; i < target; ++i) {
-        if (pool_.spawn() < 0) {
-            error = "cannot fork a " + name_ + " child: " + std::strerror(errno);
+    for (std::uint32_t i = 0; i < start_servers(); ++i) {
+        if (!spawn_one()) {
+            error = "cannot start a " + name_ + " child: " + std::strerror(errno);
             return false;
         }
     }
@@ -63,24 +59,53 @@ bool ProcessMpm::on_child_exit(pid_t pid, int wait_status) noexcept {
     if (!exit) {
         return false;
     }
+    const auto slot = std::uint32_t(exit->slot);
+    const bool retired = scoreboard().process(slot).quiescing();
+    scoreboard().vacate_process(slot);
     if (stopping_) {
         return true;
     }
     if (!exit->exited_cleanly()) {
-        log_->error("child pid {} (slot {}) {}; replacing it", pid, exit->slot, exit->describe());
+        log_->error("child pid {} (slot {}) {}; replacing it", pid, slot, exit->describe());
     }
-    if ((exit->exited_cleanly() || exit->lifetime >= kMinHealthyLifetime) &&
-        pool_.live() < target_processes()) {
+    // A retired child is not wanted back. A recycled or crashed one is replaced at once, so
+    // capacity does not dip for a second; one that died young waits for maintenance.
+    if (!retired && (exit->exited_cleanly() || exit->lifetime >= kMinHealthyLifetime)) {
         spawn_one();
     }
     return true;
 }
 
 void ProcessMpm::maintain() noexcept {
-    while (!stopping_ && pool_.live() < target_processes()) {
+    if (stopping_) {
+        return;
+    }
+    const ScoreboardTally tally = scoreboard().tally(context_.generation);
+    const SpareDecision decision = spare_.tick(spare_sample(tally, listen_queue()));
+    if (decision.reached_max_request_workers) {
+        log_->error("server reached max_request_workers ({}); consider raising it",
+                    spare_.policy().max_request_workers);
+    }
+    if (decision.near_max_request_workers) {
+        log_->error("server is within min_spare of max_request_workers ({}); consider raising it",
+                    spare_.policy().max_request_workers);
+    }
+    if (decision.scoreboard_full) {
+        log_->warn("scoreboard is full, not at max_request_workers; consider raising server_limit");
+    }
+    if (decision.busy || decision.burst) {
+        log_->info(
+            "server seems busy ({} idle workers, {} queued connections): starting {} "
+            "children",
+            tally.idle, listen_queue(), decision.spawn);
+    }
+    for (std::uint32_t i = 0; i < decision.spawn; ++i) {
         if (!spawn_one()) {
             break;
         }
+    }
+    if (decision.retire) {
+        retire_one();
     }
 }
 
@@ -94,11 +119,57 @@ void ProcessMpm::kill_all() noexcept {
 }
 
 bool ProcessMpm::spawn_one() noexcept {
-    if (pool_.spawn() < 0) {
-        log_->error("cannot fork a {} child: {}", name_, std::strerror(errno));
+    const std::optional<std::size_t> slot = pool_.free_slot();
+    if (!slot) {
         return false;
     }
+    const auto index = std::uint32_t(*slot);
+    scoreboard().prepare_process(index, spare_.policy().workers_per_process);
+    const pid_t pid = pool_.spawn();
+    if (pid < 0) {
+        const int saved = errno;
+        scoreboard().vacate_process(index);
+        log_->error("cannot fork a {} child: {}", name_, std::strerror(saved));
+        errno = saved;
+        return false;
+    }
+    scoreboard().process(index).occupy(pid, context_.generation);
     return true;
+}
+
+void ProcessMpm::retire_one() noexcept {
+    // Apache's choice: an idle child, the highest slot first; failing that the highest one.
+    std::optional<std::uint32_t> chosen;
+    for (std::size_t i = pool_.capacity(); i-- > 0;) {
+        const auto slot = std::uint32_t(i);
+        if (pool_.pid_at(slot) == 0 || scoreboard().process(slot).quiescing()) {
+            continue;
+        }
+        bool idle = true;
+        for (std::uint32_t t = 0; t < spare_.policy().workers_per_process && idle; ++t) {
+            idle = scoreboard().worker(slot, t).state() == WorkerState::waiting;
+        }
+        if (idle) {
+            chosen = slot;
+            break;
+        }
+        if (!chosen) {
+            chosen = slot;
+        }
+    }
+    if (!chosen) {
+        return;
+    }
+    scoreboard().process(*chosen).set_quiescing(true);
+    ::kill(pool_.pid_at(*chosen), SIGUSR1);
+}
+
+std::uint32_t ProcessMpm::listen_queue() const noexcept {
+    std::uint32_t queued = 0;
+    for (const Listener& listener : context_.listeners) {
+        queued += listen_queue_length(listener.fd);
+    }
+    return queued;
 }
 
 }  // namespace trident

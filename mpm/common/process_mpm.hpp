@@ -1,8 +1,9 @@
 #pragma once
 
 // The master-side half every process-based MPM shares: it forks the generation's children
-// through ChildPool, replaces the ones that die, and tells them to stop. An MPM derives from
-// it and supplies what runs inside a child and how many children to keep.
+// through ChildPool, books their scoreboard slots, keeps the pool between the spare limits
+// (SpareMaintenance), replaces children that die, and tells them to stop. An MPM derives
+// from it and supplies what runs inside a child.
 
 #include <atomic>
 #include <cstdint>
@@ -11,6 +12,7 @@
 #include <string_view>
 
 #include "process/child_pool.hpp"
+#include "process/spare_maintenance.hpp"
 #include "trident/mpm.hpp"
 
 namespace spdlog {
@@ -21,8 +23,9 @@ namespace trident {
 
 class ProcessMpm : public Mpm {
 public:
-    /// `process_limit` bounds the children alive at once (server_limit).
-    ProcessMpm(const MpmContext& context, std::string_view name, std::uint32_t process_limit);
+    /// `policy` comes from the MPM's clamped section; its server_limit bounds the children
+    /// alive at once and workers_per_process the scoreboard slots each one uses.
+    ProcessMpm(const MpmContext& context, std::string_view name, const SparePolicy& policy);
 
     bool start(std::string& error) noexcept override;
     bool on_child_exit(pid_t pid, int wait_status) noexcept override;
@@ -32,14 +35,12 @@ public:
     std::size_t live_children() const noexcept override { return pool_.live(); }
 
 protected:
-    /// How many children the generation keeps running now.
-    virtual std::uint32_t target_processes() const noexcept = 0;
-
-    /// The configured start_servers, for the warning when the limits change it.
+    /// The clamped start_servers: children forked at start.
     virtual std::uint32_t start_servers() const noexcept = 0;
 
-    /// A child's whole life, after prepare_child_process(); returns its exit status.
-    virtual int child_main(std::size_t slot) noexcept = 0;
+    /// A child's whole life in scoreboard slot `slot`, after prepare_child_process();
+    /// returns its exit status.
+    virtual int child_main(std::uint32_t slot) noexcept = 0;
 
     /// In a child: set once the master asked for a graceful stop (SIGUSR1). Stop accepting,
     /// finish the connections in hand at a request boundary, exit.
@@ -47,15 +48,19 @@ protected:
 
     const MpmContext& context() const noexcept { return context_; }
     const Config& config() const noexcept { return *context_.config; }
+    Scoreboard& scoreboard() const noexcept { return *context_.scoreboard; }
     spdlog::logger& log() const noexcept { return *log_; }
-    std::size_t process_capacity() const noexcept { return pool_.capacity(); }
 
 private:
     bool spawn_one() noexcept;
+    /// Asks the accepting child in the highest slot to finish gracefully.
+    void retire_one() noexcept;
+    std::uint32_t listen_queue() const noexcept;
 
     MpmContext context_;
     std::string name_;
     std::shared_ptr<spdlog::logger> log_;
+    SpareMaintenance spare_;
     ChildPool pool_;
     bool stopping_ = false;
 };

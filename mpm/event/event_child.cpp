@@ -23,6 +23,7 @@
 #include "common/connection_driver.hpp"
 #include "common/work_queue.hpp"
 #include "trident/http/response.hpp"
+#include "trident/scoreboard.hpp"
 
 namespace trident {
 namespace {
@@ -92,10 +93,11 @@ private:
     // Handing over to and back from the workers.
     void dispatch(const ConnectionPtr& conn);
     void on_worker_done(const ConnectionPtr& conn, ConnectionDriver::Outcome outcome);
-    void worker_loop();
+    void worker_loop(WorkerSlot& worker);
 
     void housekeeping();
     void begin_drain();
+    ProcessSlot& process_slot() const { return context_.scoreboard->process(settings_.slot); }
     /// Once drained, lets io_.run() return after the last cancelled handler has run, so no
     /// connection outlives the loop it is registered with.
     void finish_if_drained();
@@ -134,7 +136,8 @@ int EventChild::run() {
         }
         accept_armed_.assign(acceptors_.size(), false);
         for (std::uint32_t i = 0; i < settings_.threads; ++i) {
-            workers_.emplace_back([this] { worker_loop(); });
+            WorkerSlot& worker = context_.scoreboard->worker(settings_.slot, i);
+            workers_.emplace_back([this, &worker] { worker_loop(worker); });
         }
     } catch (const std::exception& e) {
         log_.error("event child cannot start: {}", e.what());
@@ -213,6 +216,7 @@ void EventChild::on_accepted(int fd) {
         auto conn =
             std::make_shared<EventConnection>(io_, socket, *context_.router, *context_.config);
         connections_.emplace(conn.get(), conn);
+        process_slot().add_connections(ConnectionGauge::total, 1);
         // A new connection waits for its first request here, holding no worker: a slow
         // client costs a socket, not a thread.
         park(conn);
@@ -277,6 +281,7 @@ void EventChild::linger(const ConnectionPtr& conn) {
     if (!conn->lingering) {
         conn->lingering = true;
         ++lingering_;
+        process_slot().add_connections(ConnectionGauge::lingering, 1);
         conn->timer.expires_after(kLingerTime);
         const std::uint64_t id = ++conn->wait_id;
         conn->waiting = true;
@@ -305,8 +310,11 @@ void EventChild::close(const ConnectionPtr& conn) {
     if (conn->lingering) {
         conn->lingering = false;
         --lingering_;
+        process_slot().add_connections(ConnectionGauge::lingering, -1);
     }
-    connections_.erase(conn.get());  // destroyed once the cancelled handlers let go
+    if (connections_.erase(conn.get()) > 0) {  // destroyed once the cancelled handlers let go
+        process_slot().add_connections(ConnectionGauge::total, -1);
+    }
     resume_accepting();
     finish_if_drained();
 }
@@ -322,12 +330,15 @@ void EventChild::dispatch(const ConnectionPtr& conn) {
     queue_.push(conn);
 }
 
-void EventChild::worker_loop() {
+void EventChild::worker_loop(WorkerSlot& worker) {
+    worker.set_state(WorkerState::waiting);
     while (std::optional<ConnectionPtr> conn = queue_.pop()) {
-        const auto outcome = (*conn)->driver.run(drain_flag_, true);
+        const auto outcome = (*conn)->driver.run(drain_flag_, true, &worker);
+        worker.set_state(WorkerState::waiting);
         asio::post(io_,
                    [this, conn = std::move(*conn), outcome] { on_worker_done(conn, outcome); });
     }
+    worker.set_state(WorkerState::graceful);
 }
 
 void EventChild::on_worker_done(const ConnectionPtr& conn, ConnectionDriver::Outcome outcome) {

@@ -22,6 +22,7 @@ struct EventChildSettings {
     std::uint32_t threads = 25;         ///< worker threads
     std::uint32_t async_factor = 2;     ///< async_request_worker_factor
     std::uint64_t max_connections = 0;  ///< per child; 0: unlimited
+    std::uint32_t slot = 0;             ///< this child\'s scoreboard slot
 };
 
 /// Runs the child until a graceful stop (or recycling) has drained it. Returns the exit

@@ -4,7 +4,6 @@
 
 #include <unistd.h>
 
-#include <algorithm>
 #include <thread>
 #include <vector>
 
@@ -14,6 +13,7 @@
 #include "common/listener_set.hpp"
 #include "common/process_mpm.hpp"
 #include "common/work_queue.hpp"
+#include "trident/scoreboard.hpp"
 
 namespace trident {
 namespace {
@@ -21,37 +21,26 @@ namespace {
 class WorkerMpm final : public ProcessMpm {
 public:
     explicit WorkerMpm(const MpmContext& context)
-        : ProcessMpm(context, "worker", context.config->worker.server_limit),
+        : ProcessMpm(context, "worker", SparePolicy::threaded(context.config->worker)),
           settings_(context.config->worker) {}
 
 private:
     std::uint32_t start_servers() const noexcept override { return settings_.start_servers; }
 
-    std::uint32_t threads_per_child() const noexcept {
-        return std::clamp<std::uint32_t>(settings_.threads_per_child, 1,
-                                         std::max<std::uint32_t>(1, settings_.thread_limit));
-    }
-
-    std::uint32_t target_processes() const noexcept override {
-        // Spare-thread maintenance comes later; until then start_servers children, never more
-        // than max_request_workers threads in all.
-        const std::uint32_t by_workers =
-            std::max<std::uint32_t>(1, settings_.max_request_workers / threads_per_child());
-        const std::uint32_t limit =
-            std::min(by_workers, std::max<std::uint32_t>(1, std::uint32_t(process_capacity())));
-        return std::clamp<std::uint32_t>(settings_.start_servers, 1, limit);
-    }
-
-    int child_main(std::size_t) noexcept override {
+    int child_main(std::uint32_t slot) noexcept override {
         const auto& stop = graceful_stop_requested();
         WorkQueue<int> queue;
         std::vector<std::thread> workers;
         try {
-            for (std::uint32_t i = 0; i < threads_per_child(); ++i) {
-                workers.emplace_back([&] {
+            for (std::uint32_t i = 0; i < settings_.threads_per_child; ++i) {
+                WorkerSlot& worker = scoreboard().worker(slot, i);
+                workers.emplace_back([&, &worker = worker] {
+                    worker.set_state(WorkerState::waiting);
                     while (const std::optional<int> client = queue.pop()) {
-                        serve_connection(*client, *context().router, config(), stop);
+                        serve_connection(*client, *context().router, config(), stop, &worker);
+                        worker.set_state(WorkerState::waiting);
                     }
+                    worker.set_state(WorkerState::graceful);
                 });
             }
         } catch (const std::system_error& e) {
@@ -84,7 +73,7 @@ private:
         return 0;
     }
 
-    ThreadedMpmConfig settings_;
+    ThreadedMpmConfig settings_;  // as clamped by the master
 };
 
 Mpm* create_worker(const MpmContext* context) {

@@ -128,9 +128,9 @@ std::string Loader::read_log_path(const Field& field) const {
 void Loader::read_document(const YAML::Node& document, Config& config) const {
     const MapReader top(
         Field{document, YAML::Mark(), ""},
-        {"mpm", "listen", "document_root", "directory_index", "pid_file", "module_dir", "user",
-         "group", "server_tokens", "keep_alive", "timeouts", "limits", "prefork", "worker", "event",
-         "access_log", "error_log", "status"});
+        {"mpm", "listen", "document_root", "directory_index", "pid_file", "scoreboard_file",
+         "module_dir", "user", "group", "server_tokens", "keep_alive", "timeouts", "limits",
+         "prefork", "worker", "event", "access_log", "error_log", "status"});
 
     if (auto field = top.find("mpm")) {
         config.mpm = read_choice(*field, known_mpm_names());
@@ -151,6 +151,9 @@ void Loader::read_document(const YAML::Node& document, Config& config) const {
     // Optional paths and names: an empty value leaves them unset.
     if (auto field = top.find("pid_file"); field && !field->node.IsNull()) {
         config.pid_file = resolve(*field);
+    }
+    if (auto field = top.find("scoreboard_file"); field && !field->node.IsNull()) {
+        config.scoreboard_file = resolve(*field);
     }
     if (auto field = top.find("module_dir"); field && !field->node.IsNull()) {
         config.module_dir = resolve(*field);

@@ -74,6 +74,9 @@ public:
     /// The status of the last response produced, for logs and tests.
     Status last_status() const noexcept { return response_.status; }
 
+    /// The request being answered, once its head parsed; valid until output_sent().
+    const Request* current_request() const noexcept { return head_complete_ ? &request_ : nullptr; }
+
 private:
     enum class State : std::uint8_t { head, body, respond, write, closing };
 

@@ -15,7 +15,9 @@
 #include "master/listeners.hpp"
 #include "master/module_loader.hpp"
 #include "master/pid_file.hpp"
+#include "process/mpm_directives.hpp"
 #include "trident/mpm.hpp"
+#include "trident/scoreboard.hpp"
 
 namespace trident {
 
@@ -49,6 +51,17 @@ int wait_signal(const sigset_t& set, Clock::duration timeout) {
     return sig > 0 ? sig : 0;
 }
 
+/// Process slots and worker slots per process for the configured MPM.
+std::pair<std::uint32_t, std::uint32_t> scoreboard_shape(const Config& config) {
+    if (config.mpm == "prefork") {
+        return {config.prefork.server_limit, 1};
+    }
+    const ThreadedMpmConfig& threaded = config.mpm == "worker"
+                                            ? config.worker
+                                            : static_cast<const ThreadedMpmConfig&>(config.event);
+    return {threaded.server_limit, threaded.thread_limit};
+}
+
 class Master {
 public:
     explicit Master(const Config& config) : config_(config), log_(log::get("core")) {}
@@ -62,10 +75,11 @@ private:
     void shut_down(StopMode mode);
     int fail(const std::string& message);
 
-    const Config& config_;
+    Config config_;  ///< as loaded, then with the MPM's directives clamped
     std::shared_ptr<spdlog::logger> log_;
     sigset_t signals_ = master_signals();
-    std::optional<MpmModule> module_;  // declared before mpm_: unmapped only after it is gone
+    std::optional<MpmModule> module_;       // declared before mpm_: unmapped only after it is gone
+    std::optional<Scoreboard> scoreboard_;  // likewise outlives mpm_
     std::unique_ptr<Mpm> mpm_;
 };
 
@@ -79,6 +93,11 @@ int Master::run() {
         // Parsed so configs stay valid, but not applied yet: say so rather than let an
         // operator believe the children dropped privileges.
         log_->warn("user/group are not applied by this version; children run as uid {}", getuid());
+    }
+    std::vector<std::string> clamped;
+    clamp_mpm_directives(config_, clamped);
+    for (const std::string& warning : clamped) {
+        log_->warn("{}", warning);
     }
     // Listeners first, before any module code runs (DESIGN §1): they outlive generations.
     auto bound = bind_listeners(config_.listen);
@@ -125,7 +144,17 @@ int Master::run() {
         }
     }
 
-    const MpmContext context{&config_, listeners, router.get(), 1};
+    // The scoreboard exists before the first fork, so every child maps the same memory.
+    const auto [process_slots, worker_slots] = scoreboard_shape(config_);
+    auto scoreboard =
+        Scoreboard::create(process_slots, worker_slots, config_.mpm, config_.scoreboard_file);
+    if (!scoreboard) {
+        close_listeners(listeners);
+        return fail(scoreboard.error().message);
+    }
+    scoreboard_.emplace(std::move(scoreboard.value()));
+    scoreboard_->set_generation(1);
+    const MpmContext context{&config_, listeners, router.get(), &*scoreboard_, 1};
     mpm_.reset(module_->descriptor().create(&context));
     if (!mpm_) {
         close_listeners(listeners);

@@ -33,15 +33,22 @@ std::string ChildExit::describe() const {
 ChildPool::ChildPool(std::size_t capacity, ChildMain child_main, void (*on_graceful_stop)(int))
     : slots_(capacity), child_main_(std::move(child_main)), on_graceful_stop_(on_graceful_stop) {}
 
-pid_t ChildPool::spawn() {
-    std::size_t slot = 0;
-    while (slot < slots_.size() && slots_[slot].pid != 0) {
-        ++slot;
+std::optional<std::size_t> ChildPool::free_slot() const noexcept {
+    for (std::size_t slot = 0; slot < slots_.size(); ++slot) {
+        if (slots_[slot].pid == 0) {
+            return slot;
+        }
     }
-    if (slot == slots_.size()) {
+    return std::nullopt;
+}
+
+pid_t ChildPool::spawn() {
+    const std::optional<std::size_t> free = free_slot();
+    if (!free) {
         errno = EAGAIN;
         return -1;
     }
+    const std::size_t slot = *free;
     const pid_t master = getpid();
     const pid_t pid = fork();
     if (pid < 0) {

@@ -47,6 +47,12 @@ public:
     /// Sends `sig` to every live child.
     void signal_all(int sig) noexcept;
 
+    /// The slot the next spawn() takes (the lowest free one), if any.
+    std::optional<std::size_t> free_slot() const noexcept;
+
+    /// The child in `slot`, or 0 when the slot is free.
+    pid_t pid_at(std::size_t slot) const noexcept { return slots_[slot].pid; }
+
     std::size_t live() const noexcept { return live_; }
     std::size_t capacity() const noexcept { return slots_.size(); }
     std::vector<pid_t> pids() const;

@@ -209,7 +209,7 @@ TEST_P(ProcessTest, ZeroStartServersIsClampedToOneChildWithAWarning) {
     EXPECT_GE(server.wait_for_children(1).size(), 1u) << "no child to serve requests";
     std::string error;
     EXPECT_TRUE(serves(server, site_, &error)) << error;
-    EXPECT_NE(server.output().find("start_servers 0"), std::string::npos)
+    EXPECT_NE(server.output().find("start_servers of 0"), std::string::npos)
         << "the clamp was not logged:\n"
         << server.output();
 }

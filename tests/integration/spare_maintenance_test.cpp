@@ -1,0 +1,176 @@
+// Spare maintenance from outside: the pool grows and shrinks as the scoreboard says, under
+// every MPM, read through the scoreboard file as a monitoring tool would.
+
+#include <chrono>
+#include <iostream>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "harness.hpp"
+#include "trident/scoreboard.hpp"
+
+namespace trident::test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+class SpareMaintenanceTest : public ::testing::TestWithParam<std::string> {
+protected:
+    SpareMaintenanceTest() : site_(make_site(dir_.path())) {}
+
+    void TearDown() override {
+        if (HasFailure() && server_) {
+            std::cerr << "---- trident output (" << GetParam() << " MPM) ----\n"
+                      << server_->output() << "---- end of trident output ----\n";
+        }
+    }
+
+    bool prefork() const { return GetParam() == "prefork"; }
+
+    /// Starts with `start` children and spare limits in workers (threads_per_child 2 for
+    /// the threaded MPMs).
+    void start(std::uint32_t start, std::uint32_t min_spare, std::uint32_t max_spare) {
+        ServerConfig config;
+        config.mpm = GetParam();
+        config.document_root = site_.root;
+        config.start_servers = start;
+        config.mpm_extra =
+            prefork() ? "min_spare_servers: " + std::to_string(min_spare) +
+                            ", max_spare_servers: " + std::to_string(max_spare)
+                      : "threads_per_child: 2, min_spare_threads: " + std::to_string(min_spare) +
+                            ", max_spare_threads: " + std::to_string(max_spare);
+        scoreboard_file_ = dir_.path() / "scoreboard";
+        config.extra_yaml = "scoreboard_file: \"" + scoreboard_file_.string() + "\"\n";
+        server_ = std::make_unique<TridentServer>(dir_.path(), config);
+        ASSERT_TRUE(server_->start());
+    }
+
+    /// Polls the scoreboard until `done(tally)` holds or `timeout` passes; the last tally.
+    template <typename Done>
+    ScoreboardTally wait_for(Done done, Millis timeout) {
+        auto board = Scoreboard::attach(scoreboard_file_);
+        EXPECT_TRUE(board) << board.error().message;
+        ScoreboardTally tally;
+        if (!board) {
+            return tally;
+        }
+        const auto deadline = Clock::now() + timeout;
+        do {
+            tally = board->tally();
+            if (done(tally)) {
+                break;
+            }
+            std::this_thread::sleep_for(Millis(100));
+        } while (Clock::now() < deadline);
+        return tally;
+    }
+
+    TempDir dir_;
+    Site site_;
+    fs::path scoreboard_file_;
+    std::unique_ptr<TridentServer> server_;
+};
+
+TEST_P(SpareMaintenanceTest, GrowsToMinSpare) {
+    // prefork: one child, at least three idle wanted. Threaded: one child of two threads,
+    // at least six idle threads wanted (three children).
+    const std::uint32_t min_spare = prefork() ? 3 : 6;
+    start(1, min_spare, prefork() ? 5 : 12);
+    const auto tally =
+        wait_for([&](const ScoreboardTally& t) { return t.idle >= min_spare; }, Millis(10000));
+    EXPECT_GE(tally.idle, min_spare) << tally.processes << " processes";
+    std::cout << "[ " << GetParam() << " ] grew to " << tally.processes << " processes, "
+              << tally.idle << " idle workers\n";
+    std::string error;
+    EXPECT_TRUE(exchange(server_->port(), make_request("GET", "/hello.txt"), &error)) << error;
+}
+
+TEST_P(SpareMaintenanceTest, ShrinksToMaxSpare) {
+    // Five children, all idle, with few idle ones wanted: one is retired per second.
+    const std::uint32_t max_spare = prefork() ? 2 : 5;  // threaded: clamped to min + 2 + 1
+    start(5, 1, max_spare);
+    const auto tally =
+        wait_for([&](const ScoreboardTally& t) { return t.processes <= 2u; }, Millis(15000));
+    EXPECT_LE(tally.idle, max_spare) << tally.processes << " processes";
+    EXPECT_GE(tally.processes, 1u);
+    std::cout << "[ " << GetParam() << " ] shrank to " << tally.processes << " processes, "
+              << tally.idle << " idle workers\n";
+    std::string error;
+    EXPECT_TRUE(exchange(server_->port(), make_request("GET", "/hello.txt"), &error)) << error;
+}
+
+INSTANTIATE_TEST_SUITE_P(Mpm, SpareMaintenanceTest, ::testing::ValuesIn(kMpms), mpm_test_name);
+
+}  // namespace
+}  // namespace trident::test
+
+namespace trident::test {
+namespace {
+
+/// 200 keep-alive clients arriving at once, against each MPM's default process settings:
+/// none may wait past wrk's 2 s timeout while the pool grows (Apache's prefork times
+/// requests out here; the burst rule starts enough children in one tick).
+TEST_P(SpareMaintenanceTest, BurstOf200ConnectionsIsServedWithoutTimeouts) {
+    if (!fs::exists("/usr/bin/wrk")) {
+        GTEST_SKIP() << "wrk is not installed (make deps installs it)";
+    }
+    ServerConfig config;
+    config.mpm = GetParam();
+    config.document_root = site_.root;
+    config.start_servers = prefork() ? 5 : 3;  // Apache's defaults, as the shipped config
+    server_ = std::make_unique<TridentServer>(dir_.path(), config);
+    ASSERT_TRUE(server_->start());
+    const std::string url = "http://127.0.0.1:" + std::to_string(server_->port()) + "/hello.txt";
+    const CommandResult wrk =
+        run_command({"/usr/bin/wrk", "-t2", "-c200", "-d3s", "--timeout", "2s", url}, dir_.path(),
+                    Millis(20000));
+    ASSERT_TRUE(wrk.ok()) << wrk.err << wrk.out;
+    EXPECT_EQ(wrk.out.find("Socket errors"), std::string::npos) << wrk.out;
+    EXPECT_EQ(wrk.out.find("Non-2xx"), std::string::npos) << wrk.out;
+    EXPECT_NE(wrk.out.find("Requests/sec"), std::string::npos) << wrk.out;
+    const auto rate = wrk.out.find("Requests/sec");
+    std::cout << "[ " << GetParam() << " ] 200-connection burst: "
+              << wrk.out.substr(rate, wrk.out.find('\n', rate) - rate) << ", no errors\n";
+}
+
+}  // namespace
+}  // namespace trident::test
+
+namespace trident::test {
+namespace {
+
+/// 200 clients each send one request and then stay idle in keep-alive, so every prefork
+/// child (and worker thread) they reach is held. Growing by Apache's doubling rate alone
+/// would leave most of them waiting for keep-alive timeouts; the burst rule starts enough
+/// children in one tick. The bound is wrk's 2 s timeout with slack for a loaded machine.
+TEST_P(SpareMaintenanceTest, BurstOfIdleKeepAliveClientsIsAnsweredPromptly) {
+    ServerConfig config;
+    config.mpm = GetParam();
+    config.document_root = site_.root;
+    config.start_servers = prefork() ? 5 : 3;
+    server_ = std::make_unique<TridentServer>(dir_.path(), config);
+    ASSERT_TRUE(server_->start());
+
+    std::vector<std::unique_ptr<RawClient>> clients;
+    const std::string request = make_request("GET", "/hello.txt");
+    for (int i = 0; i < 200; ++i) {
+        auto client = std::make_unique<RawClient>();
+        ASSERT_TRUE(client->connect(server_->port())) << client->error();
+        ASSERT_TRUE(client->send(request)) << client->error();
+        clients.push_back(std::move(client));
+    }
+    const auto deadline = Clock::now() + Millis(4000);
+    std::size_t answered = 0;
+    for (auto& client : clients) {
+        const auto left = std::chrono::duration_cast<Millis>(deadline - Clock::now());
+        const auto response = client->read_response(false, std::max(left, Millis(1)));
+        answered += response && response->status == 200;
+    }
+    EXPECT_EQ(answered, 200u) << "clients still waiting after 4 s";
+    std::cout << "[ " << GetParam() << " ] " << answered
+              << " of 200 idle keep-alive clients answered within 4 s\n";
+}
+
+}  // namespace
+}  // namespace trident::test
