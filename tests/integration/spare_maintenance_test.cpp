@@ -174,3 +174,34 @@ TEST_P(SpareMaintenanceTest, BurstOfIdleKeepAliveClientsIsAnsweredPromptly) {
 
 }  // namespace
 }  // namespace trident::test
+
+namespace trident::test {
+namespace {
+
+/// Children retire every 20 connections while ab keeps 20 connections busy: the master
+/// replaces them as they go, and not one request fails.
+TEST_P(SpareMaintenanceTest, RecyclingUnderLoadLosesNoRequest) {
+    if (!fs::exists("/usr/bin/ab")) {
+        GTEST_SKIP() << "ab is not installed (make deps installs apache2-utils)";
+    }
+    ServerConfig config;
+    config.mpm = GetParam();
+    config.document_root = site_.root;
+    config.start_servers = 3;
+    config.max_connections_per_child = 20;
+    server_ = std::make_unique<TridentServer>(dir_.path(), config);
+    ASSERT_TRUE(server_->start());
+    const std::string url = "http://127.0.0.1:" + std::to_string(server_->port()) + "/hello.txt";
+    const CommandResult ab =
+        run_command({"/usr/bin/ab", "-q", "-n", "3000", "-c", "20", "-s", "10", url}, dir_.path(),
+                    Millis(60000));
+    ASSERT_TRUE(ab.ok()) << ab.err << ab.out;
+    EXPECT_NE(ab.out.find("Complete requests:      3000"), std::string::npos) << ab.out;
+    EXPECT_NE(ab.out.find("Failed requests:        0"), std::string::npos) << ab.out;
+    EXPECT_EQ(ab.out.find("Non-2xx"), std::string::npos) << ab.out;
+    std::cout << "[ " << GetParam() << " ] 3000 requests over children recycled every 20 "
+              << "connections: none failed\n";
+}
+
+}  // namespace
+}  // namespace trident::test
