@@ -11,7 +11,7 @@ DEB_PACKAGES := cmake make g++ pkg-config libboost-dev libfmt-dev libspdlog-dev 
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build run test install format clean
+.PHONY: deps build run test bench install format clean
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \
@@ -34,6 +34,11 @@ run: build
 
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(JOBS) --timeout 300
+
+# Side-by-side with Apache httpd, nginx, h2o and lighttpd; long, never in CI.
+# BENCH_SECONDS (default 10) sets each test's length. Writes docs/benchmarks.md and .png.
+bench: build
+	tests/bench/run.sh $(BUILD_DIR)
 
 install: build
 	cmake --install $(BUILD_DIR) --prefix $(PREFIX)
