@@ -229,6 +229,20 @@ http::Action ConnectionDriver::advance(const std::atomic<bool>& stopping) {
     return conn_.next(dates.get(std::time(nullptr)));
 }
 
+ConnectionDriver::Received ConnectionDriver::receive() {
+    const std::span<char> space = conn_.input_space();
+    const ssize_t n = ::recv(fd_, space.data(), space.size(), 0);
+    if (n > 0) {
+        conn_.commit_input(std::size_t(n));
+        return Received::data;
+    }
+    if (n == 0) {
+        conn_.on_peer_eof();  // the connection decides what an end of stream means now
+        return Received::data;
+    }
+    return errno == EAGAIN || errno == EINTR ? Received::nothing : Received::broken;
+}
+
 ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stopping, bool park,
                                                 WorkerSlot* slot) noexcept {
     slot_ = slot;
@@ -262,46 +276,32 @@ ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stoppin
             }
             report_reading();
             const bool idle = phase_ == http::Wait::keep_alive;
-            if (park && phase_ != http::Wait::body) {
-                // Take what already arrived; park only when the socket is empty.
-                const std::span<char> space = conn_.input_space();
-                const ssize_t n = ::recv(fd_, space.data(), space.size(), 0);
-                if (n > 0) {
-                    conn_.commit_input(std::size_t(n));
-                } else if (n == 0) {
-                    conn_.on_peer_eof();
-                } else if (errno == EAGAIN) {
-                    if (idle && stopping.load(std::memory_order_relaxed)) {
-                        responded_ = false;
-                        break;
-                    }
-                    return Outcome::parked;
-                } else if (errno != EINTR) {
-                    responded_ = false;  // reset by the peer
+            // Parking mode never waits for a head here: it takes what already arrived and
+            // hands the connection back when the socket is empty. A body is waited for.
+            const bool parks = park && phase_ != http::Wait::body;
+            if (!parks) {
+                const Ready ready = wait_ready(fd_, POLLIN, deadline_, idle ? &stopping : nullptr);
+                if (ready == Ready::stopped || ready == Ready::failed) {
+                    responded_ = false;  // idle or broken: no response of ours is in flight
                     break;
                 }
-                action = advance(stopping);
-                continue;
+                if (ready == Ready::timeout) {
+                    expire();
+                    action = advance(stopping);
+                    continue;
+                }
             }
-            const Ready ready = wait_ready(fd_, POLLIN, deadline_, idle ? &stopping : nullptr);
-            if (ready == Ready::stopped || ready == Ready::failed) {
-                responded_ = false;  // idle or broken: no response of ours is in flight
-                break;
-            }
-            if (ready == Ready::timeout) {
-                expire();
-                action = advance(stopping);
-                continue;
-            }
-            const std::span<char> space = conn_.input_space();
-            const ssize_t n = ::recv(fd_, space.data(), space.size(), 0);
-            if (n > 0) {
-                conn_.commit_input(std::size_t(n));
-            } else if (n == 0) {
-                conn_.on_peer_eof();
-            } else if (errno != EINTR && errno != EAGAIN) {
+            const Received got = receive();
+            if (got == Received::broken) {
                 responded_ = false;  // reset by the peer
                 break;
+            }
+            if (got == Received::nothing && parks) {
+                if (idle && stopping.load(std::memory_order_relaxed)) {
+                    responded_ = false;
+                    break;
+                }
+                return Outcome::parked;
             }
             action = advance(stopping);
         }

@@ -69,6 +69,11 @@ public:
 
 private:
     http::Action advance(const std::atomic<bool>& stopping);
+
+    enum class Received : std::uint8_t { data, nothing, broken };
+    /// One recv into the connection's buffer: bytes or the end of stream (data), an empty
+    /// socket (nothing), or an error (broken).
+    Received receive();
     void report_reading() noexcept;
     void report_response() noexcept;
     void start_phase() noexcept;
