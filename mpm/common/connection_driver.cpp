@@ -11,7 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <cstdio>
+#include <cstring>
 #include <ctime>
 
 #include "http/connection.hpp"
@@ -185,15 +185,21 @@ void ConnectionDriver::report_response() noexcept {
         return;
     }
     slot_->set_state(WorkerState::writing);
+    // "METHOD target HTTP/x.y", cut to fit; appended by hand, as this runs per request.
     char line[WorkerSlot::kRequestTextSize];
-    std::string_view text;
+    std::size_t used = 0;
+    auto append = [&](std::string_view part) {
+        const std::size_t n = std::min(part.size(), sizeof line - used);
+        std::memcpy(line + used, part.data(), n);
+        used += n;
+    };
     if (const http::Request* request = conn_.current_request()) {
-        const int n = std::snprintf(
-            line, sizeof line, "%.*s %.*s HTTP/%d.%d", int(request->method_text.size()),
-            request->method_text.data(), int(std::min<std::size_t>(request->target.size(), 100)),
-            request->target.data(), request->version.major, request->version.minor);
-        text = std::string_view(line, std::size_t(std::clamp(n, 0, int(sizeof line) - 1)));
+        append(request->method_text);
+        append(" ");
+        append(request->target);
+        append(request->version.minor == 0 ? " HTTP/1.0" : " HTTP/1.1");
     }
+    const std::string_view text(line, used);
     slot_->set_text(client_, text);
 }
 

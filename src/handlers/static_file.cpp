@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <optional>
 #include <utility>
@@ -120,9 +121,15 @@ std::string make_etag(const struct stat& info) {
     const auto size = static_cast<unsigned long long>(info.st_size);
     const auto mtime_us = static_cast<unsigned long long>(info.st_mtim.tv_sec) * 1000000ULL +
                           static_cast<unsigned long long>(info.st_mtim.tv_nsec / 1000);
-    char text[64];
-    const int length = std::snprintf(text, sizeof text, "\"%llx-%llx\"", size, mtime_us);
-    return std::string(text, static_cast<std::size_t>(length));
+    // "<size hex>-<mtime µs hex>", built with to_chars: this runs for every response.
+    // Each number is at most 16 hex digits; the bounds leave room for the punctuation.
+    char text[40];
+    text[0] = '"';
+    char* end = std::to_chars(text + 1, text + 18, size, 16).ptr;
+    *end++ = '-';
+    end = std::to_chars(end, text + 37, mtime_us, 16).ptr;
+    *end++ = '"';
+    return std::string(text, end);
 }
 
 using http::is_ows;
