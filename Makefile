@@ -1,17 +1,22 @@
 # A thin wrapper over CMake and CTest. `make run` and `make test` work on a fresh Debian 12.
 
+SHELL := /bin/bash
+
 BUILD_DIR ?= build
+ASAN_DIR  ?= build-asan
+FUZZ_DIR  ?= build-fuzz
 JOBS      ?= 2
 PREFIX    ?= /usr/local
 CONFIG    ?= conf/trident.yaml
 
 # Debian 12 packages the build, the tests and `make run` need.
 DEB_PACKAGES := cmake make g++ pkg-config libboost-dev libfmt-dev libspdlog-dev \
-                libyaml-cpp-dev libgtest-dev libsystemd-dev media-types curl apache2-utils wrk
+                libyaml-cpp-dev libgtest-dev libsystemd-dev media-types curl apache2-utils wrk \
+                clang libclang-rt-14-dev
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build run test bench install format clean
+.PHONY: deps build run test test-release test-sanitizers fuzz bench install format clean
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \
@@ -32,8 +37,35 @@ build: deps $(BUILD_DIR)/CMakeCache.txt
 run: build
 	exec $(BUILD_DIR)/trident -f $(CONFIG)
 
-test: build
+# Every test: the Release build, the same tests under ASan+UBSan, then each fuzzer briefly.
+test: test-release test-sanitizers
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)
+
+test-release: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(JOBS) --timeout 300
+
+test-sanitizers: deps
+	cmake -S . -B $(ASAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DTRIDENT_SANITIZE=ON
+	cmake --build $(ASAN_DIR) -j$(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --test-dir $(ASAN_DIR) --output-on-failure -j$(JOBS) --timeout 600
+
+# libFuzzer (clang) on the parser and on the whole core; FUZZ_SECONDS per target. New
+# inputs go to $(FUZZ_DIR)/corpus; the seeds in tests/fuzz/corpus are only read.
+FUZZ_SECONDS       ?= 300
+FUZZ_SMOKE_SECONDS ?= 30
+FUZZ_TARGETS       := request_parser connection
+fuzz: deps
+	cmake -S . -B $(FUZZ_DIR) -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug \
+	  -DTRIDENT_FUZZ=ON -DTRIDENT_TESTS=OFF
+	cmake --build $(FUZZ_DIR) -j$(JOBS) $(foreach t,$(FUZZ_TARGETS),--target fuzz_$(t))
+	@set -o pipefail; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_DIR)/corpus/$$t && echo "fuzz_$$t: $(FUZZ_SECONDS) s" && \
+	  $(FUZZ_DIR)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_DIR)/ $(FUZZ_DIR)/corpus/$$t tests/fuzz/corpus/$$t 2>&1 \
+	    | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|Test unit written' \
+	    || exit 1; \
+	done
 
 # Side-by-side with Apache httpd, nginx, h2o and lighttpd; long, never in CI.
 # BENCH_SECONDS (default 10) sets each test's length. Writes docs/benchmarks.md and .png.
@@ -47,4 +79,4 @@ format:
 	find include src mpm tests -name '*.cpp' -o -name '*.hpp' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(FUZZ_DIR)
