@@ -44,7 +44,7 @@ public:
     std::optional<T> pop() {
         std::unique_lock lock(mutex_);
         ++idle_;
-        idle_changed_.notify_one();
+        idle_changed_.notify_all();
         item_ready_.wait(lock, [&] { return !items_.empty() || closed_; });
         --idle_;
         if (items_.empty()) {
@@ -62,6 +62,12 @@ public:
             closed_ = true;
         }
         item_ready_.notify_all();
+    }
+
+    /// Blocks until at least `count` workers wait for items, or `timeout` passes; false then.
+    bool wait_for_idle_workers(std::size_t count, std::chrono::milliseconds timeout) {
+        std::unique_lock lock(mutex_);
+        return idle_changed_.wait_for(lock, timeout, [&] { return idle_ >= count; });
     }
 
     std::size_t idle_workers() const {

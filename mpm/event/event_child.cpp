@@ -151,6 +151,11 @@ int EventChild::run() {
         return 1;
     }
 
+    // Accepting needs an idle worker (Apache's rule), so start once the workers are ready;
+    // otherwise nothing would arm the acceptors until the first housekeeping tick.
+    if (!queue_.wait_for_idle_workers(settings_.threads, std::chrono::seconds(5))) {
+        log_.warn("event child: worker threads slow to start; accepting anyway");
+    }
     work_.emplace(io_.get_executor());
     housekeeping();
     io_.run();
