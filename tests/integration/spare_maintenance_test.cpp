@@ -90,6 +90,11 @@ TEST_P(SpareMaintenanceTest, ShrinksToMaxSpare) {
     // Five children, all idle, with few idle ones wanted: one is retired per second.
     const std::uint32_t max_spare = prefork() ? 2 : 5;  // threaded: clamped to min + 2 + 1
     start(5, 1, max_spare);
+    // The port answers once the master has bound it, before the first fork: see the five
+    // children first, or "at most two" would hold trivially.
+    const auto started =
+        wait_for([](const ScoreboardTally& t) { return t.processes >= 5; }, Millis(10000));
+    ASSERT_GE(started.processes, 5u) << "the five children never appeared";
     const auto tally =
         wait_for([&](const ScoreboardTally& t) { return t.processes <= 2u; }, Millis(15000));
     EXPECT_LE(tally.idle, max_spare) << tally.processes << " processes";
