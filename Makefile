@@ -37,9 +37,12 @@ build: deps $(BUILD_DIR)/CMakeCache.txt
 run: build
 	exec $(BUILD_DIR)/trident -f $(CONFIG)
 
-# Every test: the Release build, the same tests under ASan+UBSan, then each fuzzer briefly.
-test: test-release test-sanitizers
+# Every test: each fuzzer briefly, the tests under ASan+UBSan, then the Release build's,
+# whose summary closes the output.
+test:
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)
+	$(MAKE) --no-print-directory test-sanitizers
+	$(MAKE) --no-print-directory test-release
 
 test-release: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(JOBS) --timeout 300
