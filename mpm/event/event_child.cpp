@@ -217,16 +217,19 @@ void EventChild::on_accepted(int fd) {
     ::fcntl(fd, F_SETFD, FD_CLOEXEC);
     const int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    ConnectionPtr conn;
     try {
-        auto conn =
-            std::make_shared<EventConnection>(io_, socket, *context_.router, *context_.config);
+        conn = std::make_shared<EventConnection>(io_, socket, *context_.router, *context_.config);
         connections_.emplace(conn.get(), conn);
         process_slot().add_connections(ConnectionGauge::total, 1);
         // A new connection waits for its first request here, holding no worker: a slow
         // client costs a socket, not a thread.
         park(conn);
     } catch (const std::exception& e) {
-        log_.error("cannot take a connection: {}", e.what());  // closed by its one owner
+        log_.error("cannot take a connection: {}", e.what());
+        if (conn) {
+            close(conn);  // registered already: close() undoes that and the count
+        }                 // else the socket was closed by its one owner
     }
     if (settings_.max_connections != 0 && accepted_ >= settings_.max_connections) {
         begin_drain();  // recycled: finish what was accepted, then exit
