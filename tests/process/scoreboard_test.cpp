@@ -219,8 +219,13 @@ TEST(Scoreboard, ReaderNeverSeesATornString) {
     }
     done.store(true);
     writer.join();
-    EXPECT_EQ(torn, 0);
-    EXPECT_GT(consistent, 0);
+    EXPECT_EQ(torn, 0) << consistent << " consistent reads";
+    // Under contention a reader may give up (an empty text); once writes stop it must see
+    // the last text whole. (How many reads succeed concurrently depends on the scheduler.)
+    const WorkerText last = slot.text();
+    const bool is_a = last.client == client_a && last.request == request_a;
+    const bool is_b = last.client == client_b && last.request == request_b;
+    EXPECT_TRUE(is_a || is_b) << "'" << last.client << "' '" << last.request << "'";
 }
 
 TEST(Scoreboard, LongTextIsCutNotOverflowed) {
