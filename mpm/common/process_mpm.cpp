@@ -81,7 +81,8 @@ void ProcessMpm::maintain() noexcept {
         return;
     }
     const ScoreboardTally tally = scoreboard().tally(context_.generation);
-    const SpareDecision decision = spare_.tick(spare_sample(tally, listen_queue()));
+    const std::uint32_t queued = listen_queue();
+    const SpareDecision decision = spare_.tick(spare_sample(tally, queued));
     if (decision.reached_max_request_workers) {
         log_->error("server reached max_request_workers ({}); consider raising it",
                     spare_.policy().max_request_workers);
@@ -97,7 +98,7 @@ void ProcessMpm::maintain() noexcept {
         log_->info(
             "server seems busy ({} idle workers, {} queued connections): starting {} "
             "children",
-            tally.idle, listen_queue(), decision.spawn);
+            tally.idle, queued, decision.spawn);
     }
     for (std::uint32_t i = 0; i < decision.spawn; ++i) {
         if (!spawn_one()) {

@@ -65,4 +65,15 @@ private:
     bool stopping_ = false;
 };
 
+/// The factory a module's descriptor points to: builds the generation's `T` and keeps any
+/// exception inside the module, as the contract requires.
+template <typename T>
+Mpm* make_mpm(const MpmContext* context) noexcept {
+    try {
+        return new T(*context);
+    } catch (...) {
+        return nullptr;
+    }
+}
+
 }  // namespace trident

@@ -30,16 +30,8 @@ private:
     EventConfig settings_;  // as clamped by the master
 };
 
-Mpm* create_event(const MpmContext* context) {
-    try {
-        return new EventMpm(*context);
-    } catch (...) {
-        return nullptr;
-    }
-}
-
 }  // namespace
 }  // namespace trident
 
 TRIDENT_MPM_DEFINE_MODULE("event", trident::kMpmThreaded | trident::kMpmAsyncKeepAlive,
-                          trident::create_event)
+                          trident::make_mpm<trident::EventMpm>)

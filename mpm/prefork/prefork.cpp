@@ -45,15 +45,7 @@ private:
     PreforkConfig settings_;  // as clamped by the master
 };
 
-Mpm* create_prefork(const MpmContext* context) {
-    try {
-        return new PreforkMpm(*context);
-    } catch (...) {
-        return nullptr;
-    }
-}
-
 }  // namespace
 }  // namespace trident
 
-TRIDENT_MPM_DEFINE_MODULE("prefork", 0, trident::create_prefork)
+TRIDENT_MPM_DEFINE_MODULE("prefork", 0, trident::make_mpm<trident::PreforkMpm>)

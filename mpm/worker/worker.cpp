@@ -76,15 +76,7 @@ private:
     ThreadedMpmConfig settings_;  // as clamped by the master
 };
 
-Mpm* create_worker(const MpmContext* context) {
-    try {
-        return new WorkerMpm(*context);
-    } catch (...) {
-        return nullptr;
-    }
-}
-
 }  // namespace
 }  // namespace trident
 
-TRIDENT_MPM_DEFINE_MODULE("worker", trident::kMpmThreaded, trident::create_worker)
+TRIDENT_MPM_DEFINE_MODULE("worker", trident::kMpmThreaded, trident::make_mpm<trident::WorkerMpm>)

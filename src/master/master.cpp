@@ -136,14 +136,6 @@ int Master::run() {
     sigprocmask(SIG_BLOCK, &signals_, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
 
-    PidFile pid_file;
-    if (!config_.pid_file.empty()) {
-        if (auto written = pid_file.write(config_.pid_file, getpid()); !written) {
-            close_listeners(listeners);
-            return fail(written.error().message);
-        }
-    }
-
     // The scoreboard exists before the first fork, so every child maps the same memory.
     const auto [process_slots, worker_slots] = scoreboard_shape(config_);
     auto scoreboard =
@@ -154,6 +146,16 @@ int Master::run() {
     }
     scoreboard_.emplace(std::move(scoreboard.value()));
     scoreboard_->set_generation(1);
+
+    // Written once the master is set up (listeners, module, scoreboard): tools may take
+    // it as the sign that the server is there.
+    PidFile pid_file;
+    if (!config_.pid_file.empty()) {
+        if (auto written = pid_file.write(config_.pid_file, getpid()); !written) {
+            close_listeners(listeners);
+            return fail(written.error().message);
+        }
+    }
     const MpmContext context{&config_, listeners, router.get(), &*scoreboard_, 1};
     mpm_.reset(module_->descriptor().create(&context));
     if (!mpm_) {

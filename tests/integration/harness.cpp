@@ -352,7 +352,9 @@ std::optional<int> TridentServer::wait_ready(bool& ready) {
             pid_ = -1;
             return status;
         }
-        if (port_accepts(config_.host, port_)) {
+        // The port answers once bound; the pid file comes when the master is set up
+        // (module loaded, scoreboard created), which is what tests mean by "started".
+        if (port_accepts(config_.host, port_) && fs::exists(pid_file_)) {
             ready = true;
             return std::nullopt;
         }

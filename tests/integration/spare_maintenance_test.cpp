@@ -47,16 +47,10 @@ protected:
     }
 
     /// Polls the scoreboard until `done(tally)` holds or `timeout` passes; the last tally.
-    /// The port answers as soon as the master has bound it, before it creates the
-    /// scoreboard, so attaching is retried within the same bound.
     template <typename Done>
     ScoreboardTally wait_for(Done done, Millis timeout) {
         const auto deadline = Clock::now() + timeout;
-        auto board = Scoreboard::attach(scoreboard_file_);
-        while (!board && Clock::now() < deadline) {
-            std::this_thread::sleep_for(Millis(50));
-            board = Scoreboard::attach(scoreboard_file_);
-        }
+        auto board = Scoreboard::attach(scoreboard_file_);  // there once start() returned
         EXPECT_TRUE(board) << board.error().message;
         ScoreboardTally tally;
         if (!board) {
