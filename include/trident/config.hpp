@@ -28,9 +28,15 @@ struct KeepAliveConfig {
     std::uint32_t max_requests = 100;  ///< 0 means unlimited (as Apache's MaxKeepAliveRequests 0)
 };
 
+/// Apache's mod_reqtimeout defaults (`header=20-40,MinRate=500 body=20,MinRate=500`): each
+/// read phase starts with its timeout, and every `min_data_rate` bytes received extend it
+/// by a second, up to the phase's maximum (0: no maximum).
 struct TimeoutConfig {
     Duration request_header{std::chrono::seconds(20)};
+    Duration request_header_max{std::chrono::seconds(40)};
     Duration request_body{std::chrono::seconds(20)};
+    Duration request_body_max{0};
+    std::uint32_t min_data_rate = 500;  ///< bytes per second that extend a read; 0: fixed
     Duration send{std::chrono::seconds(60)};
     Duration graceful_shutdown{0};  ///< 0 means wait for in-flight work without a bound
 };

@@ -142,6 +142,20 @@ void lingering_close(int fd) noexcept {
     ::close(fd);
 }
 
+/// The longest a read phase may last however fast the client trickles; zero: no limit.
+Duration read_timeout_max(const Config& config, http::Wait wait) noexcept {
+    switch (wait) {
+        case http::Wait::keep_alive:
+            return config.keep_alive.timeout;  // idle: nothing arrives to extend it
+        case http::Wait::body:
+            return config.timeouts.request_body_max;
+        case http::Wait::first_request:
+        case http::Wait::head:
+            break;
+    }
+    return config.timeouts.request_header_max;
+}
+
 Duration read_timeout(const Config& config, http::Wait wait) noexcept {
     switch (wait) {
         case http::Wait::keep_alive:
@@ -159,7 +173,7 @@ Duration read_timeout(const Config& config, http::Wait wait) noexcept {
 
 ConnectionDriver::ConnectionDriver(int fd, const Router& router, const Config& config)
     : fd_(fd), config_(config), conn_(router, config), phase_(conn_.waiting_for()) {
-    deadline_ = Clock::now() + read_timeout(config_, phase_);
+    start_phase();
     sockaddr_storage peer{};
     socklen_t length = sizeof peer;
     if (::getpeername(fd_, reinterpret_cast<sockaddr*>(&peer), &length) == 0) {
@@ -214,9 +228,30 @@ bool ConnectionDriver::between_requests() const noexcept {
 }
 
 void ConnectionDriver::start_phase() noexcept {
-    // One deadline per phase (head, body, idle): slow trickling cannot extend it.
-    phase_ = conn_.waiting_for();
-    deadline_ = Clock::now() + read_timeout(config_, phase_);
+    const http::Wait next = conn_.waiting_for();
+    // The header clock runs from the accept: the first byte of a first request continues
+    // that phase, it does not restart it (or a client could renew it byte by byte).
+    const bool continues = phase_ == http::Wait::first_request && next == http::Wait::head &&
+                           deadline_ != Clock::time_point{};
+    phase_ = next;
+    if (continues) {
+        return;
+    }
+    const auto now = Clock::now();
+    const Duration timeout = read_timeout(config_, phase_);
+    const Duration max = read_timeout_max(config_, phase_);
+    deadline_ = now + timeout;
+    hard_deadline_ = max.count() == 0 ? Clock::time_point::max() : now + std::max(timeout, max);
+}
+
+void ConnectionDriver::extend_deadline(std::size_t bytes) noexcept {
+    const std::uint32_t rate = config_.timeouts.min_data_rate;
+    if (rate == 0 || phase_ == http::Wait::keep_alive) {
+        return;
+    }
+    // A second per `rate` bytes, in microseconds so that small reads count too.
+    const auto extra = std::chrono::microseconds(std::uint64_t(bytes) * 1'000'000 / rate);
+    deadline_ = hard_deadline_ - deadline_ <= extra ? hard_deadline_ : deadline_ + extra;
 }
 
 http::Action ConnectionDriver::advance(const std::atomic<bool>& stopping) {
@@ -240,6 +275,7 @@ ConnectionDriver::Received ConnectionDriver::receive() {
     const ssize_t n = ::recv(fd_, space.data(), space.size(), 0);
     if (n > 0) {
         conn_.commit_input(std::size_t(n));
+        extend_deadline(std::size_t(n));
         return Received::data;
     }
     if (n == 0) {

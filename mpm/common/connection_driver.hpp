@@ -50,6 +50,7 @@ public:
             conn_.on_peer_eof();
         } else {
             conn_.commit_input(bytes);
+            extend_deadline(bytes);
         }
     }
 
@@ -77,6 +78,9 @@ private:
     void report_reading() noexcept;
     void report_response() noexcept;
     void start_phase() noexcept;
+    /// mod_reqtimeout's MinRate: bytes of a head or body push the deadline out by a second
+    /// per `min_data_rate` bytes, never past the phase's hard maximum.
+    void extend_deadline(std::size_t bytes) noexcept;
     Outcome finish(bool park) noexcept;
 
     int fd_;
@@ -84,7 +88,8 @@ private:
     http::Connection conn_;
     http::Wait phase_;
     Clock::time_point deadline_;
-    bool responded_ = false;  ///< a response went out: a close should linger
+    Clock::time_point hard_deadline_;  ///< the latest the current phase may extend to
+    bool responded_ = false;           ///< a response went out: a close should linger
     bool expired_ = false;
     WorkerSlot* slot_ = nullptr;  ///< during run(): where to report
     char client_[48] = {};        ///< the peer's address, for the scoreboard

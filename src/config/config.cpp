@@ -347,12 +347,34 @@ void Loader::read_keep_alive(const Field& field, KeepAliveConfig& keep_alive) {
 }
 
 void Loader::read_timeouts(const Field& field, TimeoutConfig& timeouts) {
-    const MapReader map(field, {"request_header", "request_body", "send", "graceful_shutdown"});
+    const MapReader map(field, {"request_header", "request_header_max", "request_body",
+                                "request_body_max", "min_data_rate", "send", "graceful_shutdown"});
     if (auto value = map.find("request_header")) {
         timeouts.request_header = read_positive_duration(*value);
     }
+    if (auto value = map.find("request_header_max")) {
+        timeouts.request_header_max = read_duration(*value);  // 0: no maximum
+    }
     if (auto value = map.find("request_body")) {
         timeouts.request_body = read_positive_duration(*value);
+    }
+    if (auto value = map.find("request_body_max")) {
+        timeouts.request_body_max = read_duration(*value);
+    }
+    if (auto value = map.find("min_data_rate")) {
+        timeouts.min_data_rate = static_cast<std::uint32_t>(read_uint(*value, 0, kU32Max));
+    }
+    // Like mod_reqtimeout's "header=20-40": a maximum below the starting timeout is a typo.
+    const auto check_max = [&](const char* key, Duration start, Duration max) {
+        if (max.count() != 0 && max < start) {
+            map.find(key)->fail("must be 0 (no maximum) or at least the starting timeout");
+        }
+    };
+    if (map.find("request_header_max")) {
+        check_max("request_header_max", timeouts.request_header, timeouts.request_header_max);
+    }
+    if (map.find("request_body_max")) {
+        check_max("request_body_max", timeouts.request_body, timeouts.request_body_max);
     }
     if (auto value = map.find("send")) {
         timeouts.send = read_positive_duration(*value);
