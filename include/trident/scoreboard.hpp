@@ -87,6 +87,9 @@ public:
     }
     /// Stopped accepting and finishing what it holds (graceful stop, restart or retirement).
     bool quiescing() const noexcept { return quiescing_.load(std::memory_order_relaxed); }
+    /// Alive and serving, but taking no new connections for now: the event MPM's
+    /// async_request_worker_factor limit is reached (Apache's not_accepting).
+    bool not_accepting() const noexcept { return not_accepting_.load(std::memory_order_relaxed); }
 
     /// Master, right after fork: the slot now belongs to `pid` of `generation`.
     void occupy(pid_t pid, std::uint32_t generation) noexcept {
@@ -97,6 +100,9 @@ public:
     void vacate() noexcept;
     void set_quiescing(bool quiescing) noexcept {
         quiescing_.store(quiescing, std::memory_order_relaxed);
+    }
+    void set_not_accepting(bool not_accepting) noexcept {
+        not_accepting_.store(not_accepting, std::memory_order_relaxed);
     }
 
     /// Counts the process's open connections in `gauge` up or down by `delta`.
@@ -112,6 +118,7 @@ private:
     std::atomic<pid_t> pid_{0};
     std::atomic<std::uint32_t> generation_{0};
     std::atomic<bool> quiescing_{false};
+    std::atomic<bool> not_accepting_{false};
     std::atomic<std::uint32_t> gauges_[kConnectionGauges];
 };
 
@@ -190,8 +197,11 @@ struct ScoreboardTally {
     std::uint32_t processes = 0;           ///< slots holding a live process
     std::uint32_t quiescing = 0;           ///< of those, gracefully finishing
     std::uint32_t free_process_slots = 0;  ///< slots without a process, whatever the generation
-    std::uint32_t idle = 0;        ///< '_' in processes that accept (mod_status IdleWorkers)
-    std::uint32_t starting = 0;    ///< 'S' in processes that accept
+    std::uint32_t idle = 0;      ///< '_' in processes that accept (mod_status IdleWorkers)
+    std::uint32_t starting = 0;  ///< 'S' in processes that accept
+    /// '_' and 'S' in processes that accept and have room for more connections: the spare
+    /// capacity spare maintenance counts (Apache's idle_thread_count skips not_accepting).
+    std::uint32_t spare = 0;
     std::uint32_t busy = 0;        ///< mod_status BusyWorkers: not '_', 'S', '.' or 'I'
     std::uint32_t active = 0;      ///< '_' R W K C L in live processes: held against the limit
     std::uint32_t keep_alive = 0;  ///< 'K' workers

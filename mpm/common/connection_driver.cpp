@@ -290,6 +290,7 @@ ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stoppin
     slot_ = slot;
     try {
         http::Action action = advance(stopping);
+        bool after_response = false;  ///< the last step wrote a response
         for (;;) {
             if (action == http::Action::close) {
                 break;
@@ -310,6 +311,7 @@ ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stoppin
                 conn_.output_sent();
                 start_phase();
                 action = advance(stopping);
+                after_response = true;
                 continue;
             }
             // Action::read
@@ -321,6 +323,17 @@ ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stoppin
             // Parking mode never waits for a head here: it takes what already arrived and
             // hands the connection back when the socket is empty. A body is waited for.
             const bool parks = park && phase_ != http::Wait::body;
+            if (parks && idle && after_response) {
+                // A client that waits for our response before sending again has sent
+                // nothing yet: skip the recv that would say so, the event loop's read
+                // tries the socket once anyway as it parks the connection.
+                if (stopping.load(std::memory_order_relaxed)) {
+                    responded_ = false;
+                    break;
+                }
+                return Outcome::parked;
+            }
+            after_response = false;
             if (!parks) {
                 const Ready ready = wait_ready(fd_, POLLIN, deadline_, idle ? &stopping : nullptr);
                 if (ready == Ready::stopped || ready == Ready::failed) {

@@ -5,6 +5,7 @@
 // queue only when a worker is free to serve it (Apache worker's queue_info idler count):
 // connections never wait inside a busy child while another child sits idle.
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -12,6 +13,7 @@
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <vector>
 
 namespace trident {
 
@@ -37,6 +39,25 @@ public:
             items_.push_back(std::move(item));
         }
         item_ready_.notify_one();
+    }
+
+    /// Queues every item of `items` (left empty) under one lock, then wakes as many idle
+    /// workers as there are items. An event loop hands over a whole round of ready
+    /// connections this way, so the first worker woken does not preempt it mid-round.
+    void push_all(std::vector<T>& items) {
+        std::size_t wake = 0;
+        {
+            std::lock_guard lock(mutex_);
+            for (T& item : items) {
+                items_.push_back(std::move(item));
+            }
+            wake = std::min(items.size(), idle_);
+        }
+        items.clear();
+        // None idle: every worker is busy, and each takes the next item as it finishes.
+        for (std::size_t i = 0; i < wake; ++i) {
+            item_ready_.notify_one();
+        }
     }
 
     /// A worker's wait for its next item. Returns nullopt once closed and drained: queued

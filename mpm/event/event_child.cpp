@@ -13,6 +13,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <unordered_map>
@@ -33,16 +34,19 @@ using boost::system::error_code;
 
 // Apache's lingering close: how long a half-closed connection is drained before closing.
 constexpr auto kLingerTime = std::chrono::seconds(2);
-// How often the listener looks at the stop flag and at whether accepting may resume.
-constexpr auto kHousekeeping = std::chrono::milliseconds(250);
+// How often the listener expires waits whose deadline passed, looks at the stop flag and
+// at whether accepting may resume: the resolution of every timeout of a parked connection.
+constexpr auto kHousekeeping = std::chrono::milliseconds(100);
 
-/// A connection and the listener thread's means of waiting on it. Owned by the listener
-/// thread, lent to one worker at a time through the queue; never touched by both at once.
+/// A connection and the listener thread's means of waiting on it. Registered with the
+/// listener thread, lent to one worker at a time through the queue. A worker parks it
+/// again itself (registering the read with the reactor needs no listener round trip), so
+/// the parked state is guarded by `mutex` against the listener's expiry sweep.
 struct EventConnection {
     /// Takes the socket from `fd` as the driver is built (which cannot fail), so the socket
     /// has exactly one owner whether or not registering it with epoll throws afterwards.
     EventConnection(asio::io_context& io, UniqueFd& fd, const Router& router, const Config& config)
-        : driver(fd.release(), router, config), stream(io), timer(io) {
+        : driver(fd.release(), router, config), stream(io) {
         stream.assign(driver.fd());
     }
     ~EventConnection() {
@@ -55,10 +59,11 @@ struct EventConnection {
 
     ConnectionDriver driver;  // first: destroyed last, closing the socket
     asio::posix::stream_descriptor stream;
-    asio::steady_timer timer;
+    std::mutex mutex;  ///< guards the wait: wait_id, waiting, deadline, and starting a read
     std::uint64_t wait_id = 0;  ///< names the current wait; completions of older ones are stale
-    bool waiting = false;       ///< parked or lingering on the listener thread
-    bool lingering = false;
+    bool waiting = false;       ///< a read is registered with the reactor for this wait
+    ConnectionDriver::Clock::time_point deadline;  ///< when the wait ends without data
+    bool lingering = false;                        ///< listener thread only
 };
 
 using ConnectionPtr = std::shared_ptr<EventConnection>;
@@ -83,10 +88,13 @@ private:
     void on_accepted(int fd);
 
     // Waiting for the client without a thread.
-    void park(const ConnectionPtr& conn);
+    /// Registers a read for the next request; any thread that holds the connection. False
+    /// when a graceful stop means the idle connection should close instead.
+    bool park(const ConnectionPtr& conn);
     void on_read(const ConnectionPtr& conn, std::uint64_t id, const error_code& ec,
                  std::size_t bytes);
-    void on_deadline(const ConnectionPtr& conn, std::uint64_t id, const error_code& ec);
+    /// Listener thread: ends the waits whose deadline passed.
+    void expire_waits();
     void linger(const ConnectionPtr& conn);
     void close(const ConnectionPtr& conn);
 
@@ -115,10 +123,14 @@ private:
     std::unordered_map<EventConnection*, ConnectionPtr> connections_;
     std::size_t lingering_ = 0;
     std::uint64_t accepted_ = 0;
+    bool not_accepting_ = false;               ///< accepting paused by the worker-factor rule
+    std::atomic<bool> accept_blocked_{false};  ///< same, for workers: nudge when one is idle
     bool draining_ = false;
     std::atomic<bool> drain_flag_{false};  ///< what workers see: finish up, keep nothing open
     std::array<char, 4096> scratch_{};     ///< lingering reads land here, all on this thread
     WorkQueue<ConnectionPtr> queue_;
+    std::vector<ConnectionPtr> ready_;  ///< dispatched this round, not yet queued
+    bool hand_over_posted_ = false;
     std::vector<std::thread> workers_;
 };
 
@@ -191,7 +203,18 @@ void EventChild::resume_accepting() {
 }
 
 void EventChild::arm_accept(std::size_t index) {
-    if (accept_armed_[index] || !accept_allowed()) {
+    if (accept_armed_[index]) {
+        return;
+    }
+    const bool allowed = accept_allowed();
+    // Apache counts the idle workers of a child that does not accept as no spare capacity
+    // at all, so the master starts children while every child is full of slow clients.
+    if (!draining_ && allowed == not_accepting_) {
+        not_accepting_ = !allowed;
+        process_slot().set_not_accepting(not_accepting_);
+    }
+    accept_blocked_.store(!allowed, std::memory_order_relaxed);
+    if (!allowed) {
         return;
     }
     accept_armed_[index] = true;
@@ -224,7 +247,9 @@ void EventChild::on_accepted(int fd) {
         process_slot().add_connections(ConnectionGauge::total, 1);
         // A new connection waits for its first request here, holding no worker: a slow
         // client costs a socket, not a thread.
-        park(conn);
+        if (!park(conn)) {
+            close(conn);
+        }
     } catch (const std::exception& e) {
         log_.error("cannot take a connection: {}", e.what());
         if (conn) {
@@ -236,13 +261,17 @@ void EventChild::on_accepted(int fd) {
     }
 }
 
-void EventChild::park(const ConnectionPtr& conn) {
-    if (draining_ && conn->driver.idle_keep_alive()) {
-        close(conn);  // a graceful stop lets idle keep-alive connections go
-        return;
+bool EventChild::park(const ConnectionPtr& conn) {
+    std::lock_guard lock(conn->mutex);
+    // Read under the connection's lock: begin_drain() sets the flag, then visits each
+    // connection under its lock, so an idle connection is either closed by the listener or
+    // sees the flag here.
+    if (drain_flag_.load(std::memory_order_relaxed) && conn->driver.idle_keep_alive()) {
+        return false;  // a graceful stop lets idle keep-alive connections go
     }
     const std::uint64_t id = ++conn->wait_id;
     conn->waiting = true;
+    conn->deadline = conn->driver.deadline();
     // async_read_some, not async_wait: the reactor is edge-triggered, and only a read is
     // tried at once when data may already be there (an edge nobody was waiting for).
     const std::span<char> space = conn->driver.read_buffer();
@@ -250,17 +279,18 @@ void EventChild::park(const ConnectionPtr& conn) {
                                  [this, conn, id](const error_code& ec, std::size_t bytes) {
                                      on_read(conn, id, ec, bytes);
                                  });
-    conn->timer.expires_at(conn->driver.deadline());
-    conn->timer.async_wait([this, conn, id](const error_code& ec) { on_deadline(conn, id, ec); });
+    return true;
 }
 
 void EventChild::on_read(const ConnectionPtr& conn, std::uint64_t id, const error_code& ec,
                          std::size_t bytes) {
-    if (id != conn->wait_id || !conn->waiting) {
-        return;  // stale: the wait ended another way
+    {
+        std::lock_guard lock(conn->mutex);
+        if (id != conn->wait_id || !conn->waiting) {
+            return;  // stale: the wait ended another way
+        }
+        conn->waiting = false;
     }
-    conn->waiting = false;
-    conn->timer.cancel();
     if (!ec && bytes > 0) {
         conn->driver.received(bytes);
         dispatch(conn);
@@ -269,38 +299,48 @@ void EventChild::on_read(const ConnectionPtr& conn, std::uint64_t id, const erro
     }
 }
 
-void EventChild::on_deadline(const ConnectionPtr& conn, std::uint64_t id, const error_code& ec) {
-    if (ec == asio::error::operation_aborted || id != conn->wait_id || !conn->waiting) {
-        return;
+void EventChild::expire_waits() {
+    const auto now = ConnectionDriver::Clock::now();
+    std::vector<ConnectionPtr> expired;
+    for (const auto& [raw, conn] : connections_) {
+        std::lock_guard lock(conn->mutex);
+        if (conn->waiting && conn->deadline <= now) {
+            conn->waiting = false;
+            // After cancel() returns, the read can no longer touch the buffer; its handler
+            // sees the wait ended and does nothing.
+            error_code ignored;
+            conn->stream.cancel(ignored);
+            expired.push_back(conn);
+        }
     }
-    conn->waiting = false;
-    // After cancel() returns on this thread, the read can no longer touch the buffer.
-    error_code ignored;
-    conn->stream.cancel(ignored);
-    if (conn->lingering || conn->driver.between_requests()) {
-        close(conn);
-        return;
+    for (const ConnectionPtr& conn : expired) {
+        if (conn->lingering || conn->driver.between_requests()) {
+            close(conn);
+        } else {
+            conn->driver.expire();  // part of a request arrived: a worker answers 408
+            dispatch(conn);
+        }
     }
-    conn->driver.expire();  // part of a head arrived: a worker answers 408
-    dispatch(conn);
 }
 
 void EventChild::linger(const ConnectionPtr& conn) {
+    std::lock_guard lock(conn->mutex);
     if (!conn->lingering) {
         conn->lingering = true;
         ++lingering_;
         process_slot().add_connections(ConnectionGauge::lingering, 1);
-        conn->timer.expires_after(kLingerTime);
-        const std::uint64_t id = ++conn->wait_id;
+        ++conn->wait_id;
         conn->waiting = true;
-        conn->timer.async_wait(
-            [this, conn, id](const error_code& ec) { on_deadline(conn, id, ec); });
+        conn->deadline = ConnectionDriver::Clock::now() + kLingerTime;
     }
     const std::uint64_t id = conn->wait_id;
     conn->stream.async_read_some(asio::buffer(scratch_),
                                  [this, conn, id](const error_code& ec, std::size_t) {
-                                     if (id != conn->wait_id || !conn->waiting) {
-                                         return;
+                                     {
+                                         std::lock_guard relock(conn->mutex);
+                                         if (id != conn->wait_id || !conn->waiting) {
+                                             return;
+                                         }
                                      }
                                      if (ec) {
                                          close(conn);  // the client closed too: done
@@ -311,10 +351,12 @@ void EventChild::linger(const ConnectionPtr& conn) {
 }
 
 void EventChild::close(const ConnectionPtr& conn) {
-    conn->waiting = false;
-    error_code ignored;
-    conn->stream.cancel(ignored);
-    conn->timer.cancel();
+    {
+        std::lock_guard lock(conn->mutex);
+        conn->waiting = false;
+        error_code ignored;
+        conn->stream.cancel(ignored);
+    }
     if (conn->lingering) {
         conn->lingering = false;
         --lingering_;
@@ -335,7 +377,17 @@ void EventChild::finish_if_drained() {
 }
 
 void EventChild::dispatch(const ConnectionPtr& conn) {
-    queue_.push(conn);
+    // Collected for the whole round of ready events: handing them over one by one would
+    // let each woken worker preempt this thread (on a busy core), two context switches a
+    // request instead of a few a round.
+    ready_.push_back(conn);
+    if (!hand_over_posted_) {
+        hand_over_posted_ = true;
+        asio::post(io_, [this] {
+            hand_over_posted_ = false;
+            queue_.push_all(ready_);
+        });
+    }
 }
 
 void EventChild::worker_loop(WorkerSlot& worker) {
@@ -343,6 +395,15 @@ void EventChild::worker_loop(WorkerSlot& worker) {
     while (std::optional<ConnectionPtr> conn = queue_.pop()) {
         const auto outcome = (*conn)->driver.run(drain_flag_, true, &worker);
         worker.set_state(WorkerState::waiting);
+        // Parking is this thread's job: the common case of a keep-alive connection waiting
+        // for its next request costs the listener no wake-up. Ending a connection changes
+        // the listener's books, so that goes through it.
+        if (outcome == ConnectionDriver::Outcome::parked && park(*conn)) {
+            if (accept_blocked_.load(std::memory_order_relaxed)) {
+                asio::post(io_, [this] { resume_accepting(); });  // a worker is free again
+            }
+            continue;
+        }
         asio::post(io_,
                    [this, conn = std::move(*conn), outcome] { on_worker_done(conn, outcome); });
     }
@@ -352,7 +413,7 @@ void EventChild::worker_loop(WorkerSlot& worker) {
 void EventChild::on_worker_done(const ConnectionPtr& conn, ConnectionDriver::Outcome outcome) {
     switch (outcome) {
         case ConnectionDriver::Outcome::parked:
-            park(conn);
+            close(conn);  // only reaches here when park() refused: an idle one while draining
             break;
         case ConnectionDriver::Outcome::linger:
             linger(conn);
@@ -365,6 +426,7 @@ void EventChild::on_worker_done(const ConnectionPtr& conn, ConnectionDriver::Out
 }
 
 void EventChild::housekeeping() {
+    expire_waits();
     if (!draining_ && stopping_.load(std::memory_order_relaxed)) {
         begin_drain();
     }
@@ -393,6 +455,7 @@ void EventChild::begin_drain() {
     }
     std::vector<ConnectionPtr> idle;
     for (const auto& [raw, conn] : connections_) {
+        std::lock_guard lock(conn->mutex);
         if (conn->waiting && !conn->lingering && conn->driver.idle_keep_alive()) {
             idle.push_back(conn);
         }

@@ -67,6 +67,7 @@ void ProcessSlot::vacate() noexcept {
         gauge.store(0, std::memory_order_relaxed);
     }
     quiescing_.store(false, std::memory_order_relaxed);
+    not_accepting_.store(false, std::memory_order_relaxed);
     generation_.store(0, std::memory_order_relaxed);
     pid_.store(0, std::memory_order_release);
 }
@@ -389,6 +390,7 @@ ScoreboardTally Scoreboard::tally(std::uint32_t generation) const noexcept {
             continue;
         }
         const bool accepting = !process_slot.quiescing();
+        const bool has_room = accepting && !process_slot.not_accepting();
         ++tally.processes;
         tally.quiescing += accepting ? 0 : 1;
         tally.connections += process_slot.connections(ConnectionGauge::total);
@@ -406,9 +408,11 @@ ScoreboardTally Scoreboard::tally(std::uint32_t generation) const noexcept {
                     continue;
                 case WorkerState::waiting:
                     tally.idle += accepting ? 1 : 0;
+                    tally.spare += has_room ? 1 : 0;
                     break;
                 case WorkerState::starting:
                     tally.starting += accepting ? 1 : 0;
+                    tally.spare += has_room ? 1 : 0;
                     break;
                 case WorkerState::idle_cleanup:
                     break;

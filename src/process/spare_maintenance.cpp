@@ -39,7 +39,9 @@ SpareSample spare_sample(const ScoreboardTally& tally, std::uint32_t listen_queu
     SpareSample sample;
     // Apache counts a starting worker as idle: it was started at least a tick ago, and forking
     // more while it finishes starting would only swamp the machine further.
-    sample.idle_workers = tally.idle + tally.starting;
+    // Only processes with room for connections count: a child full of slow clients has idle
+    // threads but takes nobody new (Apache skips not_accepting children the same way).
+    sample.idle_workers = tally.spare;
     sample.active_workers = tally.active;
     sample.live_processes = tally.processes - std::min(tally.quiescing, tally.processes);
     sample.free_process_slots = tally.free_process_slots;

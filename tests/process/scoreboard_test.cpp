@@ -162,6 +162,7 @@ TEST(Scoreboard, TallyAndStatusLine) {
     EXPECT_EQ(all.free_process_slots, 1u);
     EXPECT_EQ(all.idle, 1u);
     EXPECT_EQ(all.starting, 1u);
+    EXPECT_EQ(all.spare, 2u);   // the idle one and the starting one
     EXPECT_EQ(all.busy, 2u);    // W and R; G and K are in a finishing process
     EXPECT_EQ(all.active, 4u);  // _ W K R
     EXPECT_EQ(all.keep_alive, 1u);
@@ -179,6 +180,15 @@ TEST(Scoreboard, TallyAndStatusLine) {
     EXPECT_EQ(second.processes, 1u);
     EXPECT_EQ(second.starting, 1u);
     EXPECT_EQ(second.busy, 1u);
+
+    // A child at its connection limit keeps idle threads for mod_status, but offers no
+    // spare capacity to spare maintenance.
+    board.process(0).set_not_accepting(true);
+    const ScoreboardTally full = board.tally();
+    EXPECT_EQ(full.idle, 1u);
+    EXPECT_EQ(full.spare, 1u);  // only the starting one of the other child
+    board.process(0).vacate();
+    EXPECT_FALSE(board.process(0).not_accepting());
 }
 
 TEST(Scoreboard, ReaderNeverSeesATornString) {

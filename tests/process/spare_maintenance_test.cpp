@@ -219,9 +219,10 @@ TEST(SpareMaintenance, SampleFromAScoreboardTally) {
     tally.free_process_slots = 11;
     tally.idle = 7;
     tally.starting = 3;
+    tally.spare = 6;  // of those 10, 4 are in a child that takes no new connections
     tally.active = 40;
     const SpareSample s = spare_sample(tally, 9);
-    EXPECT_EQ(s.idle_workers, 10u);  // starting counts as idle, as in Apache
+    EXPECT_EQ(s.idle_workers, 6u);  // spare capacity only, as Apache's idle_thread_count
     EXPECT_EQ(s.live_processes, 3u);
     EXPECT_EQ(s.finishing_processes, 2u);
     EXPECT_EQ(s.free_process_slots, 11u);
