@@ -92,6 +92,9 @@ TEST_F(ConfigTest, AbsentKeysTakeTheirDefaults) {
     EXPECT_EQ(config->keep_alive.timeout, 5s);
     EXPECT_EQ(config->keep_alive.max_requests, 100u);
     EXPECT_EQ(config->timeouts.request_header, 20s);
+    EXPECT_EQ(config->timeouts.request_header_max, 40s);  // mod_reqtimeout's header=20-40
+    EXPECT_EQ(config->timeouts.request_body_max, 0s);
+    EXPECT_EQ(config->timeouts.min_data_rate, 500u);
     EXPECT_EQ(config->timeouts.send, 60s);
     EXPECT_EQ(config->timeouts.graceful_shutdown, 0s);
     EXPECT_EQ(config->limits.request_line, 8190u);
@@ -355,6 +358,12 @@ TEST_F(ConfigTest, EachErrorIsOnePreciseLine) {
          "2:23: keep_alive.timeout: expected a duration such as 5s or 250ms (units ms, s, m, h), "
          "got '5x'"},
         {"timeouts: {send: 0s}\n", "2:18: timeouts.send: must be greater than 0"},
+        {"timeouts: {request_header: 30s, request_header_max: 10s}\n",
+         "2:53: timeouts.request_header_max: must be 0 (no maximum) or at least the starting "
+         "timeout"},
+        {"timeouts: {request_body_max: 5s}\n",
+         "2:30: timeouts.request_body_max: must be 0 (no maximum) or at least the starting "
+         "timeout"},
         {"timeouts: {request_header: 99999999999999999999h}\n",
          "2:28: timeouts.request_header: duration '99999999999999999999h' is too large"},
         {"limits: {request_body: 1.5G}\n",
