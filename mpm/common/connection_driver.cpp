@@ -57,75 +57,6 @@ Ready wait_ready(int fd, short events, Clock::time_point deadline,
     }
 }
 
-/// After a failed send: true when sending again is worth it, because the call was
-/// interrupted or the socket buffer gained room within the send timeout.
-bool send_may_retry(int fd, Duration timeout) noexcept {
-    return errno == EINTR || (errno == EAGAIN && wait_ready(fd, POLLOUT, Clock::now() + timeout,
-                                                            nullptr) == Ready::yes);
-}
-
-/// Writes every byte of the iovecs; false on error or when the send timeout passes without
-/// progress (Apache's Timeout: the limit is per step, not for the whole response).
-bool send_all(int fd, iovec* iov, int count, bool more, Duration timeout) noexcept {
-    while (count > 0) {
-        msghdr msg{};
-        msg.msg_iov = iov;
-        msg.msg_iovlen = std::size_t(count);
-        const ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
-        if (n < 0) {
-            if (send_may_retry(fd, timeout)) {
-                continue;
-            }
-            return false;
-        }
-        std::size_t left = std::size_t(n);
-        while (count > 0 && left >= iov->iov_len) {
-            left -= iov->iov_len;
-            ++iov;
-            --count;
-        }
-        if (count > 0) {
-            iov->iov_base = static_cast<char*>(iov->iov_base) + left;
-            iov->iov_len -= left;
-        }
-    }
-    return true;
-}
-
-bool send_file(int fd, const http::FileBody& file, Duration timeout) noexcept {
-    off_t offset = off_t(file.offset);
-    std::uint64_t left = file.length;
-    while (left > 0) {
-        const std::size_t chunk = std::size_t(std::min<std::uint64_t>(left, 1u << 30));
-        const ssize_t n = ::sendfile(fd, file.fd.get(), &offset, chunk);
-        if (n > 0) {
-            left -= std::uint64_t(n);
-            continue;
-        }
-        if (n == 0) {
-            return false;  // the file shrank under us: the promised length cannot be kept
-        }
-        if (send_may_retry(fd, timeout)) {
-            continue;
-        }
-        return false;
-    }
-    return true;
-}
-
-bool write_output(int fd, const http::Output& out, Duration timeout) noexcept {
-    iovec iov[2] = {{const_cast<char*>(out.head.data()), out.head.size()},
-                    {const_cast<char*>(out.body.data()), out.body.size()}};
-    const int count = out.body.empty() ? 1 : 2;
-    // MSG_MORE only when file bytes follow: otherwise the kernel would hold the head back
-    // until its cork timer (200 ms) fires.
-    const bool more = out.file != nullptr && out.file->length > 0;
-    if (!send_all(fd, iov, count, more, timeout)) {
-        return false;
-    }
-    return !more || send_file(fd, *out.file, timeout);
-}
-
 /// Half-closes, then drains what the client still sends for a short while before closing,
 /// so a response already written is not lost to a reset (RFC 9112 §9.6).
 void lingering_close(int fd) noexcept {
@@ -270,6 +201,107 @@ http::Action ConnectionDriver::advance(const std::atomic<bool>& stopping) {
     return conn_.next(dates.get(std::time(nullptr)));
 }
 
+ConnectionDriver::Sent ConnectionDriver::send_some() noexcept {
+    const http::Output& out = conn_.output();
+    const std::size_t in_memory = out.head.size() + out.body.size();
+    const std::uint64_t in_file = out.file != nullptr ? out.file->length : 0;
+    while (sent_bytes_ < in_memory) {
+        iovec iov[2];
+        int count = 0;
+        if (sent_bytes_ < out.head.size()) {
+            iov[count++] = {const_cast<char*>(out.head.data()) + sent_bytes_,
+                            out.head.size() - sent_bytes_};
+        }
+        const std::size_t body_done =
+            sent_bytes_ > out.head.size() ? sent_bytes_ - out.head.size() : 0;
+        if (body_done < out.body.size()) {
+            iov[count++] = {const_cast<char*>(out.body.data()) + body_done,
+                            out.body.size() - body_done};
+        }
+        msghdr msg{};
+        msg.msg_iov = iov;
+        msg.msg_iovlen = std::size_t(count);
+        // MSG_MORE only when file bytes follow: otherwise the kernel would hold the head
+        // back until its cork timer (200 ms) fires.
+        const ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL | (in_file > 0 ? MSG_MORE : 0));
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return errno == EAGAIN ? Sent::blocked : Sent::failed;
+        }
+        sent_bytes_ += std::size_t(n);
+    }
+    while (sent_file_bytes_ < in_file) {
+        off_t offset = off_t(out.file->offset + sent_file_bytes_);
+        const std::size_t chunk =
+            std::size_t(std::min<std::uint64_t>(in_file - sent_file_bytes_, 1u << 30));
+        const ssize_t n = ::sendfile(fd_, out.file->fd.get(), &offset, chunk);
+        if (n > 0) {
+            sent_file_bytes_ += std::uint64_t(n);
+            continue;
+        }
+        if (n == 0) {
+            return Sent::failed;  // the file shrank under us: the promised length cannot be kept
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        return errno == EAGAIN ? Sent::blocked : Sent::failed;
+    }
+    return Sent::done;
+}
+
+bool ConnectionDriver::send_blocking() noexcept {
+    for (;;) {
+        switch (send_some()) {
+            case Sent::done:
+                return true;
+            case Sent::failed:
+                return false;
+            case Sent::blocked:
+                // Apache's Timeout: the limit is per step, not for the whole response.
+                if (wait_ready(fd_, POLLOUT, Clock::now() + config_.timeouts.send, nullptr) !=
+                    Ready::yes) {
+                    return false;
+                }
+                break;
+        }
+    }
+}
+
+void ConnectionDriver::response_sent() noexcept {
+    const http::Output& out = conn_.output();
+    const std::uint64_t bytes =
+        out.head.size() + out.body.size() + (out.file ? out.file->length : 0);
+    if (slot_ != nullptr) {
+        slot_->count_request(bytes, std::chrono::system_clock::now());
+    } else {
+        uncounted_bytes_ = bytes;  // finished on the event loop: the next worker counts it
+    }
+    sent_bytes_ = 0;
+    sent_file_bytes_ = 0;
+    responded_ = true;
+    conn_.output_sent();
+    start_phase();
+}
+
+ConnectionDriver::WriteStep ConnectionDriver::continue_write() noexcept {
+    switch (send_some()) {
+        case Sent::done:
+            response_sent();
+            resumed_ = true;
+            return WriteStep::done;
+        case Sent::blocked:
+            write_deadline_ = Clock::now() + config_.timeouts.send;
+            return WriteStep::blocked;
+        case Sent::failed:
+            break;
+    }
+    responded_ = false;  // the peer is gone or stuck: nothing to protect
+    return WriteStep::failed;
+}
+
 ConnectionDriver::Received ConnectionDriver::receive() {
     const std::span<char> space = conn_.input_space();
     const ssize_t n = ::recv(fd_, space.data(), space.size(), 0);
@@ -289,27 +321,41 @@ ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stoppin
                                                 WorkerSlot* slot) noexcept {
     slot_ = slot;
     try {
-        http::Action action = advance(stopping);
         bool after_response = false;  ///< the last step wrote a response
+        if (resumed_) {
+            // continue_write() finished a response off this thread: count it here.
+            resumed_ = false;
+            after_response = true;
+            if (slot_ != nullptr && uncounted_bytes_ > 0) {
+                slot_->count_request(uncounted_bytes_, std::chrono::system_clock::now());
+            }
+            uncounted_bytes_ = 0;
+        }
+        http::Action action = advance(stopping);
         for (;;) {
             if (action == http::Action::close) {
                 break;
             }
             if (action == http::Action::write) {
                 report_response();
-                const http::Output& out = conn_.output();
-                const std::uint64_t bytes =
-                    out.head.size() + out.body.size() + (out.file ? out.file->length : 0);
-                if (!write_output(fd_, out, config_.timeouts.send)) {
+                if (park) {
+                    // A socket that takes no more is left to the event loop: a slow reader
+                    // of a large response must not hold a worker thread.
+                    const Sent sent = send_some();
+                    if (sent == Sent::blocked) {
+                        write_deadline_ = Clock::now() + config_.timeouts.send;
+                        slot_ = nullptr;
+                        return Outcome::writing;
+                    }
+                    if (sent == Sent::failed) {
+                        responded_ = false;  // the peer is gone: nothing to protect
+                        break;
+                    }
+                } else if (!send_blocking()) {
                     responded_ = false;  // the peer is gone or stuck: nothing to protect
                     break;
                 }
-                if (slot_ != nullptr) {
-                    slot_->count_request(bytes, std::chrono::system_clock::now());
-                }
-                responded_ = true;
-                conn_.output_sent();
-                start_phase();
+                response_sent();
                 action = advance(stopping);
                 after_response = true;
                 continue;

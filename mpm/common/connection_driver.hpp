@@ -23,9 +23,17 @@ public:
     using Clock = std::chrono::steady_clock;
 
     enum class Outcome : std::uint8_t {
-        closed,  ///< done: closed when blocking; in parking mode closed by the destructor
-        parked,  ///< waiting for the client: call run() again once readable, or expire()
-        linger,  ///< half-closed after a response: drain briefly, then close (parking mode)
+        closed,   ///< done: closed when blocking; in parking mode closed by the destructor
+        parked,   ///< waiting for the client: call run() again once readable, or expire()
+        linger,   ///< half-closed after a response: drain briefly, then close (parking mode)
+        writing,  ///< the socket is full mid-response: call continue_write() once writable
+    };
+
+    /// What continue_write() achieved.
+    enum class WriteStep : std::uint8_t {
+        done,     ///< the response is out: run() again (on a worker) to go on
+        blocked,  ///< the socket is full again: wait until writable (or write_deadline())
+        failed,   ///< the peer is gone: close without lingering
     };
 
     /// Takes ownership of the accepted, non-blocking socket `fd`.
@@ -57,6 +65,12 @@ public:
     /// The parked wait's deadline passed: the next run() answers 408 or closes.
     void expire() noexcept { expired_ = true; }
 
+    /// After Outcome::writing: sends more of the response without blocking. Needs no
+    /// worker: the event MPM's listener finishes large writes to slow readers this way.
+    WriteStep continue_write() noexcept;
+    /// When a blocked write gives up (timeouts.send without progress).
+    Clock::time_point write_deadline() const noexcept { return write_deadline_; }
+
     /// When the parked wait ends without data.
     Clock::time_point deadline() const noexcept { return deadline_; }
 
@@ -70,6 +84,15 @@ public:
 
 private:
     http::Action advance(const std::atomic<bool>& stopping);
+
+    enum class Sent : std::uint8_t { done, blocked, failed };
+    /// Writes as much of the current output as the socket takes, from where the last call
+    /// stopped. Never blocks.
+    Sent send_some() noexcept;
+    /// Writes the whole current output, waiting up to timeouts.send for each step.
+    bool send_blocking() noexcept;
+    /// The response went out: counts it and moves the connection on to its next request.
+    void response_sent() noexcept;
 
     enum class Received : std::uint8_t { data, nothing, broken };
     /// One recv into the connection's buffer: bytes or the end of stream (data), an empty
@@ -89,7 +112,12 @@ private:
     http::Wait phase_;
     Clock::time_point deadline_;
     Clock::time_point hard_deadline_;  ///< the latest the current phase may extend to
-    bool responded_ = false;           ///< a response went out: a close should linger
+    Clock::time_point write_deadline_;
+    std::size_t sent_bytes_ = 0;         ///< of the current output's head and bytes body
+    std::uint64_t sent_file_bytes_ = 0;  ///< of its file body
+    std::uint64_t uncounted_bytes_ = 0;  ///< a response finished off a worker, to count
+    bool resumed_ = false;    ///< continue_write() finished a response: run() goes on from it
+    bool responded_ = false;  ///< a response went out: a close should linger
     bool expired_ = false;
     WorkerSlot* slot_ = nullptr;  ///< during run(): where to report
     char client_[48] = {};        ///< the peer's address, for the scoreboard

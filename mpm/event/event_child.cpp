@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <array>
@@ -64,9 +65,15 @@ struct EventConnection {
     bool waiting = false;       ///< a read is registered with the reactor for this wait
     ConnectionDriver::Clock::time_point deadline;  ///< when the wait ends without data
     bool lingering = false;                        ///< listener thread only
+    bool writing = false;  ///< listener thread only: finishing a response to a slow reader
 };
 
 using ConnectionPtr = std::shared_ptr<EventConnection>;
+
+bool writable_now(int fd) noexcept {
+    pollfd pfd{fd, POLLOUT, 0};
+    return ::poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLOUT) != 0;
+}
 
 class EventChild {
 public:
@@ -96,6 +103,12 @@ private:
     /// Listener thread: ends the waits whose deadline passed.
     void expire_waits();
     void linger(const ConnectionPtr& conn);
+    /// Write completion: waits for room in the socket and sends the rest of a response that
+    /// a worker could not, without a thread.
+    void await_writable(const ConnectionPtr& conn);
+    void on_writable(const ConnectionPtr& conn, std::uint64_t id, const error_code& ec);
+    void write_more(const ConnectionPtr& conn);
+    void end_writing(const ConnectionPtr& conn);
     void close(const ConnectionPtr& conn);
 
     // Handing over to and back from the workers.
@@ -302,8 +315,19 @@ void EventChild::on_read(const ConnectionPtr& conn, std::uint64_t id, const erro
 void EventChild::expire_waits() {
     const auto now = ConnectionDriver::Clock::now();
     std::vector<ConnectionPtr> expired;
+    std::vector<ConnectionPtr> writable;
     for (const auto& [raw, conn] : connections_) {
         std::lock_guard lock(conn->mutex);
+        if (conn->writing && conn->waiting && conn->deadline > now &&
+            writable_now(conn->driver.fd())) {
+            // A safety net under the edge-triggered reactor: should the edge that made room
+            // have come before the wait was registered, the sweep notices within a tick.
+            conn->waiting = false;
+            error_code ignored;
+            conn->stream.cancel(ignored);
+            writable.push_back(conn);
+            continue;
+        }
         if (conn->waiting && conn->deadline <= now) {
             conn->waiting = false;
             // After cancel() returns, the read can no longer touch the buffer; its handler
@@ -313,8 +337,14 @@ void EventChild::expire_waits() {
             expired.push_back(conn);
         }
     }
+    for (const ConnectionPtr& conn : writable) {
+        write_more(conn);
+    }
     for (const ConnectionPtr& conn : expired) {
-        if (conn->lingering || conn->driver.between_requests()) {
+        if (conn->writing) {
+            end_writing(conn);
+            close(conn);  // timeouts.send passed without the client taking a byte
+        } else if (conn->lingering || conn->driver.between_requests()) {
             close(conn);
         } else {
             conn->driver.expire();  // part of a request arrived: a worker answers 408
@@ -348,6 +378,60 @@ void EventChild::linger(const ConnectionPtr& conn) {
                                          linger(conn);  // discard and keep draining
                                      }
                                  });
+}
+
+void EventChild::await_writable(const ConnectionPtr& conn) {
+    if (!conn->writing) {
+        conn->writing = true;
+        process_slot().add_connections(ConnectionGauge::writing, 1);
+    }
+    std::lock_guard lock(conn->mutex);
+    const std::uint64_t id = ++conn->wait_id;
+    conn->waiting = true;
+    conn->deadline = conn->driver.write_deadline();
+    // The socket was full a moment ago and the kernel still holds unsent bytes, so the
+    // acknowledgements that make room raise a fresh writable edge even if one was missed.
+    conn->stream.async_wait(asio::posix::stream_descriptor::wait_write,
+                            [this, conn, id](const error_code& ec) { on_writable(conn, id, ec); });
+}
+
+void EventChild::on_writable(const ConnectionPtr& conn, std::uint64_t id, const error_code& ec) {
+    {
+        std::lock_guard lock(conn->mutex);
+        if (id != conn->wait_id || !conn->waiting) {
+            return;  // stale: the wait ended another way
+        }
+        conn->waiting = false;
+    }
+    if (ec) {
+        end_writing(conn);
+        close(conn);
+        return;
+    }
+    write_more(conn);
+}
+
+void EventChild::write_more(const ConnectionPtr& conn) {
+    switch (conn->driver.continue_write()) {
+        case ConnectionDriver::WriteStep::blocked:
+            await_writable(conn);
+            break;
+        case ConnectionDriver::WriteStep::done:
+            end_writing(conn);
+            dispatch(conn);  // a worker goes on: the next request may need a handler
+            break;
+        case ConnectionDriver::WriteStep::failed:
+            end_writing(conn);
+            close(conn);
+            break;
+    }
+}
+
+void EventChild::end_writing(const ConnectionPtr& conn) {
+    if (conn->writing) {
+        conn->writing = false;
+        process_slot().add_connections(ConnectionGauge::writing, -1);
+    }
 }
 
 void EventChild::close(const ConnectionPtr& conn) {
@@ -417,6 +501,9 @@ void EventChild::on_worker_done(const ConnectionPtr& conn, ConnectionDriver::Out
             break;
         case ConnectionDriver::Outcome::linger:
             linger(conn);
+            break;
+        case ConnectionDriver::Outcome::writing:
+            await_writable(conn);
             break;
         case ConnectionDriver::Outcome::closed:
             close(conn);

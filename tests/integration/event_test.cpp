@@ -1,8 +1,16 @@
 // What only the event MPM promises: a connection waiting for its client holds no thread.
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <iostream>
 #include <memory>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include "harness.hpp"
@@ -111,6 +119,91 @@ TEST_F(EventMpmTest, SlowHeadHoldsNoWorker) {
         ASSERT_TRUE(late) << client->error();
         EXPECT_EQ(late->status, 200);
     }
+}
+
+/// A client that asks for a large file and then reads nothing, with a small receive
+/// window, so the server's socket fills up mid-response.
+class StalledReader {
+public:
+    StalledReader(std::uint16_t port, std::string_view target) {
+        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        const int small = 4096;
+        ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_port = htons(port);
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+        const std::string request = make_request("GET", target);
+        connected_ = connected_ && ::send(fd_, request.data(), request.size(), MSG_NOSIGNAL) ==
+                                       ssize_t(request.size());
+    }
+    ~StalledReader() { ::close(fd_); }
+    StalledReader(const StalledReader&) = delete;
+    StalledReader& operator=(const StalledReader&) = delete;
+    bool connected() const { return connected_; }
+
+    /// Reads everything until `total` bytes or `timeout`; returns what came.
+    std::string read_all(std::size_t total, Millis timeout) {
+        std::string received;
+        const auto deadline = Clock::now() + timeout;
+        char buffer[65536];
+        while (received.size() < total && Clock::now() < deadline) {
+            pollfd pfd{fd_, POLLIN, 0};
+            if (::poll(&pfd, 1, 200) <= 0) {
+                continue;
+            }
+            const ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
+            if (n <= 0) {
+                break;
+            }
+            received.append(buffer, std::size_t(n));
+        }
+        return received;
+    }
+
+private:
+    int fd_ = -1;
+    bool connected_ = false;
+};
+
+TEST_F(EventMpmTest, SlowReaderOfALargeResponseHoldsNoWorker) {
+    // 4 MiB: far more than the socket buffers on both ends hold.
+    std::string large(4 << 20, '\0');
+    for (std::size_t i = 0; i < large.size(); ++i) {
+        large[i] = char('a' + (i * 7 + i / 4096) % 26);
+    }
+    write_file(site_.root / "large.bin", large);
+
+    ServerConfig config;
+    config.mpm = "event";
+    config.document_root = site_.root;
+    config.start_servers = 1;
+    config.mpm_extra = "threads_per_child: 1, min_spare_threads: 1, max_spare_threads: 2";
+    server_ = std::make_unique<TridentServer>(dir_.path(), config);
+    ASSERT_TRUE(server_->start());
+    ASSERT_EQ(server_->wait_for_children(1).size(), 1u);
+
+    StalledReader stalled(server_->port(), "/large.bin");
+    ASSERT_TRUE(stalled.connected());
+    std::this_thread::sleep_for(Millis(300));  // let the one worker fill the socket
+
+    // The child's only worker thread would be stuck in that write were it not finished by
+    // the listener: this request would then wait for timeouts.send (60 s).
+    std::string error;
+    const auto response =
+        exchange(server_->port(), make_request("GET", "/hello.txt"), &error, false);
+    ASSERT_TRUE(response) << "a request went unanswered behind a slow reader: " << error;
+    EXPECT_EQ(response->status, 200);
+    EXPECT_EQ(response->body, site_.text);
+
+    // The slow reader still gets every byte, in order.
+    const std::string received = stalled.read_all(large.size() + 4096, Millis(20000));
+    const std::size_t head_end = received.find("\r\n\r\n");
+    ASSERT_NE(head_end, std::string::npos);
+    EXPECT_NE(received.find("Content-Length: " + std::to_string(large.size())), std::string::npos);
+    ASSERT_EQ(received.size() - head_end - 4, large.size());
+    EXPECT_TRUE(received.compare(head_end + 4, large.size(), large) == 0);
 }
 
 }  // namespace
