@@ -92,12 +92,13 @@ bool send_all(int fd, iovec* iov, int count, bool more, Duration timeout) noexce
     return true;
 }
 
-bool send_file(int fd, const http::FileBody& file, Duration timeout) noexcept {
-    off_t offset = off_t(file.offset);
-    std::uint64_t left = file.length;
+bool send_file_range(int fd, int file, std::uint64_t start, std::uint64_t length,
+                     Duration timeout) noexcept {
+    off_t offset = off_t(start);
+    std::uint64_t left = length;
     while (left > 0) {
         const std::size_t chunk = std::size_t(std::min<std::uint64_t>(left, 1u << 30));
-        const ssize_t n = ::sendfile(fd, file.fd.get(), &offset, chunk);
+        const ssize_t n = ::sendfile(fd, file, &offset, chunk);
         if (n > 0) {
             left -= std::uint64_t(n);
             continue;
@@ -113,6 +114,28 @@ bool send_file(int fd, const http::FileBody& file, Duration timeout) noexcept {
     return true;
 }
 
+bool send_file(int fd, const http::FileBody& file, Duration timeout) noexcept {
+    return send_file_range(fd, file.fd.get(), file.offset, file.length, timeout);
+}
+
+/// A body of pieces (multipart/byteranges): each piece's bytes, then its range of the file.
+/// MSG_MORE on every write but the last, so the end leaves without waiting for the cork.
+bool send_pieces(int fd, const http::FileBody& file, Duration timeout) noexcept {
+    for (std::size_t i = 0; i < file.pieces.size(); ++i) {
+        const http::BodyPiece& piece = file.pieces[i];
+        const bool more = i + 1 < file.pieces.size() || piece.file_length > 0;
+        iovec iov{const_cast<char*>(piece.bytes.data()), piece.bytes.size()};
+        if (!piece.bytes.empty() && !send_all(fd, &iov, 1, more, timeout)) {
+            return false;
+        }
+        if (piece.file_length > 0 &&
+            !send_file_range(fd, file.fd.get(), piece.file_offset, piece.file_length, timeout)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 bool write_output(int fd, const http::Output& out, Duration timeout) noexcept {
     iovec iov[2] = {{const_cast<char*>(out.head.data()), out.head.size()},
                     {const_cast<char*>(out.body.data()), out.body.size()}};
@@ -122,6 +145,9 @@ bool write_output(int fd, const http::Output& out, Duration timeout) noexcept {
     const bool more = out.file != nullptr && out.file->length > 0;
     if (!send_all(fd, iov, count, more, timeout)) {
         return false;
+    }
+    if (more && !out.file->pieces.empty()) {
+        return send_pieces(fd, *out.file, timeout);
     }
     return !more || send_file(fd, *out.file, timeout);
 }
