@@ -85,9 +85,9 @@ struct StatusConfig {
 
 /// How files below document_root are served (the `static:` section).
 struct StaticConfig {
-    bool precompressed = true;     ///< serve file.br / file.gz to clients that accept them
-    bool autoindex = false;        ///< list a directory without index file (else 403)
-    bool follow_symlinks = true;   ///< false: a link resolving outside document_root → 403
+    bool precompressed = true;    ///< serve file.br / file.gz to clients that accept them
+    bool autoindex = false;       ///< list a directory without index file (else 403)
+    bool follow_symlinks = true;  ///< false: a link resolving outside document_root → 403
 };
 
 struct Config {

@@ -21,9 +21,9 @@ struct ByteSpan {
 /// Apache 2.4's MaxRanges, MaxRangeOverlaps and MaxRangeReversals defaults: past any of
 /// them the field is ignored and the whole representation is sent (CVE-2011-3192).
 struct RangeLimits {
-    std::size_t max_ranges = 200;     ///< parts left after merging
-    std::size_t max_overlaps = 20;    ///< specs merged into the one before them
-    std::size_t max_reversals = 20;   ///< merged specs that start before the one before them
+    std::size_t max_ranges = 200;    ///< parts left after merging
+    std::size_t max_overlaps = 20;   ///< specs merged into the one before them
+    std::size_t max_reversals = 20;  ///< merged specs that start before the one before them
 };
 
 struct ByteRanges {

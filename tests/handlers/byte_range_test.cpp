@@ -134,8 +134,7 @@ TEST(ByteRangeTest, OverlappingAndAdjacentRangesMerge) {
     EXPECT_EQ(spans_of("bytes=0-9,2-3", 100), (std::vector<ByteSpan>{{0, 9}}));     // contained
     EXPECT_EQ(spans_of("bytes=0-9,11-19", 100), (std::vector<ByteSpan>{{0, 9}, {11, 19}}));
     // Apache merges into the set before only: a later overlap with an earlier part stays.
-    EXPECT_EQ(spans_of("bytes=0-9,20-29,5-25", 100),
-              (std::vector<ByteSpan>{{0, 9}, {5, 29}}));
+    EXPECT_EQ(spans_of("bytes=0-9,20-29,5-25", 100), (std::vector<ByteSpan>{{0, 9}, {5, 29}}));
 }
 
 TEST(ByteRangeTest, OpenRangeFromZeroIsTheWholeRepresentation) {

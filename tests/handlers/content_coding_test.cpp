@@ -51,8 +51,8 @@ TEST(ContentCodingTest, NoFieldOrEmptyFieldMeansIdentity) {
 }
 
 TEST(ContentCodingTest, MalformedWeightsNeverAccept) {
-    for (std::string_view value : {"br;q=2", "br;q=1.5", "br;q=0.0001", "br;q=abc", "br;q=",
-                                   "br;level=1", "br;q=-1"}) {
+    for (std::string_view value :
+         {"br;q=2", "br;q=1.5", "br;q=0.0001", "br;q=abc", "br;q=", "br;level=1", "br;q=-1"}) {
         EXPECT_EQ(choose(value, true, false), C::identity) << value;
     }
 }

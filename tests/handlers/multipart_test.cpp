@@ -36,9 +36,9 @@ TEST(MultipartTest, BuildsTheRfcShape) {
 
 TEST(MultipartTest, LengthCountsEveryByte) {
     const std::string file(5000, 'x');
-    const MultipartBody body = make_multipart_byteranges(
-        {{0, 0}, {100, 1099}, {4000, 4999}}, file.size(), "application/octet-stream",
-        make_multipart_boundary());
+    const MultipartBody body =
+        make_multipart_byteranges({{0, 0}, {100, 1099}, {4000, 4999}}, file.size(),
+                                  "application/octet-stream", make_multipart_boundary());
     EXPECT_EQ(render(body, file).size(), body.length);
 }
 

@@ -240,9 +240,8 @@ TEST_F(StaticFileFeaturesTest, GzipWhenBrIsRefusedOrRankedLower) {
 
 TEST_F(StaticFileFeaturesTest, IdentityStillVariesWhenASiblingExists) {
     for (std::string_view accept : {"", "identity", "br;q=0, gzip;q=0", "deflate"}) {
-        const Response response = accept.empty()
-                                      ? get("/page.html")
-                                      : get("/page.html", {{"Accept-Encoding", accept}});
+        const Response response =
+            accept.empty() ? get("/page.html") : get("/page.html", {{"Accept-Encoding", accept}});
         EXPECT_EQ(header(response, "Content-Encoding"), "") << accept;
         EXPECT_EQ(header(response, "Vary"), "Accept-Encoding") << accept;
         EXPECT_EQ(body_of(response), "<p>identity</p>") << accept;
@@ -318,10 +317,8 @@ TEST_F(StaticFileFeaturesTest, ListingShowsEntriesEscapedSortedWithoutDotfiles) 
     EXPECT_EQ(header(response, "Content-Type"), "text/html; charset=utf-8");
     const std::string html = body_of(response);
     EXPECT_NE(html.find("<title>Index of /list/</title>"), std::string::npos) << html;
-    EXPECT_NE(html.find("<a href=\"%2541%3F%23.txt\">%41?#.txt</a>"), std::string::npos)
-        << html;
-    EXPECT_NE(html.find("<a href=\"a%3C%26%3E.txt\">a&lt;&amp;&gt;.txt</a>"),
-              std::string::npos)
+    EXPECT_NE(html.find("<a href=\"%2541%3F%23.txt\">%41?#.txt</a>"), std::string::npos) << html;
+    EXPECT_NE(html.find("<a href=\"a%3C%26%3E.txt\">a&lt;&amp;&gt;.txt</a>"), std::string::npos)
         << html;
     EXPECT_NE(html.find("<a href=\"b%20file.txt\">b file.txt</a>"), std::string::npos) << html;
     EXPECT_NE(html.find("<a href=\"zeta/\">zeta/</a>"), std::string::npos) << html;
