@@ -127,12 +127,12 @@ std::string Loader::read_log_path(const Field& field) const {
 }
 
 void Loader::read_document(const YAML::Node& document, Config& config) const {
-    const MapReader top(
-        Field{document, YAML::Mark(), ""},
-        {"mpm", "listen", "document_root", "directory_index", "pid_file", "scoreboard_file",
-         "module_dir", "user", "group", "server_tokens", "keep_alive", "timeouts", "limits",
-         "prefork", "worker", "event", "access_log", "error_log", "status",
-         "static"});
+    const MapReader top(Field{document, YAML::Mark(), ""},
+                        {"mpm",        "listen",          "document_root", "directory_index",
+                         "pid_file",   "scoreboard_file", "module_dir",    "user",
+                         "group",      "server_tokens",   "keep_alive",    "timeouts",
+                         "limits",     "prefork",         "worker",        "event",
+                         "access_log", "error_log",       "status",        "static"});
 
     if (auto field = top.find("mpm")) {
         config.mpm = read_choice(*field, known_mpm_names());
