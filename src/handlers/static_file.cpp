@@ -209,10 +209,15 @@ void choose_sibling(const http::Request& request, int dir_fd, const std::string&
     if (!chosen.varies) {
         return;
     }
-    const std::string_view accept = request.field("Accept-Encoding");
-    bool present = !accept.empty();
+    // Several field lines are one comma-separated list (RFC 9110 §5.3).
+    std::string accept;
+    bool present = false;
     for (const http::Field& line : request.fields) {
-        present = present || http::iequals(line.name, "Accept-Encoding");
+        if (http::iequals(line.name, "Accept-Encoding")) {
+            accept += present ? "," : "";
+            accept += line.value;
+            present = true;
+        }
     }
     chosen.coding = choose_content_coding(accept, present, exists[0], exists[1]);
     if (chosen.coding != ContentCoding::identity) {

@@ -238,6 +238,13 @@ TEST_F(StaticFileFeaturesTest, GzipWhenBrIsRefusedOrRankedLower) {
     }
 }
 
+TEST_F(StaticFileFeaturesTest, SeveralAcceptEncodingLinesAreOneList) {
+    const Response response =
+        get("/page.html", {{"Accept-Encoding", "br;q=0"}, {"Accept-Encoding", "gzip"}});
+    EXPECT_EQ(header(response, "Content-Encoding"), "gzip");
+    EXPECT_EQ(body_of(response), "GZIP-BYTES-LONGER");
+}
+
 TEST_F(StaticFileFeaturesTest, IdentityStillVariesWhenASiblingExists) {
     for (std::string_view accept : {"", "identity", "br;q=0, gzip;q=0", "deflate"}) {
         const Response response =
