@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 #include <vector>
 
@@ -196,6 +197,34 @@ TEST(ByteRangeTest, RangesSummingPastTheFileGetTheWholeFile) {
     RangeLimits tight;
     tight.max_overlaps = 0;
     EXPECT_EQ(parse_byte_ranges("bytes=0-9,5-14", 100, tight).kind, Kind::ignore);
+}
+
+TEST(ByteRangeTest, RandomFieldsNeverLeaveTheRepresentationNorExceedIt) {
+    // Seeded, bounded: 20,000 fields of up to 40 specs built from digits, dashes, commas
+    // and spaces. Whatever they say, a satisfiable answer stays inside the file, its parts
+    // never add up past its length, and there are never more than 200 of them.
+    std::mt19937 random(20261124u);
+    const std::string alphabet = "0123456789-, ";
+    for (int round = 0; round < 20000; ++round) {
+        const std::uint64_t size = random() % 300;
+        std::string value = "bytes=";
+        const std::size_t length = random() % 120;
+        for (std::size_t i = 0; i < length; ++i) {
+            value += alphabet[random() % alphabet.size()];
+        }
+        const ByteRanges ranges = parse_byte_ranges(value, size);
+        if (ranges.kind != Kind::satisfiable) {
+            EXPECT_TRUE(ranges.spans.empty()) << value;
+            continue;
+        }
+        ASSERT_FALSE(ranges.spans.empty()) << value;
+        EXPECT_LE(ranges.spans.size(), 200u) << value;
+        EXPECT_LE(ranges.total_length(), size) << value;
+        for (const ByteSpan& span : ranges.spans) {
+            EXPECT_LE(span.first, span.last) << value;
+            EXPECT_LT(span.last, size) << value;
+        }
+    }
 }
 
 }  // namespace
