@@ -127,7 +127,8 @@ Precondition evaluate_preconditions(const http::Request& request, std::string_vi
     return Precondition::proceed;
 }
 
-bool if_range_allows(std::string_view value, std::string_view etag, std::time_t mtime) noexcept {
+bool if_range_allows(std::string_view value, std::string_view etag, std::time_t mtime,
+                     std::time_t now) noexcept {
     value = http::trim_ows(value);
     if (value.empty()) {
         return true;
@@ -136,8 +137,10 @@ bool if_range_allows(std::string_view value, std::string_view etag, std::time_t 
     if (value.front() == '"' || value.starts_with("W/")) {
         return value.front() == '"' && value == etag;
     }
+    // §8.8.2.2: a modification time is a strong validator only once its second is over; a
+    // file changed twice within the current second would carry the same date.
     const std::optional<std::time_t> date = http::parse_http_date(value);
-    return date && *date == mtime;
+    return date && *date == mtime && mtime < now;
 }
 
 }  // namespace trident

@@ -24,8 +24,10 @@ Precondition evaluate_preconditions(const http::Request& request, std::string_vi
                                     std::time_t mtime) noexcept;
 
 /// Whether a Range may be honoured given the request's If-Range value (empty: no If-Range).
-/// An entity-tag must match strongly, a date must be exactly the Last-Modified; anything
-/// else means "send the whole representation" (RFC 9110 §13.1.5).
-bool if_range_allows(std::string_view value, std::string_view etag, std::time_t mtime) noexcept;
+/// An entity-tag must match strongly; a date must be exactly the Last-Modified and strong,
+/// that is `mtime` lies in a second already over at `now` (RFC 9110 §8.8.2.2). Anything
+/// else means "send the whole representation" (§13.1.5).
+bool if_range_allows(std::string_view value, std::string_view etag, std::time_t mtime,
+                     std::time_t now) noexcept;
 
 }  // namespace trident

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <ctime>
 #include <optional>
 #include <utility>
 
@@ -291,7 +292,7 @@ Response serve_file(const http::Request& request, Representation chosen) {
     ByteRanges ranges;
     const std::string_view range_value = request.field("Range");
     if (request.method == Method::get && !range_value.empty() &&
-        if_range_allows(request.field("If-Range"), etag, mtime)) {
+        if_range_allows(request.field("If-Range"), etag, mtime, std::time(nullptr))) {
         ranges = parse_byte_ranges(range_value, size);
     }
     if (ranges.kind == ByteRanges::Kind::unsatisfiable) {

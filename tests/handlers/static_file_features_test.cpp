@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
@@ -214,6 +215,26 @@ TEST_F(StaticFileFeaturesTest, AllRangesUnsatisfiableIs416) {
     const Response response = get("/digits.txt", {{"Range", "bytes=100-,200-300"}});
     EXPECT_EQ(response.status, Status::range_not_satisfiable);
     EXPECT_EQ(header(response, "Content-Range"), "bytes */100");
+}
+
+TEST_F(StaticFileFeaturesTest, IfRangeDateIsHonouredOnlyOnceItsSecondIsOver) {
+    // RFC 9110 §8.8.2.2, §13.1.5: a Last-Modified whose second is not over yet cannot tell
+    // two versions within it apart. A modification time ahead of the clock stands for that
+    // case without depending on when the test runs.
+    const std::time_t ahead = std::time(nullptr) + 86400;
+    const struct timespec future[2] = {{ahead, 0}, {ahead, 0}};
+    ASSERT_EQ(::utimensat(AT_FDCWD, (root_ / "digits.txt").c_str(), future, 0), 0);
+    const std::string fresh = header(get("/digits.txt"), "Last-Modified");
+    const Response weak = get("/digits.txt", {{"Range", "bytes=0-4"}, {"If-Range", fresh}});
+    EXPECT_EQ(weak.status, Status::ok);
+    EXPECT_EQ(body_of(weak), digits_);
+
+    const struct timespec past[2] = {{1000000000, 0}, {1000000000, 0}};
+    ASSERT_EQ(::utimensat(AT_FDCWD, (root_ / "digits.txt").c_str(), past, 0), 0);
+    const std::string settled = header(get("/digits.txt"), "Last-Modified");
+    const Response strong = get("/digits.txt", {{"Range", "bytes=0-4"}, {"If-Range", settled}});
+    EXPECT_EQ(strong.status, Status::partial_content);
+    EXPECT_EQ(body_of(strong), "01234");
 }
 
 // --- precompressed siblings -------------------------------------------------------------------
