@@ -89,6 +89,13 @@ struct StatusConfig {
     std::vector<std::string> allow = {"127.0.0.0/8", "::1"};  ///< addresses or CIDR blocks
 };
 
+/// How files below document_root are served (the `static:` section).
+struct StaticConfig {
+    bool precompressed = true;    ///< serve file.br / file.gz to clients that accept them
+    bool autoindex = false;       ///< list a directory without index file (else 403)
+    bool follow_symlinks = true;  ///< false: a link resolving outside document_root → 403
+};
+
 struct Config {
     std::filesystem::path file;  ///< the config file this came from, absolute
 
@@ -112,6 +119,7 @@ struct Config {
     AccessLogConfig access_log;
     ErrorLogConfig error_log;
     StatusConfig status;
+    StaticConfig static_files;  ///< the `static:` section
 };
 
 /// The MPM names the product knows of, whether or not their modules are installed.

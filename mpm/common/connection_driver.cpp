@@ -232,11 +232,54 @@ ConnectionDriver::Sent ConnectionDriver::send_some() noexcept {
         }
         sent_bytes_ += std::size_t(n);
     }
-    while (sent_file_bytes_ < in_file) {
-        off_t offset = off_t(out.file->offset + sent_file_bytes_);
-        const std::size_t chunk =
-            std::size_t(std::min<std::uint64_t>(in_file - sent_file_bytes_, 1u << 30));
-        const ssize_t n = ::sendfile(fd_, out.file->fd.get(), &offset, chunk);
+    if (in_file == 0) {
+        return Sent::done;
+    }
+    const http::FileBody& file = *out.file;
+    if (file.pieces.empty()) {
+        return send_file_part(file.fd.get(), file.offset, file.length, 0);
+    }
+    // multipart/byteranges: each piece's bytes, then its range of the file. `base` is where
+    // the piece starts in the body; sent_file_bytes_ says how far the body got.
+    std::uint64_t base = 0;
+    for (std::size_t i = 0; i < file.pieces.size(); ++i) {
+        const http::BodyPiece& piece = file.pieces[i];
+        const bool last = i + 1 == file.pieces.size();
+        while (sent_file_bytes_ < base + piece.bytes.size()) {
+            const std::size_t done = std::size_t(sent_file_bytes_ - base);
+            iovec iov{const_cast<char*>(piece.bytes.data()) + done, piece.bytes.size() - done};
+            msghdr msg{};
+            msg.msg_iov = &iov;
+            msg.msg_iovlen = 1;
+            // MSG_MORE on every write but the last, so the end leaves without the cork timer.
+            const bool more = !last || piece.file_length > 0;
+            const ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+            if (n < 0) {
+                if (errno == EINTR) {
+                    continue;
+                }
+                return errno == EAGAIN ? Sent::blocked : Sent::failed;
+            }
+            sent_file_bytes_ += std::uint64_t(n);
+        }
+        base += piece.bytes.size();
+        const Sent sent = send_file_part(file.fd.get(), piece.file_offset, piece.file_length, base);
+        if (sent != Sent::done) {
+            return sent;
+        }
+        base += piece.file_length;
+    }
+    return Sent::done;
+}
+
+ConnectionDriver::Sent ConnectionDriver::send_file_part(int file, std::uint64_t offset,
+                                                        std::uint64_t length,
+                                                        std::uint64_t base) noexcept {
+    while (sent_file_bytes_ < base + length) {
+        const std::uint64_t done = sent_file_bytes_ - base;
+        off_t position = off_t(offset + done);
+        const std::size_t chunk = std::size_t(std::min<std::uint64_t>(length - done, 1u << 30));
+        const ssize_t n = ::sendfile(fd_, file, &position, chunk);
         if (n > 0) {
             sent_file_bytes_ += std::uint64_t(n);
             continue;

@@ -89,6 +89,10 @@ private:
     /// Writes as much of the current output as the socket takes, from where the last call
     /// stopped. Never blocks.
     Sent send_some() noexcept;
+    /// Sends [offset, offset + length) of `file`, which starts at `base` in the body, from
+    /// wherever sent_file_bytes_ says it stopped.
+    Sent send_file_part(int file, std::uint64_t offset, std::uint64_t length,
+                        std::uint64_t base) noexcept;
     /// Writes the whole current output, waiting up to timeouts.send for each step.
     bool send_blocking() noexcept;
     /// The response went out: counts it and moves the connection on to its next request.

@@ -108,6 +108,7 @@ private:
     void read_error_log(const Field& field, ErrorLogConfig& log) const;
     static void read_status(const Field& field, StatusConfig& status);
     static std::string read_address_block(const Field& item);
+    static void read_static(const Field& field, StaticConfig& static_files);
 
     fs::path folder_;
 };
@@ -126,11 +127,12 @@ std::string Loader::read_log_path(const Field& field) const {
 }
 
 void Loader::read_document(const YAML::Node& document, Config& config) const {
-    const MapReader top(
-        Field{document, YAML::Mark(), ""},
-        {"mpm", "listen", "document_root", "directory_index", "pid_file", "scoreboard_file",
-         "module_dir", "user", "group", "server_tokens", "keep_alive", "timeouts", "limits",
-         "prefork", "worker", "event", "access_log", "error_log", "status"});
+    const MapReader top(Field{document, YAML::Mark(), ""},
+                        {"mpm",        "listen",          "document_root", "directory_index",
+                         "pid_file",   "scoreboard_file", "module_dir",    "user",
+                         "group",      "server_tokens",   "keep_alive",    "timeouts",
+                         "limits",     "prefork",         "worker",        "event",
+                         "access_log", "error_log",       "status",        "static"});
 
     if (auto field = top.find("mpm")) {
         config.mpm = read_choice(*field, known_mpm_names());
@@ -193,6 +195,9 @@ void Loader::read_document(const YAML::Node& document, Config& config) const {
     }
     if (auto field = top.find("status")) {
         read_status(*field, config.status);
+    }
+    if (auto field = top.find("static")) {
+        read_static(*field, config.static_files);
     }
 }
 
@@ -519,6 +524,21 @@ void Loader::read_status(const Field& field, StatusConfig& status) {
         for (const Field& item : read_list(*value)) {
             status.allow.push_back(read_address_block(item));
         }
+    }
+}
+
+// --- static files ---------------------------------------------------------------------------
+
+void Loader::read_static(const Field& field, StaticConfig& static_files) {
+    const MapReader map(field, {"precompressed", "autoindex", "follow_symlinks"});
+    if (auto value = map.find("precompressed")) {
+        static_files.precompressed = read_bool(*value);
+    }
+    if (auto value = map.find("autoindex")) {
+        static_files.autoindex = read_bool(*value);
+    }
+    if (auto value = map.find("follow_symlinks")) {
+        static_files.follow_symlinks = read_bool(*value);
     }
 }
 

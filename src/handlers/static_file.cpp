@@ -6,12 +6,16 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <ctime>
 #include <optional>
 #include <utility>
 
+#include "handlers/autoindex.hpp"
 #include "handlers/byte_range.hpp"
+#include "handlers/conditional.hpp"
+#include "handlers/content_coding.hpp"
+#include "handlers/multipart.hpp"
 #include "http/http_date.hpp"
-#include "http/syntax.hpp"
 
 namespace trident {
 
@@ -48,11 +52,18 @@ Status status_for_errno(int error) noexcept {
 /// open() then fstat() on the descriptor, so that the checks and the bytes served are of
 /// the same file even if the name is replaced meanwhile. O_NONBLOCK keeps a FIFO from
 /// blocking the open; it is refused as "not a regular file" afterwards.
-OpenedFile open_file(int dir_fd, const char* name) noexcept {
+/// With a `guard` (symlinks not followed), a file whose real path leaves the root is
+/// refused with 403, as Apache without FollowSymLinks; the check is on the open descriptor.
+OpenedFile open_file(int dir_fd, const char* name, const RootGuard* guard) noexcept {
     OpenedFile file;
     file.fd = UniqueFd(::openat(dir_fd, name, kOpenFlags));
     if (!file.fd.valid()) {
         file.failure = status_for_errno(errno);
+        return file;
+    }
+    if (guard != nullptr && !guard->contains(file.fd.get())) {
+        file.failure = Status::forbidden;
+        file.fd.reset();
         return file;
     }
     if (::fstat(file.fd.get(), &file.info) != 0) {
@@ -116,149 +127,26 @@ std::string encode_path(std::string_view path) {
     return out;
 }
 
-std::string make_etag(const struct stat& info) {
-    // Apache's "FileETag MTime Size" shape: size and mtime in microseconds, in hex.
+/// Apache's "FileETag MTime Size" shape: "<size hex>-<mtime µs hex>", and for an encoded
+/// sibling "-br" / "-gzip" after it, so that each representation has its own strong tag
+/// (RFC 9110 §8.8.3) even if two of them share a size and a time.
+std::string make_etag(const struct stat& info, ContentCoding coding) {
     const auto size = static_cast<unsigned long long>(info.st_size);
     const auto mtime_us = static_cast<unsigned long long>(info.st_mtim.tv_sec) * 1000000ULL +
                           static_cast<unsigned long long>(info.st_mtim.tv_nsec / 1000);
-    // "<size hex>-<mtime µs hex>", built with to_chars: this runs for every response.
-    // Each number is at most 16 hex digits; the bounds leave room for the punctuation.
-    char text[40];
+    // Built with to_chars: this runs for every response. Each number is at most 16 hex
+    // digits; the bounds leave room for the punctuation and the coding.
+    char text[48];
     text[0] = '"';
     char* end = std::to_chars(text + 1, text + 18, size, 16).ptr;
     *end++ = '-';
     end = std::to_chars(end, text + 37, mtime_us, 16).ptr;
+    if (const std::string_view name = content_coding_name(coding); !name.empty()) {
+        *end++ = '-';
+        end = std::copy(name.begin(), name.end(), end);
+    }
     *end++ = '"';
     return std::string(text, end);
-}
-
-using http::is_ows;
-
-/// One entity-tag of a field list (RFC 9110 §8.8.3).
-struct EntityTag {
-    bool weak = false;
-    std::string_view opaque;  ///< with its quotes
-};
-
-/// Walks a comma-separated list of entity-tags or "*". `next` returns false at the end of
-/// the list or at the first malformed element, so garbage never matches anything.
-class EntityTagList {
-public:
-    explicit EntityTagList(std::string_view text) noexcept : rest_(text) {}
-
-    bool next(EntityTag& tag, bool& star) noexcept {
-        while (!rest_.empty() && (is_ows(rest_.front()) || rest_.front() == ',')) {
-            rest_.remove_prefix(1);  // empty list elements are allowed (RFC 9110 §5.6.1.2)
-        }
-        if (rest_.empty()) {
-            return false;
-        }
-        star = false;
-        tag = {};
-        if (rest_.front() == '*') {
-            star = true;
-            rest_.remove_prefix(1);
-            return true;
-        }
-        if (rest_.starts_with("W/")) {
-            tag.weak = true;
-            rest_.remove_prefix(2);
-        }
-        if (rest_.empty() || rest_.front() != '"') {
-            rest_ = {};
-            return false;
-        }
-        const std::size_t close = rest_.find('"', 1);
-        if (close == std::string_view::npos) {
-            rest_ = {};
-            return false;
-        }
-        tag.opaque = rest_.substr(0, close + 1);
-        rest_.remove_prefix(close + 1);
-        return true;
-    }
-
-private:
-    std::string_view rest_;
-};
-
-/// Whether any If-Match / If-None-Match field line of the request lists `etag` (a strong tag
-/// of ours) or "*". RFC 9110 §8.8.3.2: strong comparison needs both tags strong; weak
-/// comparison ignores W/.
-bool list_matches(const http::Request& request, std::string_view field, std::string_view etag,
-                  bool strong) noexcept {
-    for (const http::Field& line : request.fields) {
-        if (!http::iequals(line.name, field)) {
-            continue;
-        }
-        EntityTagList list(line.value);
-        EntityTag tag;
-        bool star = false;
-        while (list.next(tag, star)) {
-            if (star) {
-                return true;
-            }
-            if ((!strong || !tag.weak) && tag.opaque == etag) {
-                return true;
-            }
-        }
-    }
-    return false;
-}
-
-bool has_field(const http::Request& request, std::string_view name) noexcept {
-    for (const http::Field& line : request.fields) {
-        if (http::iequals(line.name, name)) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/// The outcome of RFC 9110 §13.2.2's evaluation order, steps 1-4.
-enum class Precondition : std::uint8_t { proceed, not_modified, failed };
-
-Precondition evaluate_preconditions(const http::Request& request, std::string_view etag,
-                                    std::time_t mtime) noexcept {
-    // Step 1 and 2: If-Match, else If-Unmodified-Since.
-    if (has_field(request, "If-Match")) {
-        if (!list_matches(request, "If-Match", etag, /*strong=*/true)) {
-            return Precondition::failed;
-        }
-    } else if (const std::string_view value = request.field("If-Unmodified-Since");
-               !value.empty()) {
-        const std::optional<std::time_t> date = http::parse_http_date(value);
-        if (date && mtime > *date) {
-            return Precondition::failed;
-        }
-    }
-    // Step 3 and 4: If-None-Match, else If-Modified-Since (GET and HEAD only).
-    const bool safe = request.method == Method::get || request.method == Method::head;
-    if (has_field(request, "If-None-Match")) {
-        if (list_matches(request, "If-None-Match", etag, /*strong=*/false)) {
-            return safe ? Precondition::not_modified : Precondition::failed;
-        }
-    } else if (const std::string_view value = request.field("If-Modified-Since");
-               safe && !value.empty()) {
-        const std::optional<std::time_t> date = http::parse_http_date(value);
-        if (date && mtime <= *date) {
-            return Precondition::not_modified;
-        }
-    }
-    return Precondition::proceed;
-}
-
-/// RFC 9110 §13.1.5: an If-Range entity-tag must match strongly; a date must be exactly the
-/// Last-Modified. Anything else means "send the whole representation".
-bool if_range_allows(std::string_view value, std::string_view etag, std::time_t mtime) noexcept {
-    if (value.empty()) {
-        return true;
-    }
-    if (value.front() == '"' || value.starts_with("W/")) {
-        return value.front() == '"' && value == etag;
-    }
-    const std::optional<std::time_t> date = http::parse_http_date(value);
-    return date && *date == mtime;
 }
 
 struct IndexFile {
@@ -268,12 +156,13 @@ struct IndexFile {
 
 /// The first of `names` that is a regular file in the directory `dir_fd`; nullopt when none
 /// exists. An index that exists but cannot be opened is reported, not skipped.
-std::optional<IndexFile> open_index(int dir_fd, const std::vector<std::string>& names) noexcept {
+std::optional<IndexFile> open_index(int dir_fd, const std::vector<std::string>& names,
+                                    const RootGuard* guard) noexcept {
     for (const std::string& name : names) {
         if (name.empty() || name.find('/') != std::string::npos || starts_with_ht(name)) {
             continue;
         }
-        OpenedFile file = open_file(dir_fd, name.c_str());
+        OpenedFile file = open_file(dir_fd, name.c_str(), guard);
         if (file.failure == Status::not_found) {
             continue;
         }
@@ -297,59 +186,144 @@ Response redirect_to_directory(const http::Request& request) {
     return response;
 }
 
+/// The representation chosen for a request: the file itself or an encoded sibling.
+struct Representation {
+    OpenedFile file;
+    std::string_view content_type;  ///< of the original file, whatever the coding
+    ContentCoding coding = ContentCoding::identity;
+    bool varies = false;  ///< a sibling exists: the choice depends on Accept-Encoding
+};
+
+/// Opens "<name>.br" and "<name>.gz" beside the file and picks what to send (RFC 9110
+/// §12.5.3). A sibling that is missing, not a regular file or not readable does not exist.
+void choose_sibling(const http::Request& request, int dir_fd, const std::string& name,
+                    const RootGuard* guard, Representation& chosen) {
+    OpenedFile siblings[2];
+    const ContentCoding codings[2] = {ContentCoding::br, ContentCoding::gzip};
+    bool exists[2] = {false, false};
+    for (int i = 0; i < 2; ++i) {
+        const std::string sibling = name + std::string(content_coding_suffix(codings[i]));
+        siblings[i] = open_file(dir_fd, sibling.c_str(), guard);
+        exists[i] = siblings[i].failure == Status::ok && S_ISREG(siblings[i].info.st_mode);
+    }
+    chosen.varies = exists[0] || exists[1];
+    if (!chosen.varies) {
+        return;
+    }
+    // Several field lines are one comma-separated list (RFC 9110 §5.3).
+    std::string accept;
+    bool present = false;
+    for (const http::Field& line : request.fields) {
+        if (http::iequals(line.name, "Accept-Encoding")) {
+            accept += present ? "," : "";
+            accept += line.value;
+            present = true;
+        }
+    }
+    chosen.coding = choose_content_coding(accept, present, exists[0], exists[1]);
+    if (chosen.coding != ContentCoding::identity) {
+        chosen.file = std::move(siblings[chosen.coding == ContentCoding::br ? 0 : 1]);
+    }
+}
+
+/// Vary and Content-Encoding of the chosen representation (RFC 9110 §12.5.5, §8.4).
+void add_coding_headers(const Representation& chosen, Response& response, bool with_encoding) {
+    if (with_encoding && chosen.coding != ContentCoding::identity) {
+        response.add_header("Content-Encoding", std::string(content_coding_name(chosen.coding)));
+    }
+    if (chosen.varies) {
+        response.add_header("Vary", "Accept-Encoding");
+    }
+}
+
+/// The 206 for the ranges asked (RFC 9110 §15.3.7): one part as Content-Range, several as
+/// multipart/byteranges (§14.6) whose parts are sent from the file piece by piece.
+void answer_ranges(const ByteRanges& ranges, std::uint64_t size, const Representation& chosen,
+                   Response& response) {
+    response.status = Status::partial_content;
+    if (ranges.spans.size() == 1) {
+        const ByteSpan& span = ranges.spans.front();
+        response.add_header("Content-Range", "bytes " + std::to_string(span.first) + "-" +
+                                                 std::to_string(span.last) + "/" +
+                                                 std::to_string(size));
+        response.add_header("Content-Type", std::string(chosen.content_type));
+        auto& file = std::get<http::FileBody>(response.body);
+        file.offset = span.first;
+        file.length = span.length();
+        return;
+    }
+    MultipartBody multipart = make_multipart_byteranges(ranges.spans, size, chosen.content_type,
+                                                        make_multipart_boundary());
+    response.add_header("Content-Type", std::move(multipart.content_type));
+    auto& file = std::get<http::FileBody>(response.body);
+    file.length = multipart.length;
+    file.pieces = std::move(multipart.pieces);
+}
+
 /// A regular file, open and checked: preconditions, then Range, then 200.
-Response serve_file(const http::Request& request, UniqueFd fd, const struct stat& info,
-                    std::string_view content_type) {
-    const std::string etag = make_etag(info);
+Response serve_file(const http::Request& request, Representation chosen) {
+    const struct stat& info = chosen.file.info;
+    const std::string etag = make_etag(info, chosen.coding);
     const std::time_t mtime = info.st_mtim.tv_sec;
     char last_modified[http::kHttpDateLength + 1] = {};
     http::format_http_date(mtime, last_modified);
     const auto size = static_cast<std::uint64_t>(info.st_size);
 
     switch (evaluate_preconditions(request, etag, mtime)) {
-        case Precondition::failed:
-            return make_error_response(Status::precondition_failed);
+        case Precondition::failed: {
+            Response response = make_error_response(Status::precondition_failed);
+            add_coding_headers(chosen, response, false);
+            return response;
+        }
         case Precondition::not_modified: {
-            // RFC 9110 §15.4.5: the validators a 200 would carry, no content.
+            // RFC 9110 §15.4.5: the validators and Vary a 200 would carry, no content.
             Response response;
             response.status = Status::not_modified;
             response.add_header("ETag", etag);
             response.add_header("Last-Modified", std::string(last_modified, http::kHttpDateLength));
+            add_coding_headers(chosen, response, false);
             return response;
         }
         case Precondition::proceed:
             break;
     }
 
-    Response response;
-    response.headers.reserve(5);  // one allocation, not four as the vector grows
-    response.status = Status::ok;
-    std::uint64_t offset = 0;
-    std::uint64_t length = size;
     // RFC 9110 §14.2: Range applies to GET only; HEAD answers as a GET without Range would.
+    ByteRanges ranges;
     const std::string_view range_value = request.field("Range");
     if (request.method == Method::get && !range_value.empty() &&
-        if_range_allows(request.field("If-Range"), etag, mtime)) {
-        const ByteRange range = parse_byte_range(range_value, size);
-        if (range.kind == ByteRange::Kind::unsatisfiable) {
-            response = make_error_response(Status::range_not_satisfiable);
-            response.add_header("Content-Range", "bytes */" + std::to_string(size));
-            return response;
-        }
-        if (range.kind == ByteRange::Kind::satisfiable) {
-            response.status = Status::partial_content;
-            offset = range.first;
-            length = range.last - range.first + 1;
-            response.add_header("Content-Range", "bytes " + std::to_string(range.first) + "-" +
-                                                     std::to_string(range.last) + "/" +
-                                                     std::to_string(size));
-        }
+        if_range_allows(request.field("If-Range"), etag, mtime, std::time(nullptr))) {
+        ranges = parse_byte_ranges(range_value, size);
     }
-    response.add_header("Content-Type", std::string(content_type));
+    if (ranges.kind == ByteRanges::Kind::unsatisfiable) {
+        // §15.5.17: 416 says how long the representation is.
+        Response response = make_error_response(Status::range_not_satisfiable);
+        response.add_header("Content-Range", "bytes */" + std::to_string(size));
+        add_coding_headers(chosen, response, false);  // the body is our HTML, not encoded
+        return response;
+    }
+
+    Response response;
+    response.headers.reserve(8);  // one allocation, not several as the vector grows
+    response.status = Status::ok;
+    response.body = http::FileBody{std::move(chosen.file.fd), 0, size, {}};
+    if (ranges.kind == ByteRanges::Kind::satisfiable) {
+        answer_ranges(ranges, size, chosen, response);
+    } else {
+        response.add_header("Content-Type", std::string(chosen.content_type));
+    }
+    add_coding_headers(chosen, response, true);
     response.add_header("ETag", etag);
     response.add_header("Last-Modified", std::string(last_modified, http::kHttpDateLength));
     response.add_header("Accept-Ranges", "bytes");
-    response.body = http::FileBody{std::move(fd), offset, length};
+    return response;
+}
+
+Response directory_listing(int dir_fd, std::string_view path, const RootGuard* guard) {
+    Response response;
+    response.status = Status::ok;
+    response.add_header("Content-Type", "text/html; charset=utf-8");
+    response.body = render_directory_listing(dir_fd, path, guard);
     return response;
 }
 
@@ -357,10 +331,12 @@ Response serve_file(const http::Request& request, UniqueFd fd, const struct stat
 
 StaticFileHandler::StaticFileHandler(std::filesystem::path document_root,
                                      std::vector<std::string> index_files,
-                                     const MimeTypes& mime_types)
+                                     const MimeTypes& mime_types, StaticConfig options)
     : root_(std::filesystem::absolute(document_root).lexically_normal().string()),
       index_files_(std::move(index_files)),
-      mime_types_(mime_types) {
+      mime_types_(mime_types),
+      options_(options),
+      guard_(root_) {
     while (!root_.empty() && root_.back() == '/') {
         root_.pop_back();  // "/" becomes "", so that root_ + path is always one slash
     }
@@ -391,30 +367,42 @@ Response StaticFileHandler::serve(const http::Request& request) const {
         return make_error_response(Status::forbidden);
     }
 
-    const std::string file_name = root_ + std::string(path);
-    OpenedFile file = open_file(AT_FDCWD, file_name.c_str());
+    const RootGuard* guard = options_.follow_symlinks ? nullptr : &guard_;
+    std::string file_name = root_ + std::string(path);
+    OpenedFile file = open_file(AT_FDCWD, file_name.c_str(), guard);
     if (file.failure != Status::ok) {
         return make_error_response(file.failure);
     }
     std::string_view served_name = path;
+    UniqueFd directory;  // the folder an index file was found in, for its siblings
     if (S_ISDIR(file.info.st_mode)) {
         if (!path.ends_with('/')) {
             return redirect_to_directory(request);
         }
-        std::optional<IndexFile> index = open_index(file.fd.get(), index_files_);
+        std::optional<IndexFile> index = open_index(file.fd.get(), index_files_, guard);
         if (!index) {
+            if (options_.autoindex) {
+                return directory_listing(file.fd.get(), path, guard);
+            }
             return make_error_response(Status::forbidden, "Directory listing is off.");
         }
         if (index->file.failure != Status::ok) {
             return make_error_response(index->file.failure);
         }
+        directory = std::move(file.fd);
         file = std::move(index->file);
         served_name = index->name;
+        file_name = std::string(index->name);
     }
     if (!S_ISREG(file.info.st_mode)) {
         return make_error_response(Status::forbidden);
     }
-    return serve_file(request, std::move(file.fd), file.info, mime_types_.lookup(served_name));
+    Representation chosen{std::move(file), mime_types_.lookup(served_name)};
+    if (options_.precompressed) {
+        const int dir_fd = directory.valid() ? directory.get() : AT_FDCWD;
+        choose_sibling(request, dir_fd, file_name, guard, chosen);
+    }
+    return serve_file(request, std::move(chosen));
 }
 
 }  // namespace trident

@@ -5,17 +5,21 @@
 #include <vector>
 
 #include "handlers/mime_types.hpp"
+#include "handlers/root_guard.hpp"
+#include "trident/config.hpp"
 #include "trident/handler.hpp"
 
 namespace trident {
 
-/// Serves files below a document root: GET and HEAD, directory index, 301 to the slash form
-/// of a directory, ETag / Last-Modified validators, If-None-Match / If-Modified-Since → 304,
-/// If-Range, and a single byte Range → 206 or 416. Bodies are open files for sendfile.
+/// Serves files below a document root: GET and HEAD, directory index (or a listing, or
+/// 403), 301 to the slash form of a directory, ETag / Last-Modified validators, the
+/// preconditions of RFC 9110 §13, single and multiple byte ranges (§14), precompressed
+/// ".br" / ".gz" siblings, and a symlink policy. Bodies are open files for sendfile.
+/// docs/static-files.md lists every rule with its status.
 class StaticFileHandler final : public Handler {
 public:
     StaticFileHandler(std::filesystem::path document_root, std::vector<std::string> index_files,
-                      const MimeTypes& mime_types);
+                      const MimeTypes& mime_types, StaticConfig options = {});
 
     std::string_view name() const noexcept override { return "static"; }
     bool thread_safe() const noexcept override { return true; }
@@ -28,6 +32,8 @@ private:
     std::string root_;  ///< absolute, without a trailing slash
     std::vector<std::string> index_files_;
     const MimeTypes& mime_types_;
+    StaticConfig options_;
+    RootGuard guard_;
 };
 
 }  // namespace trident

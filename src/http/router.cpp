@@ -12,8 +12,8 @@ using http::Status;
 
 Router::Router(const Config& config)
     : mime_types_(MimeTypes::load()),
-      static_files_(std::make_unique<StaticFileHandler>(config.document_root,
-                                                        config.directory_index, mime_types_)) {}
+      static_files_(std::make_unique<StaticFileHandler>(
+          config.document_root, config.directory_index, mime_types_, config.static_files)) {}
 
 Router::~Router() = default;
 

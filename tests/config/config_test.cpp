@@ -541,6 +541,38 @@ TEST_F(ConfigTest, QuotedTextStaysOnOneLine) {
 
 // --- durations and sizes --------------------------------------------------------------------
 
+// --- static files ---------------------------------------------------------------------------
+
+TEST_F(ConfigTest, StaticSectionDefaultsToApacheLikeBehaviour) {
+    auto config = load("");
+    ASSERT_TRUE(config.ok()) << config.error().message;
+    EXPECT_TRUE(config->static_files.precompressed);
+    EXPECT_FALSE(config->static_files.autoindex);
+    EXPECT_TRUE(config->static_files.follow_symlinks);
+}
+
+TEST_F(ConfigTest, StaticSectionIsRead) {
+    auto config = load("static: {precompressed: off, autoindex: yes, follow_symlinks: false}\n");
+    ASSERT_TRUE(config.ok()) << config.error().message;
+    EXPECT_FALSE(config->static_files.precompressed);
+    EXPECT_TRUE(config->static_files.autoindex);
+    EXPECT_FALSE(config->static_files.follow_symlinks);
+
+    auto partial = load("static:\n  autoindex: true\n");
+    ASSERT_TRUE(partial.ok()) << partial.error().message;
+    EXPECT_TRUE(partial->static_files.autoindex);
+    EXPECT_TRUE(partial->static_files.precompressed);
+}
+
+TEST_F(ConfigTest, StaticSectionErrorsArePrecise) {
+    EXPECT_EQ(error_of(kRoot + "static: {autoindx: true}\n"),
+              "2:10: unknown key 'autoindx' in static; did you mean 'autoindex'?");
+    EXPECT_TRUE(error_of(kRoot + "static: {follow_symlinks: sometimes}\n")
+                    .starts_with("2:27: static.follow_symlinks: expected"));
+    EXPECT_EQ(error_of(kRoot + "statik: {}\n"),
+              "2:1: unknown key 'statik' at the top level; did you mean 'static'?");
+}
+
 TEST(ParseDuration, AcceptsNumbersWithUnits) {
     const std::vector<std::pair<std::string, Duration>> good = {
         {"0", 0ms},   {"5", 5s},    {"0s", 0ms},  {"250ms", 250ms}, {"5s", 5s},

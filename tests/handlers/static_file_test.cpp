@@ -44,17 +44,30 @@ bool has_header(const Response& response, std::string_view name) {
     return false;
 }
 
-/// The bytes a FileBody would send, read with pread as sendfile would.
+std::string read_range(int fd, std::uint64_t offset, std::uint64_t length) {
+    std::string out(length, '\0');
+    const ssize_t n = ::pread(fd, out.data(), out.size(), static_cast<off_t>(offset));
+    EXPECT_EQ(n, static_cast<ssize_t>(length));
+    return out;
+}
+
+/// The bytes a FileBody would send, read with pread as sendfile would: its range, or its
+/// pieces in order.
 std::string file_body(const Response& response) {
     const auto* file = std::get_if<http::FileBody>(&response.body);
     if (file == nullptr || !file->fd.valid()) {
         ADD_FAILURE() << "body is not an open file";
         return {};
     }
-    std::string out(file->length, '\0');
-    const ssize_t n =
-        ::pread(file->fd.get(), out.data(), out.size(), static_cast<off_t>(file->offset));
-    EXPECT_EQ(n, static_cast<ssize_t>(file->length));
+    if (file->pieces.empty()) {
+        return read_range(file->fd.get(), file->offset, file->length);
+    }
+    std::string out;
+    for (const http::BodyPiece& piece : file->pieces) {
+        out += piece.bytes;
+        out += read_range(file->fd.get(), piece.file_offset, piece.file_length);
+    }
+    EXPECT_EQ(out.size(), file->length) << "length and pieces disagree";
     return out;
 }
 
@@ -339,7 +352,7 @@ TEST_F(StaticFileTest, SingleRangeGives206) {
 }
 
 TEST_F(StaticFileTest, IgnoredRangeServesWholeFile) {
-    for (std::string_view value : {"bytes=0-1,3-4", "bytes=5-2", "lines=1-2", "bytes=x"}) {
+    for (std::string_view value : {"bytes=5-2", "lines=1-2", "bytes=x", "bytes=0-1,x"}) {
         const Response response = get("/hello.txt", {{"Range", value}});
         EXPECT_EQ(response.status, Status::ok) << value;
         EXPECT_FALSE(has_header(response, "Content-Range")) << value;

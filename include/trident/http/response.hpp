@@ -1,7 +1,8 @@
 #pragma once
 
-// What a handler answers: a status, header fields, and a body that is empty, bytes, or a
-// range of an open file (sent with sendfile by the MPM's driver). The core adds Date,
+// What a handler answers: a status, header fields, and a body that is empty, bytes, or an
+// open file sent with sendfile by the MPM's driver: one range of it, or a sequence of pieces
+// that interleave bytes with ranges of it (multipart/byteranges). The core adds Date,
 // Server, Content-Length and Connection itself.
 
 #include <cstdint>
@@ -44,10 +45,22 @@ private:
 
 namespace trident::http {
 
+/// One piece of a file body sent as a sequence: `bytes` first, then `file_length` bytes of
+/// the body's file from `file_offset` (either may be empty).
+struct BodyPiece {
+    std::string bytes;
+    std::uint64_t file_offset = 0;
+    std::uint64_t file_length = 0;
+};
+
+/// A file body. Without pieces it is [offset, offset + length) of the file. With pieces, the
+/// pieces are sent in order instead and `length` is the sum of their sizes, so that
+/// Content-Length and the bytes sent agree; `offset` is then unused.
 struct FileBody {
     UniqueFd fd;
     std::uint64_t offset = 0;
     std::uint64_t length = 0;
+    std::vector<BodyPiece> pieces;
 };
 
 struct Response {
