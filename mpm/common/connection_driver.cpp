@@ -267,7 +267,8 @@ ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stoppin
                     responded_ = false;  // the peer is gone or stuck: nothing to protect
                     break;
                 }
-                if (slot_ != nullptr) {
+                // An interim 100 (Continue) is not a request served.
+                if (slot_ != nullptr && !out.interim) {
                     slot_->count_request(bytes, std::chrono::system_clock::now());
                 }
                 responded_ = true;

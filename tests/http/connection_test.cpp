@@ -182,13 +182,13 @@ TEST_F(ConnectionTest, ErrorsAnswerAndCloseWhenFramingIsUncertain) {
         {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
          "400", true},
         {"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", "400", true},
-        {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", "501", true},
+        {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", "400", true},
         {"GET / HTTP/1.1\r\n\r\n", "400", true},
         {"GET / HTTP/2.0\r\nHost: x\r\n\r\n", "505", true},
         {"GET /" + std::string(9000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n", "414", true},
         // A well-framed request the server cannot serve: the connection goes on.
         {"BREW / HTTP/1.1\r\nHost: x\r\n\r\n", "501", false},
-        {"GET * HTTP/1.1\r\nHost: x\r\n\r\n", "400", false},
+        {"GET * HTTP/1.1\r\nHost: x\r\n\r\n", "400", true},
     };
     config_.limits.request_body = 1 << 20;
     for (const Case& c : cases) {
