@@ -25,8 +25,8 @@ struct Decoded {
 };
 
 std::ostream& operator<<(std::ostream& os, const Decoded& d) {
-    return os << "state=" << int(d.state) << " consumed=" << d.consumed
-              << " body=" << d.body_size << " status=" << d.status << " reason=" << d.reason;
+    return os << "state=" << int(d.state) << " consumed=" << d.consumed << " body=" << d.body_size
+              << " status=" << d.status << " reason=" << d.reason;
 }
 
 Decoded snapshot(const ChunkedDecoder& decoder, std::size_t consumed) {
@@ -104,8 +104,7 @@ TEST_P(ValidChunked, SameOutcomeHoweverSplit) {
 INSTANTIATE_TEST_SUITE_P(
     Chunked, ValidChunked,
     testing::Values(
-        Valid{"Empty", "0\r\n\r\n", 0},
-        Valid{"OneChunk", "5\r\nhello\r\n0\r\n\r\n", 5},
+        Valid{"Empty", "0\r\n\r\n", 0}, Valid{"OneChunk", "5\r\nhello\r\n0\r\n\r\n", 5},
         Valid{"SeveralChunks", "3\r\nabc\r\n1\r\nd\r\na\r\n0123456789\r\n0\r\n\r\n", 14},
         Valid{"UpperAndLowerHex", "A\r\n0123456789\r\nb\r\n0123456789a\r\n0\r\n\r\n", 21},
         Valid{"LeadingZeros", "0005\r\nhello\r\n000\r\n\r\n", 5},
@@ -211,7 +210,7 @@ TEST(ChunkedDecoderTest, WaitsForMoreWithoutConsumingAPartialLine) {
     EXPECT_EQ(decoder.decode("5;a=b"), 0u);
     EXPECT_EQ(decoder.state(), ChunkedDecoder::State::need_more);
     EXPECT_EQ(decoder.decode("5;a=b\r\nhel"), 10u);  // the line and three data bytes
-    EXPECT_EQ(decoder.decode("lo\r"), 2u);            // the data; CR waits for its LF
+    EXPECT_EQ(decoder.decode("lo\r"), 2u);           // the data; CR waits for its LF
     EXPECT_EQ(decoder.decode("\r\n0\r\n\r\n"), 7u);
     EXPECT_EQ(decoder.state(), ChunkedDecoder::State::done);
     EXPECT_EQ(decoder.body_size(), 5u);
