@@ -79,7 +79,9 @@ public:
     /// The status of the last response produced, for logs and tests.
     Status last_status() const noexcept { return response_.status; }
 
-    /// The request being answered, once its head parsed; valid until output_sent().
+    /// The request being answered, once its head parsed; valid until output_sent(). Once a
+    /// body is being read, only the request line (method, target, query) is kept: the head's
+    /// other views point into a buffer that may since have moved.
     const Request* current_request() const noexcept { return head_complete_ ? &request_ : nullptr; }
 
 private:

@@ -1,6 +1,5 @@
 #include "http/request_parser.hpp"
 
-#include <array>
 #include <cstring>
 #include <optional>
 
