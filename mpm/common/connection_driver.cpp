@@ -317,7 +317,9 @@ void ConnectionDriver::response_sent() noexcept {
     const http::Output& out = conn_.output();
     const std::uint64_t bytes =
         out.head.size() + out.body.size() + (out.file ? out.file->length : 0);
-    if (slot_ != nullptr) {
+    if (out.interim) {
+        // An interim 100 (Continue) is not a request served.
+    } else if (slot_ != nullptr) {
         slot_->count_request(bytes, std::chrono::system_clock::now());
     } else {
         uncounted_bytes_ = bytes;  // finished on the event loop: the next worker counts it

@@ -354,9 +354,11 @@ void StaticFileHandler::handle(const http::Request& request, Response& response)
 }
 
 Response StaticFileHandler::serve(const http::Request& request) const {
+    // RFC 9110 §15.5.6: Allow lists every method the resource answers; the core answers
+    // OPTIONS itself.
     if (request.method != Method::get && request.method != Method::head) {
         Response response = make_error_response(Status::method_not_allowed);
-        response.add_header("Allow", "GET, HEAD");
+        response.add_header("Allow", "GET, HEAD, OPTIONS");
         return response;
     }
     const std::string_view path = request.path;

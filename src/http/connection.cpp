@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "http/decoded_path.hpp"
 #include "http/router.hpp"
 #include "trident/build_info.hpp"
 
@@ -37,8 +38,10 @@ Connection::Connection(const Router& router, const Config& config) noexcept
                            config.limits.request_field_size}),
       // The parser's limits bound a head; anything past that is refused before it is stored.
       max_buffer_(
-          std::size_t(config.limits.request_line) + 2 +
-          std::size_t(config.limits.request_fields) * (config.limits.request_field_size + 2) + 2) {}
+          2 * RequestParser::kMaxLeadingEmptyLines + std::size_t(config.limits.request_line) + 2 +
+          std::size_t(config.limits.request_fields) * (config.limits.request_field_size + 2) + 2),
+      chunked_(ChunkedLimits{config.limits.request_body, config.limits.request_field_size,
+                             config.limits.request_fields}) {}
 
 std::span<char> Connection::input_space(std::size_t min_bytes) {
     if (buffer_.size() - end_ >= min_bytes) {
@@ -106,46 +109,24 @@ Action Connection::next(std::string_view date) {
                     reject(parser_.error().status, parser_.error().reason, date);
                     return Action::write;
                 }
-                head_complete_ = true;
-                // Message framing, RFC 9112 §6.
-                if (request_.has_transfer_encoding) {
-                    if (request_.content_length || request_.version.minor == 0) {
-                        // RFC 9112 §6.1 ¶15 and ¶16: ambiguous framing; answer and close.
-                        reject(Status::bad_request, "Transfer-Encoding not allowed here", date);
-                    } else {
-                        // RFC 9112 §6.1 ¶14: a coding we cannot decode yet → 501, then close.
-                        reject(Status::not_implemented, "Transfer-Encoding is not supported", date);
-                    }
+                if (!start_request(date)) {
                     return Action::write;
                 }
-                const std::uint64_t body = request_.content_length.value_or(0);
-                if (body > config_.limits.request_body) {
-                    reject(Status::content_too_large, "request body too large", date);
-                    return Action::write;
-                }
-                keep_alive_ = decide_keep_alive();
-                body_remaining_ = body;
-                const bool expects_continue = body > 0 && request_.version.minor >= 1 &&
-                                              iequals(request_.field("Expect"), "100-continue");
-                begin_ += parser_.head_length();
-                // Handle now, while the request's views are valid; the body (no handler
-                // reads one yet) is then discarded as it arrives.
-                router_.route(request_, response_);
-                if (expects_continue && begin_ == end_) {
-                    // RFC 9110 §10.1.1: the client waits before sending the body. No handler
-                    // needs it, so answer at once and close rather than ask for bytes only to
-                    // discard them; the lingering close absorbs any that come anyway.
-                    keep_alive_ = false;
-                    body_remaining_ = 0;
-                }
-                state_ = State::body;
                 break;
             }
+            case State::interim:
+                return Action::write;
             case State::body: {
-                const std::uint64_t take = std::min<std::uint64_t>(end_ - begin_, body_remaining_);
-                begin_ += take;
-                body_remaining_ -= take;
-                if (body_remaining_ > 0) {
+                if (!consume_body()) {
+                    // The body's framing broke (or its size passed the limit): what follows
+                    // cannot be trusted, so answer and close.
+                    reject(chunked_.error().status, chunked_.error().reason, date);
+                    return Action::write;
+                }
+                const bool done = body_framing_ == BodyFraming::chunked
+                                      ? chunked_.state() == ChunkedDecoder::State::done
+                                      : body_remaining_ == 0;
+                if (!done) {
                     if (peer_eof_) {
                         state_ = State::closing;
                         return Action::close;
@@ -164,6 +145,119 @@ Action Connection::next(std::string_view date) {
                 return Action::close;
         }
     }
+}
+
+bool Connection::start_request(std::string_view date) {
+    head_complete_ = true;
+    const Framing framing = decide_framing(request_, config_.limits.request_body);
+    if (framing.close) {
+        reject(framing.status, framing.reason, date);
+        return false;
+    }
+    keep_alive_ = decide_keep_alive();
+    begin_ += parser_.head_length();
+    body_framing_ = framing.body;
+    body_remaining_ = framing.length;
+    chunked_.reset();
+    const bool has_body = framing.body != BodyFraming::none;
+    // RFC 9110 §10.1.1: the client waits for 100 before sending the content; a server may
+    // skip the 100 when some of the content already arrived, and must ignore 100-continue
+    // in an HTTP/1.0 request.
+    const bool awaits_continue =
+        has_body && begin_ == end_ && request_.version.minor >= 1 && request_.expect_continue;
+    // Handle now, while the request's views are valid; the body (no handler reads one yet)
+    // is then discarded as it arrives.
+    answer(framing);
+    if (has_body) {
+        hold_request_line();
+    }
+    if (awaits_continue) {
+        if (code(response_.status) >= 400) {
+            // RFC 9110 §10.1.1: a final status instead of 100 goes out at once. The client may
+            // send the body anyway or not at all, so where the next request starts is
+            // unknown: close after answering.
+            keep_alive_ = false;
+            body_framing_ = BodyFraming::none;
+            state_ = State::respond;
+            return true;
+        }
+        start_interim();
+        return true;
+    }
+    state_ = has_body ? State::body : State::respond;
+    return true;
+}
+
+void Connection::answer(const Framing& framing) {
+    if (framing.status != Status::ok) {
+        response_ = make_error_response(framing.status, framing.reason);
+        return;
+    }
+    // RFC 9110 §10.1.1: an expectation other than 100-continue cannot be met → 417. Expect
+    // belongs to HTTP/1.1; an HTTP/1.0 request's is ignored.
+    if (request_.version.minor >= 1 && request_.expect_unsupported) {
+        response_ = make_error_response(Status::expectation_failed,
+                                        "Only the 100-continue expectation is supported.");
+        return;
+    }
+    if (!request_.target_path.empty()) {
+        if (const std::string_view reason = check_decoded_path(request_.target_path);
+            !reason.empty()) {
+            response_ = make_error_response(Status::bad_request, reason);
+            return;
+        }
+    }
+    router_.route(request_, response_);
+}
+
+void Connection::hold_request_line() {
+    const std::string_view old_target = request_.target;
+    held_request_line_.assign(request_.method_text);
+    held_request_line_ += ' ';
+    held_request_line_ += old_target;
+    const std::string_view held(held_request_line_);
+    const std::string_view target = held.substr(request_.method_text.size() + 1);
+    // Views into the target move with it; others into the buffer are dropped; constants stay.
+    const auto rebase = [&](std::string_view view) -> std::string_view {
+        if (view.empty()) {
+            return view;
+        }
+        if (view.data() >= old_target.data() &&
+            view.data() + view.size() <= old_target.data() + old_target.size()) {
+            return target.substr(std::size_t(view.data() - old_target.data()), view.size());
+        }
+        const bool in_buffer =
+            view.data() >= buffer_.data() && view.data() < buffer_.data() + buffer_.size();
+        return in_buffer ? std::string_view{} : view;
+    };
+    request_.query = rebase(request_.query);
+    request_.target_path = rebase(request_.target_path);
+    request_.authority = rebase(request_.authority);
+    request_.host = rebase(request_.host);
+    request_.method_text = held.substr(0, request_.method_text.size());
+    request_.target = target;
+    request_.fields.clear();
+}
+
+void Connection::start_interim() {
+    // RFC 9110 §15.2.1: "100 Continue" with no fields, sent on its own before the body is
+    // read; the final response comes after it.
+    output_.head = "HTTP/1.1 100 Continue\r\n\r\n";
+    output_.body = {};
+    output_.file = nullptr;
+    output_.interim = true;
+    state_ = State::interim;
+}
+
+bool Connection::consume_body() noexcept {
+    if (body_framing_ == BodyFraming::chunked) {
+        begin_ += chunked_.decode(unconsumed());
+        return chunked_.state() != ChunkedDecoder::State::error;
+    }
+    const std::uint64_t take = std::min<std::uint64_t>(end_ - begin_, body_remaining_);
+    begin_ += std::size_t(take);
+    body_remaining_ -= take;
+    return true;
 }
 
 Action Connection::on_timeout(std::string_view date) {
@@ -243,6 +337,12 @@ void Connection::serialize_head(std::string_view date) {
 }
 
 void Connection::output_sent() noexcept {
+    if (output_.interim) {
+        output_.interim = false;
+        output_.head.clear();
+        state_ = State::body;  // the client now sends the body
+        return;
+    }
     ++served_;
     head_complete_ = false;
     response_ = Response{};  // closes the file, if any

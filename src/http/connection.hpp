@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "http/chunked.hpp"
+#include "http/framing.hpp"
 #include "http/request_parser.hpp"
 #include "trident/config.hpp"
 #include "trident/http/request.hpp"
@@ -42,6 +44,9 @@ struct Output {
     std::string head;
     std::string_view body;           ///< bytes body (points into the held response)
     const FileBody* file = nullptr;  ///< file body; nullptr when none
+    /// An interim "100 Continue" (RFC 9110 §15.2.1): head only, not a response to count.
+    /// The final response follows once the body has been read.
+    bool interim = false;
 };
 
 class Connection {
@@ -74,12 +79,24 @@ public:
     /// The status of the last response produced, for logs and tests.
     Status last_status() const noexcept { return response_.status; }
 
-    /// The request being answered, once its head parsed; valid until output_sent().
+    /// The request being answered, once its head parsed; valid until output_sent(). Once a
+    /// body is being read, only the request line (method, target, query) is kept: the head's
+    /// other views point into a buffer that may since have moved.
     const Request* current_request() const noexcept { return head_complete_ ? &request_ : nullptr; }
 
 private:
-    enum class State : std::uint8_t { head, body, respond, write, closing };
+    enum class State : std::uint8_t { head, interim, body, respond, write, closing };
 
+    /// After a head parsed: decides the framing, answers (while the head's views are valid)
+    /// and sets up the body. False when the request was refused and the answer is ready.
+    bool start_request(std::string_view date);
+    /// Fills response_ for a framed request: the router's answer, or an error it earned.
+    void answer(const Framing& framing);
+    /// Copies the request line out of the buffer, so the buffer may move while a body is read.
+    void hold_request_line();
+    void start_interim();
+    /// Consumes body bytes at hand; false on a framing error (the decoder says which).
+    bool consume_body() noexcept;
     void start_response(std::string_view date);
     void reject(Status status, std::string_view reason, std::string_view date);
     void serialize_head(std::string_view date);
@@ -101,7 +118,10 @@ private:
     std::size_t max_buffer_;
 
     State state_ = State::head;
-    std::uint64_t body_remaining_ = 0;
+    BodyFraming body_framing_ = BodyFraming::none;
+    std::uint64_t body_remaining_ = 0;  ///< for BodyFraming::length
+    ChunkedDecoder chunked_;
+    std::string held_request_line_;  ///< "METHOD target" while a body is read
     std::uint64_t served_ = 0;
     bool keep_alive_ = false;
     bool close_after_ = false;

@@ -34,11 +34,17 @@ void Request::clear() noexcept {
     method_text = {};
     target = {};
     query = {};
+    target_form = TargetForm::origin;
+    target_path = {};
+    authority = {};
     version = {};
     fields.clear();
     host = {};
     content_length.reset();
     has_transfer_encoding = false;
+    transfer_codings = {};
+    expect_continue = false;
+    expect_unsupported = false;
     connection_close = false;
     connection_keep_alive = false;
     path.clear();

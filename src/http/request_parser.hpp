@@ -28,6 +28,10 @@ struct ParseError {
 
 class RequestParser {
 public:
+    /// Empty lines ignored before a request line: RFC 9112 §2.2 asks for at least one;
+    /// Apache ignores ten (DEFAULT_LIMIT_BLANK_LINES), and so do we. One more → 400.
+    static constexpr std::uint32_t kMaxLeadingEmptyLines = 10;
+
     explicit RequestParser(const ParserLimits& limits) noexcept : limits_(limits) {}
 
     /// Parses the head at the start of `input`, which holds every unconsumed byte of the
@@ -50,7 +54,12 @@ private:
     /// Each handles one complete line [line_start_, cr) and returns false after fail().
     bool request_line(std::string_view input, std::size_t cr, Request& request) noexcept;
     bool field_line(std::string_view input, std::size_t cr, Request& request) noexcept;
+    /// Checks what is buffered of the request line against the limits, before it ends.
+    bool request_line_limits(std::string_view line) noexcept;
+    bool http_version(std::string_view version, Request& request) noexcept;
+    bool end_of_head(Request& request) noexcept;
     bool record_semantics(const Field& field, Request& request) noexcept;
+    bool record_content_length(std::string_view value, Request& request) noexcept;
 
     ParserLimits limits_;
     // Resume state: everything is an offset into `input`, so nothing dangles between calls.
@@ -58,6 +67,7 @@ private:
     std::size_t line_start_ = 0;  ///< start of the line being scanned
     std::size_t head_length_ = 0;
     std::uint32_t field_count_ = 0;
+    std::uint32_t empty_lines_ = 0;  ///< empty lines before the request line so far
     Phase phase_ = Phase::request_line;
     bool host_seen_ = false;  ///< an empty Host value is legal (RFC 9112 §3.2), so track it apart
     ParseError error_;

@@ -23,55 +23,59 @@ std::vector<const Handler*> Router::handlers() const {
 
 namespace {
 
-/// The path part of an origin-form or absolute-form target (RFC 9112 §3.2), or empty when
-/// the target has neither form.
-std::string_view target_path(std::string_view target) {
-    if (target.starts_with('/')) {
-        return target.substr(0, target.find('?'));
-    }
-    // absolute-form: "http://authority/path?query"; the authority is ignored here since
-    // there is one virtual host (RFC 9112 §3.2.2: it would replace Host).
-    for (std::string_view scheme : {"http://", "https://"}) {
-        if (target.size() > scheme.size() &&
-            http::iequals(target.substr(0, scheme.size()), scheme)) {
-            const std::string_view rest = target.substr(scheme.size());
-            const std::size_t slash = rest.find_first_of("/?");
-            if (slash == std::string_view::npos || rest[slash] == '?') {
-                return "/";
-            }
-            return rest.substr(slash, rest.find('?', slash) - slash);
-        }
-    }
-    return {};
+// The methods Trident serves (RFC 9110 §9.3): what every 405 and OPTIONS answer lists.
+constexpr std::string_view kAllowedMethods = "GET, HEAD, OPTIONS";
+
+http::Response method_not_allowed() {
+    // RFC 9110 §15.5.6: a 405 carries Allow.
+    http::Response response = http::make_error_response(Status::method_not_allowed);
+    response.add_header("Allow", std::string(kAllowedMethods));
+    return response;
+}
+
+http::Response options_answer() {
+    // RFC 9110 §9.3.7: 200 with Allow and no content (Content-Length: 0 is added by the core).
+    http::Response response;
+    response.status = Status::ok;
+    response.add_header("Allow", std::string(kAllowedMethods));
+    return response;
 }
 
 }  // namespace
 
 void Router::route(http::Request& request, http::Response& response) const noexcept {
     try {
-        if (request.method == Method::other) {
-            // RFC 9110 §9.1: an unrecognised method → 501.
-            response = make_error_response(Status::not_implemented, "Method not implemented.");
+        switch (request.method) {
+            case Method::other:
+                // RFC 9110 §9.1: an unrecognised method → 501.
+                response = make_error_response(Status::not_implemented, "Method not implemented.");
+                return;
+            case Method::connect:
+            case Method::trace:
+                // CONNECT is for proxies (RFC 9112 §3.2.3), which Trident is not. TRACE
+                // (RFC 9110 §9.3.8) would echo credentials back; off, as Apache's
+                // TraceEnable off.
+                response = method_not_allowed();
+                return;
+            default:
+                break;
+        }
+        if (request.target_form == http::TargetForm::asterisk) {
+            // The parser lets asterisk-form through only for OPTIONS (RFC 9112 §3.2.4).
+            response = options_answer();
             return;
         }
-        if (request.method == Method::connect) {
-            // Authority-form is for proxies (RFC 9112 §3.2.3); Trident is not one.
-            response = make_error_response(Status::method_not_allowed);
-            response.add_header("Allow", "GET, HEAD");
-            return;
-        }
-        const std::string_view raw_path = target_path(request.target);
-        if (raw_path.empty()) {
-            // asterisk-form (RFC 9112 §3.2.4) or garbage.
-            response = make_error_response(Status::bad_request, "Unsupported request target.");
-            return;
-        }
-        PathResult path = normalize_request_path(raw_path);
+        // Origin- or absolute-form: the parser set target_path (RFC 9112 §3.2.1-§3.2.2).
+        PathResult path = normalize_request_path(request.target_path);
         if (const Status* status = std::get_if<Status>(&path)) {
             response = make_error_response(*status);
             return;
         }
         request.path = std::move(std::get<std::string>(path));
+        if (request.method == Method::options) {
+            response = options_answer();
+            return;
+        }
         static_files_->handle(request, response);
     } catch (...) {
         response = http::Response{};

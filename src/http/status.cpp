@@ -5,6 +5,8 @@ namespace trident::http {
 std::string_view reason_phrase(Status status) noexcept {
     // RFC 9110 §15 names.
     switch (status) {
+        case Status::continue_:
+            return "Continue";
         case Status::ok:
             return "OK";
         case Status::partial_content:
@@ -31,6 +33,8 @@ std::string_view reason_phrase(Status status) noexcept {
             return "URI Too Long";
         case Status::range_not_satisfiable:
             return "Range Not Satisfiable";
+        case Status::expectation_failed:
+            return "Expectation Failed";
         case Status::internal_server_error:
             return "Internal Server Error";
         case Status::not_implemented:

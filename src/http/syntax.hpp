@@ -1,14 +1,63 @@
 #pragma once
 
-// Common syntax rules of HTTP field values (RFC 9110 §5.6), shared by the parser and the
-// handlers that read fields.
+// Common syntax rules of HTTP (RFC 9110 §5.5, §5.6), shared by the parser, the chunked
+// decoder and the handlers that read fields.
 
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <optional>
 #include <string_view>
 
 namespace trident::http {
+
+/// tchar (RFC 9110 §5.6.2): the bytes of a token.
+constexpr bool is_tchar(char c) noexcept {
+    const auto u = static_cast<unsigned char>(c);
+    if ((u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9')) {
+        return true;
+    }
+    return u != 0 && std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+/// field-vchar / SP / HTAB (RFC 9110 §5.5): obs-text is allowed; NUL, CR, LF, the other
+/// controls and DEL are not (as Apache's HttpProtocolOptions Strict).
+constexpr bool is_field_value_byte(char c) noexcept {
+    const auto u = static_cast<unsigned char>(c);
+    return (u >= 0x21 && u != 0x7F) || c == ' ' || c == '\t';
+}
+
+/// The length of the token at the start of `text` (0: none there).
+constexpr std::size_t token_length(std::string_view text) noexcept {
+    std::size_t n = 0;
+    while (n < text.size() && is_tchar(text[n])) {
+        ++n;
+    }
+    return n;
+}
+
+/// The length of the quoted-string at the start of `text`, quotes included (RFC 9110 §5.6.4);
+/// 0 when there is none or it is malformed (unterminated, a control byte inside).
+constexpr std::size_t quoted_string_length(std::string_view text) noexcept {
+    if (text.empty() || text.front() != '"') {
+        return 0;
+    }
+    for (std::size_t i = 1; i < text.size(); ++i) {
+        const char c = text[i];
+        if (c == '"') {
+            return i + 1;
+        }
+        if (c == '\\') {
+            // quoted-pair = "\" ( HTAB / SP / VCHAR / obs-text )
+            if (++i == text.size() || !is_field_value_byte(text[i])) {
+                return 0;
+            }
+        } else if (!is_field_value_byte(c)) {
+            return 0;
+        }
+    }
+    return 0;
+}
 
 /// OWS = *( SP / HTAB ) (RFC 9110 §5.6.3).
 constexpr bool is_ows(char c) noexcept {
@@ -44,6 +93,20 @@ constexpr std::optional<std::uint64_t> parse_digits(std::string_view text) noexc
         value = value * 10 + digit;
     }
     return value;
+}
+
+/// The value of one hexadecimal digit, or -1.
+constexpr int hex_digit_value(char c) noexcept {
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
 }
 
 }  // namespace trident::http

@@ -1,6 +1,7 @@
 // libFuzzer target: the whole HTTP core fed a byte stream, as a client would send it:
-// pipelined requests, bodies, garbage, delivered in pieces. It must never crash, loop, or
-// produce a response without a status line.
+// pipelined requests, bodies (Content-Length and chunked), garbage, delivered in pieces. It
+// must never crash, loop, produce a response without a status line, or more than one
+// 100 (Continue) for a request.
 
 #include <unistd.h>
 
@@ -48,6 +49,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // The first byte picks the piece size, so the same stream is tried split many ways.
     const std::size_t piece = size == 0 ? 1 : 1 + data[0] % 64;
     std::size_t pos = 0;
+    int interims = 0;  // 100 (Continue) responses since the last final one
     for (int step = 0; step < 100000; ++step) {
         const Action action = conn.next(kDate);
         if (action == Action::close) {
@@ -56,6 +58,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (action == Action::write) {
             if (!conn.output().head.starts_with("HTTP/1.1 ")) {
                 std::abort();
+            }
+            // At most one interim response per request, and it is exactly "100 Continue".
+            if (conn.output().interim) {
+                if (++interims > 1 || conn.output().head != "HTTP/1.1 100 Continue\r\n\r\n") {
+                    std::abort();
+                }
+            } else {
+                interims = 0;
             }
             conn.output_sent();
             continue;

@@ -37,7 +37,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     if (once == ParseState::complete) {
         if (whole.head_length() != split.head_length() || whole.head_length() > size ||
-            request.target != pieces.target || request.fields.size() != pieces.fields.size()) {
+            request.target != pieces.target || request.fields.size() != pieces.fields.size() ||
+            request.target_form != pieces.target_form || request.host != pieces.host ||
+            request.content_length != pieces.content_length ||
+            request.transfer_codings.chunked_last != pieces.transfer_codings.chunked_last) {
             std::abort();
         }
     } else if (once == ParseState::error && whole.error().status != split.error().status) {

@@ -403,7 +403,7 @@ TEST_F(StaticFileTest, OtherMethodsGet405WithAllow) {
                           Method::patch, Method::trace, Method::other}) {
         const Response response = get("/hello.txt", {}, method);
         EXPECT_EQ(response.status, Status::method_not_allowed) << http::method_name(method);
-        EXPECT_EQ(header(response, "Allow"), "GET, HEAD");
+        EXPECT_EQ(header(response, "Allow"), "GET, HEAD, OPTIONS");
         EXPECT_FALSE(std::holds_alternative<http::FileBody>(response.body));
     }
 }

@@ -27,6 +27,14 @@ struct Head {
     bool transfer_encoding = false;
     bool close = false;
     bool keep_alive = false;
+    std::string target_path = "/";
+    TargetForm form = TargetForm::origin;
+    std::string authority{};
+    bool chunked_last = false;
+    bool chunked_twice = false;
+    bool other_coding = false;
+    bool expect_continue = false;
+    bool expect_unsupported = false;
     bool operator==(const Head&) const = default;
 };
 
@@ -66,7 +74,15 @@ Head snapshot(const Request& r) {
            r.content_length,
            r.has_transfer_encoding,
            r.connection_close,
-           r.connection_keep_alive};
+           r.connection_keep_alive,
+           std::string(r.target_path),
+           r.target_form,
+           std::string(r.authority),
+           r.transfer_codings.chunked_last,
+           r.transfer_codings.chunked_twice,
+           r.transfer_codings.other,
+           r.expect_continue,
+           r.expect_unsupported};
     for (const Field& f : r.fields) {
         h.fields.emplace_back(f.name, f.value);
     }
@@ -98,6 +114,8 @@ void expect_views_inside(const Request& r, std::string_view buffer) {
     EXPECT_TRUE(inside(r.target, buffer));
     EXPECT_TRUE(inside(r.query, buffer));
     EXPECT_TRUE(inside(r.host, buffer));
+    EXPECT_TRUE(inside(r.authority, buffer));
+    EXPECT_TRUE(r.target_path == "/" || inside(r.target_path, buffer));
     for (const Field& f : r.fields) {
         EXPECT_TRUE(inside(f.name, buffer)) << f.name;
         EXPECT_TRUE(inside(f.value, buffer)) << f.name;
@@ -183,6 +201,14 @@ std::ostream& operator<<(std::ostream& os, const ValidCase& c) {
     return os << c.name;
 }
 
+std::string repeat(std::string_view piece, int times) {
+    std::string out;
+    for (int i = 0; i < times; ++i) {
+        out += piece;
+    }
+    return out;
+}
+
 const std::string kGet = "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n";
 const std::string kSecond = "GET /b HTTP/1.1\r\nHost: h\r\n\r\n";
 
@@ -196,7 +222,8 @@ std::vector<ValidCase> valid_cases() {
           .method_text = "HEAD",
           .target = "/index.html",
           .fields = {{"Host", "a"}, {"User-Agent", "t/1"}, {"Accept", "*/*"}},
-          .host = "a"}},
+          .host = "a",
+          .target_path = "/index.html"}},
         {"PostWithBodyAfterHead",
          "POST /form HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
          51,
@@ -205,25 +232,30 @@ std::vector<ValidCase> valid_cases() {
           .target = "/form",
           .fields = {{"Host", "a"}, {"Content-Length", "5"}},
           .host = "a",
-          .content_length = 5}},
+          .content_length = 5,
+          .target_path = "/form"}},
         {"Query",
          "GET /search?q=a?b&x=1 HTTP/1.1\r\nHost: a\r\n\r\n",
          43,
          {.target = "/search?q=a?b&x=1",
           .query = "q=a?b&x=1",
           .fields = {{"Host", "a"}},
-          .host = "a"}},
+          .host = "a",
+          .target_path = "/search"}},
         {"EmptyQuery",
          "GET /x? HTTP/1.1\r\nHost: a\r\n\r\n",
          29,
-         {.target = "/x?", .fields = {{"Host", "a"}}, .host = "a"}},
+         {.target = "/x?", .fields = {{"Host", "a"}}, .host = "a", .target_path = "/x"}},
         {"AbsoluteForm",
          "GET http://a.example/p?k HTTP/1.1\r\nHost: a.example\r\n\r\n",
          54,
          {.target = "http://a.example/p?k",
           .query = "k",
           .fields = {{"Host", "a.example"}},
-          .host = "a.example"}},
+          .host = "a.example",
+          .target_path = "/p",
+          .form = TargetForm::absolute,
+          .authority = "a.example"}},
         {"OwsTrimmed",
          "GET / HTTP/1.1\r\nHost:\t a \t\r\nX-A: \t v  w \t \r\nX-Empty:   \r\nX-None:\r\n\r\n",
          68,
@@ -236,7 +268,7 @@ std::vector<ValidCase> valid_cases() {
         {"Http10WithoutHost",
          "GET /old HTTP/1.0\r\n\r\n",
          21,
-         {.target = "/old", .version = {1, 0}}},
+         {.target = "/old", .version = {1, 0}, .target_path = "/old"}},
         {"Http12IsAnsweredAs11",
          "GET / HTTP/1.2\r\nHost: a\r\n\r\n",
          27,
@@ -248,7 +280,7 @@ std::vector<ValidCase> valid_cases() {
         {"PipelinedFirstOnly",
          "GET /a HTTP/1.1\r\nHost: h\r\n\r\n" + kSecond,
          28,
-         {.target = "/a", .fields = {{"Host", "h"}}, .host = "h"}},
+         {.target = "/a", .fields = {{"Host", "h"}}, .host = "h", .target_path = "/a"}},
         {"UnknownMethod",
          "BREW /pot HTTP/1.1\r\nHost: a\r\n\r\n",
          31,
@@ -256,7 +288,8 @@ std::vector<ValidCase> valid_cases() {
           .method_text = "BREW",
           .target = "/pot",
           .fields = {{"Host", "a"}},
-          .host = "a"}},
+          .host = "a",
+          .target_path = "/pot"}},
         {"MethodIsCaseSensitive",
          "get / HTTP/1.1\r\nHost: a\r\n\r\n",
          27,
@@ -267,7 +300,9 @@ std::vector<ValidCase> valid_cases() {
          {.method = Method::options,
           .method_text = "OPTIONS",
           .target = "*",
-          .fields = {{"Host", ""}}}},
+          .fields = {{"Host", ""}},
+          .target_path = "",
+          .form = TargetForm::asterisk}},
         {"HostWithIpv6AndPort",
          "GET / HTTP/1.1\r\nhOsT: [::1]:8080\r\n\r\n",
          36,
@@ -286,15 +321,6 @@ std::vector<ValidCase> valid_cases() {
          "GET / HTTP/1.1\r\nHost: a\r\nConnection: closed, keep-alive-ish\r\n\r\n",
          63,
          {.fields = {{"Host", "a"}, {"Connection", "closed, keep-alive-ish"}}, .host = "a"}},
-        {"RepeatedIdenticalContentLength",
-         "PUT /f HTTP/1.1\r\nHost: a\r\nContent-Length: 007\r\ncontent-length: 7\r\n\r\n",
-         68,
-         {.method = Method::put,
-          .method_text = "PUT",
-          .target = "/f",
-          .fields = {{"Host", "a"}, {"Content-Length", "007"}, {"content-length", "7"}},
-          .host = "a",
-          .content_length = 7}},
         {"MaxContentLength",
          "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551615\r\n\r\n",
          66,
@@ -310,7 +336,8 @@ std::vector<ValidCase> valid_cases() {
           .method_text = "POST",
           .fields = {{"Host", "a"}, {"Transfer-Encoding", "chunked"}},
           .host = "a",
-          .transfer_encoding = true}},
+          .transfer_encoding = true,
+          .chunked_last = true}},
         {"RequestLineExactlyAtLimit",
          "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
          27,
@@ -321,6 +348,118 @@ std::vector<ValidCase> valid_cases() {
          36,
          {.fields = {{"Host", "a"}, {"X", "1234"}}, .host = "a"},
          {.request_line = 100, .request_fields = 2, .request_field_size = 7}},
+        // RFC 9112 §2.2: up to ten empty lines are ignored, and do not count toward the limit.
+        {"TenLeadingEmptyLines",
+         repeat("\r\n", 10) + "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+         47,
+         {.fields = {{"Host", "a"}}, .host = "a"},
+         {.request_line = 14, .request_fields = 100, .request_field_size = 100}},
+        {"MethodAtLengthLimit",
+         std::string(32, 'M') + " / HTTP/1.0\r\n\r\n",
+         47,
+         {.method = Method::other, .method_text = std::string(32, 'M'), .version = {1, 0}}},
+        // RFC 9112 §3.2.2: the authority of an absolute-form target replaces Host.
+        {"AbsoluteFormAuthorityWinsOverHost",
+         "GET HTTPS://b.example:8443 HTTP/1.1\r\nHost: a\r\n\r\n",
+         48,
+         {.target = "HTTPS://b.example:8443",
+          .fields = {{"Host", "a"}},
+          .host = "b.example:8443",
+          .form = TargetForm::absolute,
+          .authority = "b.example:8443"}},
+        {"AbsoluteFormQueryWithoutPath",
+         "GET http://b?x=1 HTTP/1.1\r\nHost: b\r\n\r\n",
+         38,
+         {.target = "http://b?x=1",
+          .query = "x=1",
+          .fields = {{"Host", "b"}},
+          .host = "b",
+          .form = TargetForm::absolute,
+          .authority = "b"}},
+        {"ConnectAuthorityForm",
+         "CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n",
+         55,
+         {.method = Method::connect,
+          .method_text = "CONNECT",
+          .target = "a.example:443",
+          .fields = {{"Host", "a.example:443"}},
+          .host = "a.example:443",
+          .target_path = "",
+          .form = TargetForm::authority,
+          .authority = "a.example:443"}},
+        {"OptionsOriginForm",
+         "OPTIONS /x HTTP/1.1\r\nHost: a\r\n\r\n",
+         32,
+         {.method = Method::options,
+          .method_text = "OPTIONS",
+          .target = "/x",
+          .fields = {{"Host", "a"}},
+          .host = "a",
+          .target_path = "/x"}},
+        // Host = uri-host [ ":" port ] (RFC 9110 §7.2, RFC 3986 §3.2.2).
+        {"HostIpv4EmptyPort",
+         "GET / HTTP/1.1\r\nHost: 127.0.0.1:\r\n\r\n",
+         36,
+         {.fields = {{"Host", "127.0.0.1:"}}, .host = "127.0.0.1:"}},
+        {"HostIpvFutureAndPercent",
+         "GET / HTTP/1.1\r\nHost: [v1.a:b]:80\r\n\r\n",
+         37,
+         {.fields = {{"Host", "[v1.a:b]:80"}}, .host = "[v1.a:b]:80"}},
+        {"HostPercentEncodedRegName",
+         "GET / HTTP/1.1\r\nHost: %41b.example\r\n\r\n",
+         38,
+         {.fields = {{"Host", "%41b.example"}}, .host = "%41b.example"}},
+        // Transfer-Encoding lists, RFC 9112 §6.1; the framing decision is the connection's.
+        {"TransferEncodingListOverTwoLines",
+         "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip;q=\"a,b\" , \r\n"
+         "Transfer-Encoding: ,CHUNKED\r\n\r\n",
+         93,
+         {.method = Method::post,
+          .method_text = "POST",
+          .fields = {{"Host", "a"},
+                     {"Transfer-Encoding", "gzip;q=\"a,b\" ,"},
+                     {"Transfer-Encoding", ",CHUNKED"}},
+          .host = "a",
+          .transfer_encoding = true,
+          .chunked_last = true,
+          .other_coding = true}},
+        {"TransferEncodingChunkedTwice",
+         "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+         65,
+         {.method = Method::post,
+          .method_text = "POST",
+          .fields = {{"Host", "a"}, {"Transfer-Encoding", "chunked, chunked"}},
+          .host = "a",
+          .transfer_encoding = true,
+          .chunked_last = true,
+          .chunked_twice = true}},
+        {"TransferEncodingChunkedNotLast",
+         "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+         66,
+         {.method = Method::post,
+          .method_text = "POST",
+          .fields = {{"Host", "a"}, {"Transfer-Encoding", "chunked, identity"}},
+          .host = "a",
+          .transfer_encoding = true,
+          .other_coding = true}},
+        // Expect, RFC 9110 §10.1.1.
+        {"ExpectContinueAnyCase",
+         "PUT /f HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\n\r\n",
+         50,
+         {.method = Method::put,
+          .method_text = "PUT",
+          .target = "/f",
+          .fields = {{"Host", "a"}, {"Expect", "100-Continue"}},
+          .host = "a",
+          .target_path = "/f",
+          .expect_continue = true}},
+        {"ExpectOther",
+         "GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue, x=1\r\n\r\n",
+         54,
+         {.fields = {{"Host", "a"}, {"Expect", "100-continue, x=1"}},
+          .host = "a",
+          .expect_continue = true,
+          .expect_unsupported = true}},
     };
 }
 
@@ -363,14 +502,6 @@ std::string with_field(std::string_view line) {
     return "GET / HTTP/1.1\r\nHost: a\r\n" + std::string(line) + "\r\n\r\n";
 }
 
-std::string repeat(std::string_view piece, int times) {
-    std::string out;
-    for (int i = 0; i < times; ++i) {
-        out += piece;
-    }
-    return out;
-}
-
 std::vector<InvalidCase> invalid_cases() {
     return {
         // 414 / request line
@@ -381,13 +512,15 @@ std::vector<InvalidCase> invalid_cases() {
          Status::uri_too_long,
          "request line too long",
          {.request_line = 13}},
-        {"LeadingEmptyLinesCountTowardLimit",
-         "\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
-         Status::uri_too_long,
-         "request line too long",
-         {.request_line = 16}},
-        {"EndlessEmptyLines", repeat("\r\n", 20), Status::uri_too_long, "request line too long",
-         kSmall},
+        {"ElevenLeadingEmptyLines", repeat("\r\n", 11) + "GET / HTTP/1.1\r\nHost: a\r\n\r\n", k400,
+         "too many empty lines before the request line"},
+        {"EndlessEmptyLines", repeat("\r\n", 60), k400,
+         "too many empty lines before the request line", kSmall},
+        // An over-long method is an unknown method (501), even before its line ends.
+        {"MethodTooLong", std::string(33, 'M') + " / HTTP/1.1\r\nHost: a\r\n\r\n",
+         Status::not_implemented, "method too long"},
+        {"MethodLongerThanTheLine", std::string(9000, 'M') + " / HTTP/1.1\r\nHost: a\r\n\r\n",
+         Status::not_implemented, "method too long"},
         // Line endings, RFC 9112 §2.2
         {"BareLfRequestLine", "GET / HTTP/1.1\nHost: a\r\n\r\n", k400,
          "line not terminated by CRLF"},
@@ -424,7 +557,13 @@ std::vector<InvalidCase> invalid_cases() {
         {"VersionComma", "GET / HTTP/1,1\r\nHost: a\r\n\r\n", k400, "malformed HTTP version"},
         {"Version20", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", Status::http_version_not_supported,
          "unsupported HTTP version"},
-        {"Version09", "GET / HTTP/0.9\r\n\r\n", Status::http_version_not_supported,
+        {"Version09", "GET / HTTP/0.9\r\n\r\n", k400, "malformed HTTP version"},
+        {"VersionLeadingZero", "GET / HTTP/01.1\r\nHost: a\r\n\r\n", k400,
+         "malformed HTTP version"},
+        {"VersionNoMinor", "GET / HTTP/1.\r\nHost: a\r\n\r\n", k400, "malformed HTTP version"},
+        {"VersionNoMajor", "GET / HTTP/.1\r\nHost: a\r\n\r\n", k400, "malformed HTTP version"},
+        {"VersionTwoSpaces", "GET /  HTTP/1.1\r\nHost: a\r\n\r\n", k400, "malformed HTTP version"},
+        {"Version21", "GET / HTTP/2.1\r\nHost: a\r\n\r\n", Status::http_version_not_supported,
          "unsupported HTTP version"},
         {"Version30", "GET / HTTP/3.0\r\n\r\n", Status::http_version_not_supported,
          "unsupported HTTP version"},
@@ -468,7 +607,53 @@ std::vector<InvalidCase> invalid_cases() {
         {"ContentLengthOverflow", with_field("Content-Length: 18446744073709551616"), k400,
          "invalid Content-Length"},
         {"ContentLengthConflict", with_field("Content-Length: 5\r\nContent-Length: 6"), k400,
-         "conflicting Content-Length"},
+         "duplicate Content-Length"},
+        // As Apache (HttpProtocolOptions Strict): identical repeats are refused too.
+        {"ContentLengthRepeated", with_field("Content-Length: 7\r\ncontent-length: 7"), k400,
+         "duplicate Content-Length"},
+        // Request-target forms, RFC 9112 §3.2
+        {"Fragment", "GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n", k400, "fragment in request target"},
+        {"AsteriskWithGet", "GET * HTTP/1.1\r\nHost: a\r\n\r\n", k400,
+         "asterisk-form is only for OPTIONS"},
+        {"ConnectOriginForm", "CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n", k400,
+         "CONNECT needs an authority-form target"},
+        {"ConnectWithoutPort", "CONNECT a.example HTTP/1.1\r\nHost: a\r\n\r\n", k400,
+         "CONNECT needs an authority-form target"},
+        {"ConnectEmptyPort", "CONNECT a.example: HTTP/1.1\r\nHost: a\r\n\r\n", k400,
+         "CONNECT needs an authority-form target"},
+        {"AuthorityFormWithGet", "GET a.example:443 HTTP/1.1\r\nHost: a\r\n\r\n", k400,
+         "unsupported request target"},
+        {"FtpScheme", "GET ftp://a/x HTTP/1.1\r\nHost: a\r\n\r\n", k400,
+         "unsupported request target"},
+        {"AbsoluteWithoutAuthority", "GET http:/x HTTP/1.1\r\nHost: a\r\n\r\n", k400,
+         "absolute-form without authority"},
+        {"AbsoluteEmptyHost", "GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n", k400,
+         "invalid authority in request target"},
+        {"AbsoluteUserinfo", "GET http://u@a/x HTTP/1.1\r\nHost: a\r\n\r\n", k400,
+         "invalid authority in request target"},
+        {"RelativeTarget", "GET x HTTP/1.1\r\nHost: a\r\n\r\n", k400, "invalid request target"},
+        {"AbsoluteWithoutHost", "GET http://a/ HTTP/1.1\r\n\r\n", k400, "missing Host"},
+        // Host syntax, RFC 9110 §7.2
+        {"HostPortNotDigits", "GET / HTTP/1.1\r\nHost: a:b\r\n\r\n", k400, "invalid Host"},
+        {"HostTwoColons", "GET / HTTP/1.1\r\nHost: a:1:2\r\n\r\n", k400, "invalid Host"},
+        {"HostUnclosedLiteral", "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", k400, "invalid Host"},
+        {"HostJunkAfterLiteral", "GET / HTTP/1.1\r\nHost: [::1]x\r\n\r\n", k400, "invalid Host"},
+        {"HostBadLiteral", "GET / HTTP/1.1\r\nHost: [zz]\r\n\r\n", k400, "invalid Host"},
+        {"HostUserinfo", "GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", k400, "invalid Host"},
+        {"HostBadPercent", "GET / HTTP/1.1\r\nHost: a%zz\r\n\r\n", k400, "invalid Host"},
+        // Transfer-Encoding syntax, RFC 9112 §6.1 and §7
+        {"TransferEncodingEmpty", with_field("Transfer-Encoding: "), k400,
+         "invalid Transfer-Encoding"},
+        {"TransferEncodingBareSemicolon", with_field("Transfer-Encoding: chunked;"), k400,
+         "invalid Transfer-Encoding"},
+        {"TransferEncodingChunkedParameter", with_field("Transfer-Encoding: chunked;a=b"), k400,
+         "invalid Transfer-Encoding"},
+        {"TransferEncodingSpaceInside", with_field("Transfer-Encoding: chun ked"), k400,
+         "invalid Transfer-Encoding"},
+        {"TransferEncodingQuoted", with_field("Transfer-Encoding: \"chunked\""), k400,
+         "invalid Transfer-Encoding"},
+        {"TransferEncodingObsFold", with_field("Transfer-Encoding: gzip,\r\n chunked"), k400,
+         "obsolete line folding"},
     };
 }
 
@@ -500,7 +685,8 @@ TEST(RequestParserTest, MapsEveryKnownMethod) {
         {"Get", Method::other},       {"GETS", Method::other},     {"M-SEARCH", Method::other},
     };
     for (const auto& [text, method] : methods) {
-        const std::string input = text + " / HTTP/1.0\r\n\r\n";
+        const std::string target = method == Method::connect ? "a:443" : "/";
+        const std::string input = text + " " + target + " HTTP/1.0\r\n\r\n";
         RequestParser parser({});
         Request request;
         ASSERT_EQ(parser.parse(input, request), ParseState::complete) << text;

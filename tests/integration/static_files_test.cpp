@@ -95,7 +95,7 @@ TEST_P(StaticFilesTest, OtherMethodsOnAFileAre405WithAllow) {
         const auto response = fetch(make_request(method, "/index.html", "Content-Length: 0\r\n"));
         ASSERT_TRUE(response) << method << ": " << last_error_;
         EXPECT_EQ(response->status, 405) << method << "\n" << response->head_text();
-        EXPECT_EQ(response->header("Allow"), "GET, HEAD") << method << "\n"
+        EXPECT_EQ(response->header("Allow"), "GET, HEAD, OPTIONS") << method << "\n"
                                                           << response->head_text();
     }
 }

@@ -30,6 +30,23 @@ struct Version {
     friend bool operator==(Version, Version) = default;
 };
 
+/// How the request-target is written (RFC 9112 §3.2).
+enum class TargetForm : std::uint8_t {
+    origin,     ///< "/path?query"
+    absolute,   ///< "http://authority/path?query"
+    authority,  ///< "host:port", only with CONNECT
+    asterisk,   ///< "*", only with OPTIONS
+};
+
+/// Transfer-Encoding, all its field lines read as one list (RFC 9110 §5.3, RFC 9112 §6.1).
+struct TransferCodings {
+    bool present = false;
+    bool chunked = false;        ///< chunked appears
+    bool chunked_last = false;   ///< the final coding is chunked
+    bool chunked_twice = false;  ///< chunked appears more than once (RFC 9112 §7.1)
+    bool other = false;          ///< a coding other than chunked, which Trident cannot decode
+};
+
 struct Field {
     std::string_view name;   ///< as sent; compare case-insensitively
     std::string_view value;  ///< leading and trailing whitespace removed
@@ -40,12 +57,23 @@ struct Request {
     std::string_view method_text;
     std::string_view target;  ///< the raw request-target
     std::string_view query;   ///< after '?', without it; empty when absent
+    TargetForm target_form = TargetForm::origin;
+    /// The path of an origin- or absolute-form target, before any '?' ("/" when an
+    /// absolute-form target has none); empty for the other forms.
+    std::string_view target_path;
+    /// The authority of an absolute- or authority-form target; empty otherwise.
+    std::string_view authority;
     Version version;
     std::vector<Field> fields;
 
-    std::string_view host;  ///< the Host field value; empty when absent
+    /// The Host field value, or the authority of an absolute-form target, which wins over
+    /// it (RFC 9112 §3.2.2); empty when neither is there.
+    std::string_view host;
     std::optional<std::uint64_t> content_length;
     bool has_transfer_encoding = false;
+    TransferCodings transfer_codings;
+    bool expect_continue = false;        ///< Expect lists 100-continue (RFC 9110 §10.1.1)
+    bool expect_unsupported = false;     ///< Expect lists anything else
     bool connection_close = false;       ///< "Connection: close" was sent
     bool connection_keep_alive = false;  ///< "Connection: keep-alive" was sent
 

@@ -7,6 +7,7 @@ namespace trident::http {
 
 /// The status codes Trident answers with (RFC 9110 §15).
 enum class Status : std::uint16_t {
+    continue_ = 100,  ///< interim: the client may send the content (RFC 9110 §15.2.1)
     ok = 200,
     partial_content = 206,
     moved_permanently = 301,
@@ -20,6 +21,7 @@ enum class Status : std::uint16_t {
     content_too_large = 413,
     uri_too_long = 414,
     range_not_satisfiable = 416,
+    expectation_failed = 417,
     internal_server_error = 500,
     not_implemented = 501,
     service_unavailable = 503,
