@@ -94,6 +94,7 @@ struct StaticConfig {
     bool precompressed = true;    ///< serve file.br / file.gz to clients that accept them
     bool autoindex = false;       ///< list a directory without index file (else 403)
     bool follow_symlinks = true;  ///< false: a link resolving outside document_root → 403
+    bool file_cache = true;       ///< keep small files in memory, checked by stat on each use
 };
 
 struct Config {

@@ -530,7 +530,7 @@ void Loader::read_status(const Field& field, StatusConfig& status) {
 // --- static files ---------------------------------------------------------------------------
 
 void Loader::read_static(const Field& field, StaticConfig& static_files) {
-    const MapReader map(field, {"precompressed", "autoindex", "follow_symlinks"});
+    const MapReader map(field, {"precompressed", "autoindex", "follow_symlinks", "file_cache"});
     if (auto value = map.find("precompressed")) {
         static_files.precompressed = read_bool(*value);
     }
@@ -539,6 +539,9 @@ void Loader::read_static(const Field& field, StaticConfig& static_files) {
     }
     if (auto value = map.find("follow_symlinks")) {
         static_files.follow_symlinks = read_bool(*value);
+    }
+    if (auto value = map.find("file_cache")) {
+        static_files.file_cache = read_bool(*value);
     }
 }
 

@@ -9,81 +9,96 @@
 namespace trident {
 
 namespace {
+
 constexpr std::time_t kSettleSeconds = 2;
+
+bool settled(const struct stat& info, std::time_t now) noexcept {
+    return now - info.st_ctim.tv_sec >= kSettleSeconds &&
+           now - info.st_mtim.tv_sec >= kSettleSeconds;
+}
+
+bool unchanged(const std::string& path, const struct stat& recorded) noexcept {
+    struct stat now {};
+    return ::stat(path.c_str(), &now) == 0 && FileCache::same_file(recorded, now);
+}
+
 }  // namespace
 
 bool FileCache::same_file(const struct stat& a, const struct stat& b) noexcept {
     // ctime moves on every write and metadata change, even one that restores the mtime.
     return a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_size == b.st_size &&
-           a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec &&
-           a.st_ctim.tv_sec == b.st_ctim.tv_sec && a.st_ctim.tv_nsec == b.st_ctim.tv_nsec;
+           a.st_mode == b.st_mode && a.st_mtim.tv_sec == b.st_mtim.tv_sec &&
+           a.st_mtim.tv_nsec == b.st_mtim.tv_nsec && a.st_ctim.tv_sec == b.st_ctim.tv_sec &&
+           a.st_ctim.tv_nsec == b.st_ctim.tv_nsec;
 }
 
-std::shared_ptr<const FileCache::Entry> FileCache::find(const std::string& path,
-                                                        const struct stat& current) const {
-    std::lock_guard lock(mutex_);
-    const auto found = entries_.find(path);
-    if (found == entries_.end() || !same_file(found->second->info, current)) {
+std::shared_ptr<const FileCache::Entry> FileCache::find(const std::string& key) const {
+    std::shared_ptr<const Entry> entry;
+    {
+        std::lock_guard lock(mutex_);
+        const auto found = entries_.find(key);
+        if (found == entries_.end()) {
+            return nullptr;
+        }
+        entry = found->second;
+    }
+    // Checked outside the lock: two system calls must not serialise the other threads.
+    if (!unchanged(entry->file_path, entry->file_info) ||
+        !unchanged(entry->dir_path, entry->dir_info)) {
         return nullptr;
     }
-    return found->second;
+    return entry;
 }
 
-std::shared_ptr<const FileCache::Entry> FileCache::load(const std::string& path, int fd,
-                                                        const struct stat& info, std::time_t now) {
-    if (!admits(info)) {
-        return nullptr;
+bool FileCache::store(const std::string& key, Entry entry, int fd, std::time_t now) {
+    if (!admits(entry.file_info)) {
+        return false;
     }
-    auto entry = std::make_shared<Entry>();
-    entry->info = info;
-    entry->content.resize(std::size_t(info.st_size));
+    if (now == 0) {
+        now = std::time(nullptr);
+    }
+    if (!settled(entry.file_info, now) || !settled(entry.dir_info, now)) {
+        return false;
+    }
+    entry.content.resize(std::size_t(entry.file_info.st_size));
     std::size_t done = 0;
-    while (done < entry->content.size()) {
+    while (done < entry.content.size()) {
         const ssize_t n =
-            ::pread(fd, entry->content.data() + done, entry->content.size() - done, off_t(done));
+            ::pread(fd, entry.content.data() + done, entry.content.size() - done, off_t(done));
         if (n < 0 && errno == EINTR) {
             continue;
         }
         if (n <= 0) {
-            return nullptr;  // an error, or the file shrank: serve it from the descriptor
+            return false;  // an error, or the file shrank
         }
         done += std::size_t(n);
     }
-    // Read under the same identity it was stat'ed with: a writer racing the read would
-    // have moved the ctime.
+    // Read under the identity it was stat'ed with: a writer racing the read moved the ctime.
     struct stat after {};
-    if (::fstat(fd, &after) != 0 || !same_file(info, after)) {
-        return nullptr;
+    if (::fstat(fd, &after) != 0 || !same_file(entry.file_info, after)) {
+        return false;
     }
 
-    // File times tick coarsely (a few ms), so two same-size writes in one tick leave equal
-    // stats. A file changed in the last couple of seconds is served but not kept (git's
-    // "racy clean" rule): any later change to a kept file shows in its times.
-    if (now == 0) {
-        now = std::time(nullptr);
-    }
-    if (now - info.st_ctim.tv_sec < kSettleSeconds || now - info.st_mtim.tv_sec < kSettleSeconds) {
-        return entry;
-    }
-
+    auto kept = std::make_shared<const Entry>(std::move(entry));
     std::lock_guard lock(mutex_);
-    if (const auto old = entries_.find(path); old != entries_.end()) {
+    if (const auto old = entries_.find(key); old != entries_.end()) {
         total_ -= old->second->content.size();
         entries_.erase(old);
     }
     // Full: make room by dropping arbitrary entries. A site with more small files than the
-    // cache holds keeps working, only with some files read from disk again.
-    while (!entries_.empty() && (entries_.size() >= limits_.max_entries ||
-                                 total_ + entry->content.size() > limits_.max_total)) {
+    // cache holds keeps working, only with some of them read from disk again.
+    const std::size_t bytes = kept->content.size();
+    while (!entries_.empty() &&
+           (entries_.size() >= limits_.max_entries || total_ + bytes > limits_.max_total)) {
         total_ -= entries_.begin()->second->content.size();
         entries_.erase(entries_.begin());
     }
-    if (entries_.size() < limits_.max_entries &&
-        total_ + entry->content.size() <= limits_.max_total) {
-        total_ += entry->content.size();
-        entries_.emplace(path, entry);
+    if (entries_.size() >= limits_.max_entries || total_ + bytes > limits_.max_total) {
+        return false;  // larger than the whole cache
     }
-    return entry;
+    total_ += bytes;
+    entries_.emplace(key, std::move(kept));
+    return true;
 }
 
 std::size_t FileCache::size() const {

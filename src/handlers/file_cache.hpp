@@ -1,11 +1,17 @@
 #pragma once
 
-// Small files kept in memory with the identity of the inode they were read from. A request
-// for a cached file costs one stat(): when device, inode, size, modification and change
-// times all still match, the bytes in memory are the bytes on disk, and the response goes
-// out in one write instead of open, fstat, sendfile and close. Any change to the file
-// (a write changes its ctime, a replacement its inode) misses and reloads, so the cache
-// never serves stale content.
+// What the static handler learnt answering a request, kept so that the next request for
+// the same path skips the work: which file it resolved to (the directory index, the
+// precompressed siblings), the file's stat, and for small files their bytes.
+//
+// An entry is used only after a fresh stat() of the file and of its directory both match
+// what was recorded: device, inode, size, modification and change times. A write to the
+// file moves its ctime, a replacement its inode; adding or removing a file in the
+// directory (a new index, a new ".gz" sibling) moves the directory's times. So a hit
+// costs two stat calls instead of opening, checking and closing the directory, the file
+// and its siblings, and it never serves stale content. Files or directories changed in the
+// last two seconds are not kept at all: file times tick coarsely, and two same-size
+// writes within one tick would otherwise look alike (git's "racy clean" rule).
 
 #include <sys/stat.h>
 
@@ -28,10 +34,17 @@ public:
         std::uint64_t max_total = 16 * 1024 * 1024;
     };
 
-    /// One cached file: the stat it was read under, and its bytes.
+    /// One resolved request path.
     struct Entry {
-        struct stat info {};
-        std::string content;
+        std::string file_path;  ///< absolute path of the file served
+        struct stat file_info {};
+        std::string dir_path;  ///< its directory, whose listing chose index and siblings
+        struct stat dir_info {};
+        std::string content;            ///< the file's bytes
+        std::string_view content_type;  ///< from the MIME table, which outlives the cache
+        bool varies = false;            ///< a precompressed sibling exists: Vary applies
+        bool has_br = false;            ///< which siblings exist
+        bool has_gzip = false;
     };
 
     explicit FileCache(Limits limits) : limits_(limits) {}
@@ -44,21 +57,19 @@ public:
         return S_ISREG(info.st_mode) && std::uint64_t(info.st_size) <= limits_.max_file_size;
     }
 
-    /// The cached bytes of `path` if `current` (a fresh stat of it) shows the same file,
-    /// unchanged, as when it was read; nullptr otherwise.
-    std::shared_ptr<const Entry> find(const std::string& path, const struct stat& current) const;
+    /// The entry for `key` if its file and directory are, by a fresh stat of each, the
+    /// very ones it was made from, unchanged; nullptr otherwise.
+    std::shared_ptr<const Entry> find(const std::string& key) const;
 
-    /// Reads the open regular file `fd`, whose fstat is `info`, and keeps it under `path`
-    /// (unless it changed within the last two seconds: then the bytes are returned for this
-    /// response only). nullptr when the file is not admitted, changed while being read, or
-    /// cannot be read; the caller then serves it from the descriptor as usual.
+    /// Reads the open regular file `fd` into `entry` (whose paths and stats the caller
+    /// filled in) and keeps it under `key`. Returns whether it is kept: not when the file
+    /// is too large, changed while being read, or changed in the last two seconds.
     /// `now` (seconds since the epoch; 0: the clock's) is for tests.
-    std::shared_ptr<const Entry> load(const std::string& path, int fd, const struct stat& info,
-                                      std::time_t now = 0);
+    bool store(const std::string& key, Entry entry, int fd, std::time_t now = 0);
 
     std::size_t size() const;
 
-    /// Whether two stats describe the same, unchanged file.
+    /// Whether two stats describe the same, unchanged file or directory.
     static bool same_file(const struct stat& a, const struct stat& b) noexcept;
 
 private:

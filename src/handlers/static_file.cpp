@@ -192,7 +192,25 @@ struct Representation {
     std::string_view content_type;  ///< of the original file, whatever the coding
     ContentCoding coding = ContentCoding::identity;
     bool varies = false;  ///< a sibling exists: the choice depends on Accept-Encoding
+    bool has_br = false;  ///< which siblings exist, for the file cache
+    bool has_gzip = false;
+    const std::string* content = nullptr;  ///< the bytes from the file cache, else the fd
 };
+
+/// The request's Accept-Encoding as one list: several field lines are one comma-separated
+/// list (RFC 9110 §5.3). `present` says whether there was any.
+std::string accept_encoding(const http::Request& request, bool& present) {
+    std::string accept;
+    present = false;
+    for (const http::Field& line : request.fields) {
+        if (http::iequals(line.name, "Accept-Encoding")) {
+            accept += present ? "," : "";
+            accept += line.value;
+            present = true;
+        }
+    }
+    return accept;
+}
 
 /// Opens "<name>.br" and "<name>.gz" beside the file and picks what to send (RFC 9110
 /// §12.5.3). A sibling that is missing, not a regular file or not readable does not exist.
@@ -206,20 +224,14 @@ void choose_sibling(const http::Request& request, int dir_fd, const std::string&
         siblings[i] = open_file(dir_fd, sibling.c_str(), guard);
         exists[i] = siblings[i].failure == Status::ok && S_ISREG(siblings[i].info.st_mode);
     }
+    chosen.has_br = exists[0];
+    chosen.has_gzip = exists[1];
     chosen.varies = exists[0] || exists[1];
     if (!chosen.varies) {
         return;
     }
-    // Several field lines are one comma-separated list (RFC 9110 §5.3).
-    std::string accept;
     bool present = false;
-    for (const http::Field& line : request.fields) {
-        if (http::iequals(line.name, "Accept-Encoding")) {
-            accept += present ? "," : "";
-            accept += line.value;
-            present = true;
-        }
-    }
+    const std::string accept = accept_encoding(request, present);
     chosen.coding = choose_content_coding(accept, present, exists[0], exists[1]);
     if (chosen.coding != ContentCoding::identity) {
         chosen.file = std::move(siblings[chosen.coding == ContentCoding::br ? 0 : 1]);
@@ -306,7 +318,11 @@ Response serve_file(const http::Request& request, Representation chosen) {
     Response response;
     response.headers.reserve(8);  // one allocation, not several as the vector grows
     response.status = Status::ok;
-    response.body = http::FileBody{std::move(chosen.file.fd), 0, size, {}};
+    if (chosen.content != nullptr) {
+        response.body = *chosen.content;  // never with Range: those bypass the cache
+    } else {
+        response.body = http::FileBody{std::move(chosen.file.fd), 0, size, {}};
+    }
     if (ranges.kind == ByteRanges::Kind::satisfiable) {
         answer_ranges(ranges, size, chosen, response);
     } else {
@@ -317,6 +333,28 @@ Response serve_file(const http::Request& request, Representation chosen) {
     response.add_header("Last-Modified", std::string(last_modified, http::kHttpDateLength));
     response.add_header("Accept-Ranges", "bytes");
     return response;
+}
+
+/// Keeps what answering `key` took in the cache: the file served (at `served_path`, with
+/// its bytes read from the open descriptor) and its directory, whose stat `dir_info` is
+/// known when the request named the directory itself.
+void remember(FileCache& cache, std::string key, const std::string& served_path,
+              const struct stat* dir_info, const Representation& chosen) {
+    FileCache::Entry entry;
+    entry.file_path = served_path;
+    entry.file_info = chosen.file.info;
+    const std::size_t slash = served_path.rfind('/');
+    entry.dir_path = slash == 0 || slash == std::string::npos ? "/" : served_path.substr(0, slash);
+    if (dir_info != nullptr) {
+        entry.dir_info = *dir_info;
+    } else if (::stat(entry.dir_path.c_str(), &entry.dir_info) != 0) {
+        return;
+    }
+    entry.content_type = chosen.content_type;
+    entry.varies = chosen.varies;
+    entry.has_br = chosen.has_br;
+    entry.has_gzip = chosen.has_gzip;
+    cache.store(key, std::move(entry), chosen.file.fd.get());
 }
 
 Response directory_listing(int dir_fd, std::string_view path, const RootGuard* guard) {
@@ -340,6 +378,30 @@ StaticFileHandler::StaticFileHandler(std::filesystem::path document_root,
     while (!root_.empty() && root_.back() == '/') {
         root_.pop_back();  // "/" becomes "", so that root_ + path is always one slash
     }
+    if (options_.file_cache) {
+        cache_ = std::make_unique<FileCache>();
+    }
+}
+
+std::optional<Response> StaticFileHandler::serve_from_cache(const http::Request& request) const {
+    const std::shared_ptr<const FileCache::Entry> entry = cache_->find(std::string(request.path));
+    if (!entry) {
+        return std::nullopt;
+    }
+    Representation chosen;
+    chosen.file.info = entry->file_info;
+    chosen.content_type = entry->content_type;
+    chosen.varies = entry->varies;
+    chosen.content = &entry->content;
+    if (entry->varies) {
+        bool present = false;
+        const std::string accept = accept_encoding(request, present);
+        if (choose_content_coding(accept, present, entry->has_br, entry->has_gzip) !=
+            ContentCoding::identity) {
+            return std::nullopt;  // an encoded sibling is wanted: the ordinary path sends it
+        }
+    }
+    return serve_file(request, std::move(chosen));  // `entry` outlives the copy made there
 }
 
 void StaticFileHandler::handle(const http::Request& request, Response& response) noexcept {
@@ -370,6 +432,14 @@ Response StaticFileHandler::serve(const http::Request& request) const {
     }
 
     const RootGuard* guard = options_.follow_symlinks ? nullptr : &guard_;
+    // The cache checks names, not opened files, so the symlink guard bypasses it; ranges
+    // are sent from the file.
+    const bool cacheable = cache_ != nullptr && guard == nullptr && request.field("Range").empty();
+    if (cacheable) {
+        if (std::optional<Response> cached = serve_from_cache(request)) {
+            return std::move(*cached);
+        }
+    }
     std::string file_name = root_ + std::string(path);
     OpenedFile file = open_file(AT_FDCWD, file_name.c_str(), guard);
     if (file.failure != Status::ok) {
@@ -377,6 +447,7 @@ Response StaticFileHandler::serve(const http::Request& request) const {
     }
     std::string_view served_name = path;
     UniqueFd directory;  // the folder an index file was found in, for its siblings
+    struct stat directory_info {};
     if (S_ISDIR(file.info.st_mode)) {
         if (!path.ends_with('/')) {
             return redirect_to_directory(request);
@@ -392,6 +463,7 @@ Response StaticFileHandler::serve(const http::Request& request) const {
             return make_error_response(index->file.failure);
         }
         directory = std::move(file.fd);
+        directory_info = file.info;
         file = std::move(index->file);
         served_name = index->name;
         file_name = std::string(index->name);
@@ -403,6 +475,12 @@ Response StaticFileHandler::serve(const http::Request& request) const {
     if (options_.precompressed) {
         const int dir_fd = directory.valid() ? directory.get() : AT_FDCWD;
         choose_sibling(request, dir_fd, file_name, guard, chosen);
+    }
+    if (cacheable && chosen.coding == ContentCoding::identity && cache_->admits(chosen.file.info)) {
+        const std::string served_path =
+            directory.valid() ? root_ + std::string(path) + file_name : root_ + std::string(path);
+        remember(*cache_, std::string(path), served_path,
+                 directory.valid() ? &directory_info : nullptr, chosen);
     }
     return serve_file(request, std::move(chosen));
 }

@@ -1,9 +1,12 @@
 #pragma once
 
 #include <filesystem>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "handlers/file_cache.hpp"
 #include "handlers/mime_types.hpp"
 #include "handlers/root_guard.hpp"
 #include "trident/config.hpp"
@@ -28,12 +31,16 @@ public:
 private:
     /// handle() without the exception boundary.
     http::Response serve(const http::Request& request) const;
+    /// From the file cache, when the path was answered before and nothing changed since;
+    /// nullopt sends the request down the ordinary path.
+    std::optional<http::Response> serve_from_cache(const http::Request& request) const;
 
     std::string root_;  ///< absolute, without a trailing slash
     std::vector<std::string> index_files_;
     const MimeTypes& mime_types_;
     StaticConfig options_;
     RootGuard guard_;
+    std::unique_ptr<FileCache> cache_;  ///< null when static.file_cache is off
 };
 
 }  // namespace trident

@@ -6,16 +6,28 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
+#include <chrono>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 
 namespace trident {
 namespace {
 
 namespace fs = std::filesystem;
+
+struct stat stat_of(const std::string& path) {
+    struct stat info {};
+    EXPECT_EQ(::stat(path.c_str(), &info), 0) << path;
+    return info;
+}
+
+/// A clock reading well after both stats: the file and its folder have settled.
+std::time_t later_than(const struct stat& a, const struct stat& b) {
+    return std::max({a.st_ctim.tv_sec, a.st_mtim.tv_sec, b.st_ctim.tv_sec, b.st_mtim.tv_sec}) + 10;
+}
 
 class FileCacheTest : public ::testing::Test {
 protected:
@@ -26,67 +38,108 @@ protected:
     }
     void TearDown() override { fs::remove_all(dir_); }
 
-    /// Writes `bytes` to `name` in the test folder; returns its path.
     std::string write(const std::string& name, const std::string& bytes) {
         const std::string path = (dir_ / name).string();
-        std::ofstream(path, std::ios::binary) << bytes;
+        std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
         return path;
     }
-    static struct stat stat_of(const std::string& path) {
-        struct stat info {};
-        EXPECT_EQ(::stat(path.c_str(), &info), 0);
-        return info;
+
+    /// An entry for `path` as the static handler builds it.
+    FileCache::Entry entry_for(const std::string& path) {
+        FileCache::Entry entry;
+        entry.file_path = path;
+        entry.file_info = stat_of(path);
+        entry.dir_path = dir_.string();
+        entry.dir_info = stat_of(entry.dir_path);
+        entry.content_type = "text/html";
+        return entry;
+    }
+
+    /// Stores `path` under `key` with a clock after its last change; whether it was kept.
+    bool store(FileCache& cache, const std::string& key, const std::string& path) {
+        FileCache::Entry entry = entry_for(path);
+        const std::time_t now = later_than(entry.file_info, entry.dir_info);
+        const int fd = ::open(path.c_str(), O_RDONLY);
+        EXPECT_GE(fd, 0);
+        const bool kept = cache.store(key, std::move(entry), fd, now);
+        ::close(fd);
+        return kept;
     }
 
     fs::path dir_;
 };
 
-/// A clock reading well after `path` was last changed: the file has settled.
-std::time_t later_than(const struct stat& info) {
-    return std::max(info.st_ctim.tv_sec, info.st_mtim.tv_sec) + 10;
-}
-
 TEST_F(FileCacheTest, KeepsASettledFileAndFindsItWhileUnchanged) {
     const std::string path = write("a.html", "<p>hello</p>");
     FileCache cache;
-    const struct stat info = stat_of(path);
-    const int fd = ::open(path.c_str(), O_RDONLY);
-    ASSERT_GE(fd, 0);
-    const auto entry = cache.load(path, fd, info, later_than(info));
-    ::close(fd);
+    ASSERT_TRUE(store(cache, "/a.html", path));
+    EXPECT_EQ(cache.size(), 1u);
+    const auto entry = cache.find("/a.html");
     ASSERT_NE(entry, nullptr);
     EXPECT_EQ(entry->content, "<p>hello</p>");
-    EXPECT_EQ(cache.size(), 1u);
-    EXPECT_EQ(cache.find(path, stat_of(path)), entry);
-    EXPECT_EQ(cache.find(path + "x", info), nullptr);
-
-    write("a.html", "<p>hello, world</p>");  // changed in place: size and ctime move
-    EXPECT_EQ(cache.find(path, stat_of(path)), nullptr);
+    EXPECT_EQ(entry->content_type, "text/html");
+    EXPECT_EQ(cache.find("/b.html"), nullptr);
 }
 
-TEST_F(FileCacheTest, AFileJustChangedIsServedButNotKept) {
+TEST_F(FileCacheTest, AFileEditedInPlaceMisses) {
+    const std::string path = write("a.html", "<p>hello</p>");
+    FileCache cache;
+    ASSERT_TRUE(store(cache, "/a.html", path));
+    // File times tick every few milliseconds: let one pass, as the two-second rule ensures
+    // for every file the cache really keeps.
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << "<p>HELLO</p>";  // same size
+    EXPECT_EQ(cache.find("/a.html"), nullptr);
+}
+
+TEST_F(FileCacheTest, AReplacedFileMisses) {
+    const std::string path = write("a.html", "<p>hello</p>");
+    FileCache cache;
+    ASSERT_TRUE(store(cache, "/a.html", path));
+    const std::string other = write("next.html", "<p>howdy</p>");
+    fs::rename(other, path);  // a new inode at the same name, as deploy tools do
+    EXPECT_EQ(cache.find("/a.html"), nullptr);
+}
+
+TEST_F(FileCacheTest, ANewFileInTheDirectoryMisses) {
+    const std::string path = write("index.html", "<p>hello</p>");
+    FileCache cache;
+    ASSERT_TRUE(store(cache, "/", path));
+    // A new ".gz" sibling, or a new index file, changes what the directory resolves to.
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    write("index.html.gz", "zz");
+    EXPECT_EQ(cache.find("/"), nullptr);
+}
+
+TEST_F(FileCacheTest, ADeletedFileMisses) {
+    const std::string path = write("a.html", "<p>hello</p>");
+    FileCache cache;
+    ASSERT_TRUE(store(cache, "/a.html", path));
+    fs::remove(path);
+    EXPECT_EQ(cache.find("/a.html"), nullptr);
+}
+
+TEST_F(FileCacheTest, AFileJustChangedIsNotKept) {
     const std::string path = write("b.html", "fresh");
     FileCache cache;
-    const struct stat info = stat_of(path);
+    FileCache::Entry entry = entry_for(path);
+    const std::time_t now = entry.file_info.st_ctim.tv_sec;  // changed this very second
     const int fd = ::open(path.c_str(), O_RDONLY);
     ASSERT_GE(fd, 0);
-    // Its times may not move on a second write within the same tick, so keeping it could
-    // serve stale bytes later.
-    const auto entry = cache.load(path, fd, info, info.st_ctim.tv_sec);
+    EXPECT_FALSE(cache.store("/b.html", std::move(entry), fd, now));
     ::close(fd);
-    ASSERT_NE(entry, nullptr);
-    EXPECT_EQ(entry->content, "fresh");
     EXPECT_EQ(cache.size(), 0u);
 }
 
 TEST_F(FileCacheTest, AStatThatDisagreesWithTheDescriptorIsNotTrusted) {
     const std::string path = write("c.txt", "12345");
     FileCache cache;
-    struct stat info = stat_of(path);
-    info.st_ctim.tv_nsec ^= 1;  // as if the file changed between the stat and the read
+    FileCache::Entry entry = entry_for(path);
+    entry.file_info.st_ctim.tv_nsec ^= 1;  // as if the file changed between stat and read
+    const std::time_t now = later_than(entry.file_info, entry.dir_info);
     const int fd = ::open(path.c_str(), O_RDONLY);
     ASSERT_GE(fd, 0);
-    EXPECT_EQ(cache.load(path, fd, info, later_than(info)), nullptr);
+    EXPECT_FALSE(cache.store("/c.txt", std::move(entry), fd, now));
     ::close(fd);
     EXPECT_EQ(cache.size(), 0u);
 }
@@ -108,26 +161,15 @@ TEST_F(FileCacheTest, SameFileComparesIdentityAndTimes) {
 TEST_F(FileCacheTest, BoundsEntriesBytesAndFileSize) {
     FileCache cache(FileCache::Limits{.max_entries = 2, .max_file_size = 8, .max_total = 12});
     for (int i = 0; i < 4; ++i) {
-        const std::string path = write("f" + std::to_string(i), "12345");
-        const struct stat info = stat_of(path);
-        const int fd = ::open(path.c_str(), O_RDONLY);
-        ASSERT_GE(fd, 0);
-        EXPECT_NE(cache.load(path, fd, info, later_than(info)), nullptr);  // served always
-        ::close(fd);
+        const std::string name = "f" + std::to_string(i);
+        EXPECT_TRUE(store(cache, "/" + name, write(name, "12345")));
         EXPECT_LE(cache.size(), 2u);  // two entries of 5 bytes fit 12; a third does not
     }
     EXPECT_EQ(cache.size(), 2u);
 
     const std::string big = write("big", "123456789");
-    const struct stat info = stat_of(big);
-    EXPECT_FALSE(cache.admits(info));
-    const int fd = ::open(big.c_str(), O_RDONLY);
-    EXPECT_EQ(cache.load(big, fd, info, later_than(info)), nullptr);  // over max_file_size
-    ::close(fd);
-}
-
-TEST_F(FileCacheTest, RefusesDirectories) {
-    FileCache cache;
+    EXPECT_FALSE(cache.admits(stat_of(big)));
+    EXPECT_FALSE(store(cache, "/big", big));  // over max_file_size
     EXPECT_FALSE(cache.admits(stat_of(dir_.string())));
 }
 

@@ -1,0 +1,78 @@
+// The static handler's file cache, end to end: whatever it keeps, an edit, a replacement or
+// a new precompressed sibling is seen by the very next request.
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "harness.hpp"
+
+namespace trident::test {
+namespace {
+
+class FileCacheTest : public ServerTest {};
+
+TEST_P(FileCacheTest, ChangesAreSeenByTheNextRequest) {
+    const fs::path file = site_.root / "cached.html";
+    write_file(file, "<p>version A</p>");
+    // The cache keeps only files (and folders) that have not changed for two seconds.
+    std::this_thread::sleep_for(std::chrono::milliseconds(2200));
+
+    for (int i = 0; i < 3; ++i) {  // the first fills the cache, the others hit it
+        const auto response = get("/cached.html");
+        ASSERT_TRUE(response) << last_error_;
+        EXPECT_EQ(response->body, "<p>version A</p>");
+        EXPECT_FALSE(response->header("Vary"));
+    }
+
+    write_file(file, "<p>version B</p>");  // same size, edited in place
+    auto response = get("/cached.html");
+    ASSERT_TRUE(response) << last_error_;
+    EXPECT_EQ(response->body, "<p>version B</p>");
+
+    const fs::path next = site_.root / "next.tmp";
+    write_file(next, "<p>version C, longer</p>");
+    fs::rename(next, file);  // replaced, as deploy tools do
+    response = get("/cached.html");
+    ASSERT_TRUE(response) << last_error_;
+    EXPECT_EQ(response->body, "<p>version C, longer</p>");
+
+    // A sibling appears: gzip-accepting clients get it, and everyone gets Vary.
+    write_file(site_.root / "cached.html.gz", "not really gzip");
+    response = get("/cached.html", "Accept-Encoding: gzip\r\n");
+    ASSERT_TRUE(response) << last_error_;
+    EXPECT_EQ(response->header("Content-Encoding").value_or(""), "gzip");
+    response = get("/cached.html");
+    ASSERT_TRUE(response) << last_error_;
+    EXPECT_EQ(response->body, "<p>version C, longer</p>");
+    EXPECT_EQ(response->header("Vary").value_or(""), "Accept-Encoding");
+
+    fs::remove(file);
+    response = get("/cached.html");
+    ASSERT_TRUE(response) << last_error_;
+    EXPECT_EQ(response->status, 404);
+}
+
+TEST_P(FileCacheTest, ADirectoryIndexFollowsTheFolder) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2200));  // let the site settle
+    for (int i = 0; i < 2; ++i) {
+        const auto response = get("/sub/");
+        ASSERT_TRUE(response) << last_error_;
+        EXPECT_EQ(response->body, site_.sub_index);
+    }
+    write_file(site_.root / "sub" / "index.html", "<p>new index</p>");
+    const auto response = get("/sub/");
+    ASSERT_TRUE(response) << last_error_;
+    EXPECT_EQ(response->body, "<p>new index</p>");
+    fs::remove(site_.root / "sub" / "index.html");
+    const auto gone = get("/sub/");
+    ASSERT_TRUE(gone) << last_error_;
+    EXPECT_EQ(gone->status, 403);  // no index, listings off
+}
+
+INSTANTIATE_TEST_SUITE_P(Mpm, FileCacheTest, ::testing::ValuesIn(kMpms), mpm_test_name);
+
+}  // namespace
+}  // namespace trident::test
