@@ -16,6 +16,7 @@
 
 #include "http/connection.hpp"
 #include "http/http_date.hpp"
+#include "log/access_log.hpp"
 #include "trident/scoreboard.hpp"
 
 namespace trident {
@@ -157,8 +158,16 @@ Duration read_timeout(const Config& config, http::Wait wait) noexcept {
 
 }  // namespace
 
-ConnectionDriver::ConnectionDriver(int fd, const Router& router, const Config& config)
-    : fd_(fd), config_(config), conn_(router, config), phase_(conn_.waiting_for()) {
+ConnectionDriver::ConnectionDriver(int fd, const Router& router, const Config& config,
+                                   log::AccessLog* access_log)
+    : fd_(fd),
+      config_(config),
+      conn_(router, config),
+      phase_(conn_.waiting_for()),
+      access_log_(access_log),
+      endpoints_(log::Endpoints::of(fd)),
+      request_start_(Clock::now()) {
+    conn_.set_client_address(endpoints_.client);
     deadline_ = Clock::now() + read_timeout(config_, phase_);
     sockaddr_storage peer{};
     socklen_t length = sizeof peer;
@@ -239,6 +248,7 @@ ConnectionDriver::Received ConnectionDriver::receive() {
     const std::span<char> space = conn_.input_space();
     const ssize_t n = ::recv(fd_, space.data(), space.size(), 0);
     if (n > 0) {
+        mark_request_start();
         conn_.commit_input(std::size_t(n));
         return Received::data;
     }
@@ -263,13 +273,18 @@ ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stoppin
                 const http::Output& out = conn_.output();
                 const std::uint64_t bytes =
                     out.head.size() + out.body.size() + (out.file ? out.file->length : 0);
-                if (!write_output(fd_, out, config_.timeouts.send)) {
+                const bool sent = write_output(fd_, out, config_.timeouts.send);
+                log::log_response(access_log_, conn_, endpoints_, request_start_, sent);
+                if (!sent) {
                     responded_ = false;  // the peer is gone or stuck: nothing to protect
                     break;
                 }
                 if (slot_ != nullptr) {
-                    slot_->count_request(bytes, std::chrono::system_clock::now());
+                    slot_->count_request(bytes, std::chrono::system_clock::now(),
+                                         std::chrono::duration_cast<std::chrono::microseconds>(
+                                             Clock::now() - request_start_));
                 }
+                request_start_ = Clock::now();  // a pipelined request waits from here
                 responded_ = true;
                 conn_.output_sent();
                 start_phase();
@@ -307,6 +322,9 @@ ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stoppin
                     responded_ = false;
                     break;
                 }
+                if (access_log_ != nullptr) {
+                    access_log_->flush();  // this worker lets the connection go
+                }
                 return Outcome::parked;
             }
             action = advance(stopping);
@@ -317,6 +335,9 @@ ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stoppin
     }
     if (slot_ != nullptr) {
         slot_->set_state(WorkerState::closing);
+    }
+    if (access_log_ != nullptr) {
+        access_log_->flush();  // the connection ends: nothing waits in this worker's buffer
     }
     const Outcome outcome = finish(park);
     slot_ = nullptr;
@@ -339,12 +360,13 @@ ConnectionDriver::Outcome ConnectionDriver::finish(bool park) noexcept {
 }
 
 void serve_connection(int fd, const Router& router, const Config& config,
-                      const std::atomic<bool>& stopping, WorkerSlot* slot) noexcept {
+                      const std::atomic<bool>& stopping, WorkerSlot* slot,
+                      log::AccessLog* access_log) noexcept {
     try {
         if (slot != nullptr) {
             slot->count_connection();
         }
-        ConnectionDriver(fd, router, config).run(stopping, false, slot);
+        ConnectionDriver(fd, router, config, access_log).run(stopping, false, slot);
     } catch (...) {
         ::close(fd);  // the driver could not even be built: out of memory
     }

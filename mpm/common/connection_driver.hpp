@@ -11,12 +11,16 @@
 #include <span>
 
 #include "http/connection.hpp"
+#include "log/access_record.hpp"
 #include "trident/config.hpp"
 
 namespace trident {
 
 class Router;
 class WorkerSlot;
+namespace log {
+class AccessLog;
+}
 
 class ConnectionDriver {
 public:
@@ -28,8 +32,10 @@ public:
         linger,  ///< half-closed after a response: drain briefly, then close (parking mode)
     };
 
-    /// Takes ownership of the accepted, non-blocking socket `fd`.
-    ConnectionDriver(int fd, const Router& router, const Config& config);
+    /// Takes ownership of the accepted, non-blocking socket `fd`. Each response is written
+    /// to `access_log` when one is given.
+    ConnectionDriver(int fd, const Router& router, const Config& config,
+                     log::AccessLog* access_log = nullptr);
     ~ConnectionDriver();
     ConnectionDriver(const ConnectionDriver&) = delete;
     ConnectionDriver& operator=(const ConnectionDriver&) = delete;
@@ -49,6 +55,7 @@ public:
         if (bytes == 0) {
             conn_.on_peer_eof();
         } else {
+            mark_request_start();
             conn_.commit_input(bytes);
         }
     }
@@ -75,6 +82,12 @@ private:
     /// socket (nothing), or an error (broken).
     Received receive();
     void report_reading() noexcept;
+    /// The first bytes of a request arrived: its duration (%D, Total Duration) runs from now.
+    void mark_request_start() noexcept {
+        if (between_requests()) {
+            request_start_ = Clock::now();
+        }
+    }
     void report_response() noexcept;
     void start_phase() noexcept;
     Outcome finish(bool park) noexcept;
@@ -88,10 +101,14 @@ private:
     bool expired_ = false;
     WorkerSlot* slot_ = nullptr;  ///< during run(): where to report
     char client_[48] = {};        ///< the peer's address, for the scoreboard
+    log::AccessLog* access_log_;  ///< null: access_log off
+    log::Endpoints endpoints_;
+    Clock::time_point request_start_;
 };
 
 /// Serves the accepted, non-blocking socket `fd` from start to close, blocking.
 void serve_connection(int fd, const Router& router, const Config& config,
-                      const std::atomic<bool>& stopping, WorkerSlot* slot = nullptr) noexcept;
+                      const std::atomic<bool>& stopping, WorkerSlot* slot = nullptr,
+                      log::AccessLog* access_log = nullptr) noexcept;
 
 }  // namespace trident
