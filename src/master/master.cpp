@@ -166,8 +166,8 @@ int Master::run() {
             return fail(written.error().message);
         }
     }
-    const MpmContext context{&config_,      listeners, router.get(),
-                             &*scoreboard_, 1,         access_log->get()};
+    MpmContext context{&config_, listeners, router.get(), &*scoreboard_, 1};
+    context.access_log = access_log->get();
     mpm_.reset(module_->descriptor().create(&context));
     if (!mpm_) {
         close_listeners(listeners);
