@@ -322,9 +322,6 @@ ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stoppin
                     responded_ = false;
                     break;
                 }
-                if (access_log_ != nullptr) {
-                    access_log_->flush();  // this worker lets the connection go
-                }
                 return Outcome::parked;
             }
             action = advance(stopping);

@@ -6,8 +6,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include <cerrno>
 #include <cstring>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include "http/connection.hpp"
 #include "log/error_log.hpp"
@@ -15,17 +20,21 @@
 
 namespace trident::log {
 
-/// The calling thread's pending lines, for one AccessLog at a time.
+/// One thread's pending lines, for one AccessLog at a time. The owning thread appends; the
+/// process's flusher thread writes out lines that have waited kFlushAge. The mutex is
+/// uncontended but for those moments.
 struct ThreadBuffer {
+    std::mutex mutex;
     AccessLog* owner = nullptr;
     std::string lines;
     std::chrono::steady_clock::time_point oldest{};
 
-    ThreadBuffer() { lines.reserve(AccessLog::kFlushBytes * 2); }
-    ~ThreadBuffer() { drain(); }
+    ThreadBuffer();
+    ~ThreadBuffer();
     ThreadBuffer(const ThreadBuffer&) = delete;
     ThreadBuffer& operator=(const ThreadBuffer&) = delete;
 
+    /// With `mutex` held.
     void drain() noexcept {
         if (owner != nullptr && !lines.empty()) {
             owner->write_out(lines);
@@ -36,7 +45,62 @@ struct ThreadBuffer {
 
 namespace {
 
+/// Every live ThreadBuffer of the process, and its flusher thread. Never destroyed: the
+/// detached flusher may outlive static destruction.
+struct BufferRegistry {
+    std::mutex mutex;  // taken before any ThreadBuffer::mutex
+    std::vector<ThreadBuffer*> buffers;
+    bool flusher_started = false;  // per process: reset in a forked child
+};
+
+BufferRegistry& registry() {
+    static BufferRegistry* instance = [] {
+        auto* created = new BufferRegistry;
+        // A child forked while another thread held the registry would inherit it locked, and
+        // it has no flusher thread of its own until it writes.
+        ::pthread_atfork([] { registry().mutex.lock(); }, [] { registry().mutex.unlock(); },
+                         [] {
+                             registry().mutex.unlock();
+                             registry().flusher_started = false;
+                         });
+        return created;
+    }();
+    return *instance;
+}
+
+/// Wakes twice per kFlushAge and writes out every buffer whose oldest line is that old, so
+/// no line waits long on a worker that has nothing more to log.
+[[noreturn]] void run_flusher() {
+    for (;;) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(AccessLog::kFlushAge) / 2);
+        BufferRegistry& r = registry();
+        std::lock_guard registry_lock(r.mutex);
+        const auto now = std::chrono::steady_clock::now();
+        for (ThreadBuffer* buffer : r.buffers) {
+            std::lock_guard buffer_lock(buffer->mutex);
+            if (!buffer->lines.empty() && now - buffer->oldest >= AccessLog::kFlushAge) {
+                buffer->drain();
+            }
+        }
+    }
+}
+
+void ensure_flusher() noexcept {
+    BufferRegistry& r = registry();
+    std::lock_guard lock(r.mutex);
+    if (r.flusher_started) {
+        return;
+    }
+    try {
+        std::thread(run_flusher).detach();
+        r.flusher_started = true;
+    } catch (...) {
+        // No thread to be had: lines still go out by size, at connection end and at exit.
+    }
+}
+
 thread_local ThreadBuffer t_buffer;
+thread_local bool t_flusher_checked = false;
 
 int open_append(const std::string& path) noexcept {
     return ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
@@ -67,6 +131,21 @@ std::uint64_t head_size(const http::Request& request) {
 }
 
 }  // namespace
+
+ThreadBuffer::ThreadBuffer() {
+    lines.reserve(AccessLog::kFlushBytes * 2);
+    BufferRegistry& r = registry();
+    std::lock_guard lock(r.mutex);
+    r.buffers.push_back(this);
+}
+
+ThreadBuffer::~ThreadBuffer() {
+    BufferRegistry& r = registry();
+    std::lock_guard registry_lock(r.mutex);
+    std::erase(r.buffers, this);
+    std::lock_guard buffer_lock(mutex);
+    drain();  // a worker thread's exit
+}
 
 Endpoints Endpoints::of(int fd) noexcept {
     Endpoints ends;
@@ -112,9 +191,18 @@ Result<std::unique_ptr<AccessLog>> AccessLog::open(const AccessLogConfig& config
 }
 
 AccessLog::~AccessLog() {
-    if (t_buffer.owner == this) {
-        t_buffer.drain();
-        t_buffer.owner = nullptr;
+    // Whatever any thread still holds for this log goes out now, and no buffer keeps
+    // pointing at it.
+    BufferRegistry& r = registry();
+    {
+        std::lock_guard registry_lock(r.mutex);
+        for (ThreadBuffer* buffer : r.buffers) {
+            std::lock_guard buffer_lock(buffer->mutex);
+            if (buffer->owner == this) {
+                buffer->drain();
+                buffer->owner = nullptr;
+            }
+        }
     }
     if (owns_fd_) {
         ::close(fd_);
@@ -123,6 +211,11 @@ AccessLog::~AccessLog() {
 
 void AccessLog::write(const AccessRecord& record) noexcept {
     ThreadBuffer& buffer = t_buffer;
+    if (!t_flusher_checked) {
+        ensure_flusher();  // once per thread; the process's flusher starts with its first
+        t_flusher_checked = true;
+    }
+    std::lock_guard lock(buffer.mutex);
     if (buffer.owner != this) {
         buffer.drain();  // lines of another log (tests make several) go out first
         buffer.owner = this;
@@ -150,8 +243,10 @@ void AccessLog::write(const AccessRecord& record) noexcept {
 }
 
 void AccessLog::flush() noexcept {
-    if (t_buffer.owner == this) {
-        t_buffer.drain();
+    ThreadBuffer& buffer = t_buffer;
+    std::lock_guard lock(buffer.mutex);
+    if (buffer.owner == this) {
+        buffer.drain();
     }
 }
 

@@ -6,11 +6,11 @@
 // Each thread (so each prefork child) formats into its own buffer. A buffer is written out
 //   - when it would pass kFlushBytes (4 KiB, which is also PIPE_BUF: a write to a pipe such
 //     as stderr under systemd stays atomic),
-//   - on the next request once its oldest line is older than kFlushAge (1 s),
-//   - when the connection driver lets its connection go (closed, or parked by the event
-//     MPM), so an idle worker holds nothing back; a kept-alive connection that goes quiet
-//     holds its lines at most until keep_alive.timeout ends it,
-//   - when the thread exits, and before reopen().
+//   - once its oldest line is kFlushAge (1 s) old: on the thread's next request, or by the
+//     process's flusher thread (started with the process's first line), which looks every
+//     half second, so lines never wait on an idle worker,
+//   - when the connection driver closes its connection (a prefork child may then _exit
+//     without losing a line), when the thread exits, and before reopen().
 // A failing write (full disk, closed pipe) drops the buffered lines and is reported once
 // per process to the error log; serving goes on.
 
