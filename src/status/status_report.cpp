@@ -17,11 +17,16 @@ namespace {
 
 using std::chrono::system_clock;
 
-/// printf's %g of a float, as mod_status computes its rates in float.
+/// mod_status's %g of a float: it computes rates in float, and APR's formatter drops the
+/// zero before the point (".25", not "0.25").
 std::string g(float value) {
     char text[32];
     std::snprintf(text, sizeof text, "%g", double(value));
-    return text;
+    std::string formatted = text;
+    if (formatted.starts_with("0.")) {
+        formatted.erase(0, 1);
+    }
+    return formatted;
 }
 
 std::string two_decimals(double value) {

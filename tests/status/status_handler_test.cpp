@@ -53,6 +53,24 @@ TEST(StatusReport, UptimeReadsAsApachesShowTime) {
     EXPECT_EQ(uptime_text(2 * 86400 + 120), " 2 days 2 minutes");
 }
 
+TEST(StatusReport, RatesArePrintedAsModStatusDoes) {
+    StatusReport report;
+    report.server_name = "host";
+    report.now = std::chrono::system_clock::now();
+    report.restart_time = report.now - std::chrono::seconds(4);
+    report.accesses = 1;
+    report.bytes = 4096;
+    report.duration_ms = 3;
+    const std::string text = render_auto(report);
+    // %g of a float, without the zero before the point, as APR prints it.
+    EXPECT_NE(text.find("\nReqPerSec: .25\nBytesPerSec: 1024\nBytesPerReq: 4096\n"
+                        "DurationPerReq: 3\n"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("\nServerUptimeSeconds: 4\nServerUptime: 4 seconds\n"), std::string::npos)
+        << text;
+}
+
 /// The keys of an `?auto` page, in order.
 std::vector<std::string> keys_of(const std::string& text) {
     std::vector<std::string> keys;
