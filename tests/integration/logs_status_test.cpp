@@ -307,6 +307,35 @@ TEST_P(StatusDeniedTest, LoopbackOutsideAllowIsForbidden) {
 
 INSTANTIATE_TEST_SUITE_P(Mpm, StatusDeniedTest, ::testing::ValuesIn(kMpms), mpm_test_name);
 
+/// Over [::1]: the default allow list (with "::1") admits the client, and the access log
+/// shows its IPv6 address. (Refusals of IPv6 clients are unit-tested in AllowList.)
+class StatusIpv6Test : public ServerTest {
+protected:
+    void SetUp() override {
+        if (!ipv6_loopback_available()) {
+            GTEST_SKIP() << "cannot bind [::1] on this machine";
+        }
+        ServerTest::SetUp();
+    }
+    void configure(ServerConfig& config) override {
+        config.host = "::1";
+        log_ = dir_->path() / "access.log";
+        config.access_log = "{path: " + log_.string() + ", format: '%a %>s %U'}";
+    }
+    fs::path log_;
+};
+
+TEST_P(StatusIpv6Test, Ipv6ClientIsCheckedAndLogged) {
+    const auto status = get("/server-status?auto");
+    ASSERT_TRUE(status) << last_error_;
+    EXPECT_EQ(status->status, 200) << status->head_text();
+    EXPECT_TRUE(status->body.starts_with("localhost\nServerVersion: "))
+        << status->body.substr(0, 200);
+    EXPECT_EQ(wait_for_lines(log_, 1), std::vector<std::string>{"::1 200 /server-status"});
+}
+
+INSTANTIATE_TEST_SUITE_P(Mpm, StatusIpv6Test, ::testing::Values("event"), mpm_test_name);
+
 /// A background process started by the test, stopped by its own pid.
 class ChildProcess {
 public:
