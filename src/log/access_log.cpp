@@ -50,6 +50,7 @@ namespace {
 struct BufferRegistry {
     std::mutex mutex;  // taken before any ThreadBuffer::mutex
     std::vector<ThreadBuffer*> buffers;
+    std::vector<AccessLog*> logs;  // every open AccessLog, for reopen()
     bool flusher_started = false;  // per process: reset in a forked child
 };
 
@@ -162,8 +163,12 @@ Endpoints Endpoints::of(int fd) noexcept {
     return ends;
 }
 
-AccessLog::AccessLog(std::string path, int fd, bool owns_fd, LogFormat format) noexcept
-    : path_(std::move(path)), fd_(fd), owns_fd_(owns_fd), format_(std::move(format)) {}
+AccessLog::AccessLog(std::string path, int fd, bool owns_fd, LogFormat format)
+    : path_(std::move(path)), fd_(fd), owns_fd_(owns_fd), format_(std::move(format)) {
+    BufferRegistry& r = registry();
+    std::lock_guard lock(r.mutex);
+    r.logs.push_back(this);
+}
 
 Result<std::unique_ptr<AccessLog>> AccessLog::open(const AccessLogConfig& config) {
     if (!config.enabled) {
@@ -186,8 +191,15 @@ Result<std::unique_ptr<AccessLog>> AccessLog::open(const AccessLogConfig& config
         }
         owns = true;
     }
-    return std::unique_ptr<AccessLog>(
-        new AccessLog(config.path, fd, owns, std::move(format.value())));
+    try {
+        return std::unique_ptr<AccessLog>(
+            new AccessLog(config.path, fd, owns, std::move(format.value())));
+    } catch (...) {
+        if (owns) {
+            ::close(fd);
+        }
+        throw;
+    }
 }
 
 AccessLog::~AccessLog() {
@@ -196,6 +208,7 @@ AccessLog::~AccessLog() {
     BufferRegistry& r = registry();
     {
         std::lock_guard registry_lock(r.mutex);
+        std::erase(r.logs, this);
         for (ThreadBuffer* buffer : r.buffers) {
             std::lock_guard buffer_lock(buffer->mutex);
             if (buffer->owner == this) {
@@ -292,6 +305,23 @@ Result<bool> AccessLog::reopen() {
     }
     failure_reported_.store(false, std::memory_order_relaxed);
     return true;
+}
+
+Result<bool> reopen(const ErrorLogConfig& error_log) {
+    std::vector<AccessLog*> logs;
+    {
+        BufferRegistry& r = registry();
+        std::lock_guard lock(r.mutex);
+        logs = r.logs;
+    }
+    Result<bool> outcome = configure(error_log);
+    for (AccessLog* log : logs) {
+        auto reopened = log->reopen();
+        if (!reopened && outcome) {
+            outcome = reopened.error();
+        }
+    }
+    return outcome;
 }
 
 void log_response(AccessLog* log, const http::Connection& connection, const Endpoints& endpoints,

@@ -62,7 +62,7 @@ public:
 
 private:
     friend struct ThreadBuffer;
-    AccessLog(std::string path, int fd, bool owns_fd, LogFormat format) noexcept;
+    AccessLog(std::string path, int fd, bool owns_fd, LogFormat format);
 
     /// One write() per chunk of whole lines; false (and reported once) on failure.
     bool write_out(std::string_view lines) noexcept;
@@ -73,6 +73,12 @@ private:
     LogFormat format_;
     std::atomic<bool> failure_reported_{false};
 };
+
+/// Log rotation in one call, for the master's graceful restart (logrotate's postrotate):
+/// points the error log at `error_log` again (a fresh file at the same path) and reopens
+/// every access log open in this process (AccessLog::reopen). Every log is tried; the first
+/// error is returned.
+Result<bool> reopen(const ErrorLogConfig& error_log);
 
 /// The connection driver's one call, made when a response has been sent (`completed`) or
 /// has failed to be: fills an AccessRecord from the connection and writes it to `log`.
