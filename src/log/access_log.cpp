@@ -45,6 +45,9 @@ struct ThreadBuffer {
 
 namespace {
 
+struct BufferRegistry;
+BufferRegistry& registry();
+
 /// Every live ThreadBuffer of the process, and its flusher thread. Never destroyed: the
 /// detached flusher may outlive static destruction.
 struct BufferRegistry {
@@ -54,16 +57,29 @@ struct BufferRegistry {
     bool flusher_started = false;  // per process: reset in a forked child
 };
 
+thread_local ThreadBuffer* t_self = nullptr;  // this thread's buffer, once it has one
+thread_local bool t_flusher_checked = false;
+
+/// In a forked child: only the forking thread exists, its pending lines are the parent's to
+/// write, and the child has no flusher until it writes.
+void adopt_after_fork() {
+    BufferRegistry& r = registry();
+    r.buffers.clear();
+    if (t_self != nullptr) {
+        t_self->lines.clear();
+        r.buffers.push_back(t_self);
+    }
+    r.flusher_started = false;
+    t_flusher_checked = false;
+    r.mutex.unlock();
+}
+
 BufferRegistry& registry() {
     static BufferRegistry* instance = [] {
         auto* created = new BufferRegistry;
-        // A child forked while another thread held the registry would inherit it locked, and
-        // it has no flusher thread of its own until it writes.
+        // Held across fork(), so a child never inherits it locked by a thread it lacks.
         ::pthread_atfork([] { registry().mutex.lock(); }, [] { registry().mutex.unlock(); },
-                         [] {
-                             registry().mutex.unlock();
-                             registry().flusher_started = false;
-                         });
+                         adopt_after_fork);
         return created;
     }();
     return *instance;
@@ -101,7 +117,6 @@ void ensure_flusher() noexcept {
 }
 
 thread_local ThreadBuffer t_buffer;
-thread_local bool t_flusher_checked = false;
 
 int open_append(const std::string& path) noexcept {
     return ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
@@ -138,12 +153,14 @@ ThreadBuffer::ThreadBuffer() {
     BufferRegistry& r = registry();
     std::lock_guard lock(r.mutex);
     r.buffers.push_back(this);
+    t_self = this;
 }
 
 ThreadBuffer::~ThreadBuffer() {
     BufferRegistry& r = registry();
     std::lock_guard registry_lock(r.mutex);
     std::erase(r.buffers, this);
+    t_self = nullptr;
     std::lock_guard buffer_lock(mutex);
     drain();  // a worker thread's exit
 }

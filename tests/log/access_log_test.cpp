@@ -3,6 +3,7 @@
 #include "log/error_log.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -126,6 +127,22 @@ TEST_F(AccessLogTest, ThreadsNeverInterleaveAndExitFlushes) {
             << line;
     }
     EXPECT_EQ(count, kThreads * kLines);
+}
+
+TEST_F(AccessLogTest, ForkedChildDoesNotRepeatTheParentsPendingLines) {
+    auto log = open();
+    log->write(record_);  // pending in this thread's buffer when the child is forked
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        log->flush();
+        ::_exit(0);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    EXPECT_EQ(contents(), "") << "the child wrote the parent's line";
+    log->flush();
+    EXPECT_EQ(contents(), "127.0.0.1 \"GET / HTTP/1.1\" 200\n");
 }
 
 TEST_F(AccessLogTest, ReopenStartsAFreshFileAfterRotation) {
