@@ -12,11 +12,11 @@ CONFIG    ?= conf/trident.yaml
 # Debian 12 packages the build, the tests and `make run` need.
 DEB_PACKAGES := cmake make g++ pkg-config libboost-dev libfmt-dev libspdlog-dev \
                 libyaml-cpp-dev libgtest-dev libsystemd-dev media-types curl apache2-utils wrk \
-                clang libclang-rt-14-dev slowhttptest
+                clang libclang-rt-14-dev slowhttptest goaccess prometheus-apache-exporter
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build run test test-release test-sanitizers fuzz bench install format clean
+.PHONY: deps build run test test-release test-sanitizers fuzz bench bench-logging install format clean
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \
@@ -74,6 +74,10 @@ fuzz: deps
 # BENCH_SECONDS (default 10) sets each test's length. Writes docs/benchmarks.md and .png.
 bench: build
 	tests/bench/run.sh $(BUILD_DIR)
+
+# What combined access logging costs per request against logging off; fails over 10%.
+bench-logging: build
+	tests/bench/access_log_cost.sh $(BUILD_DIR)
 
 install: build
 	cmake --install $(BUILD_DIR) --prefix $(PREFIX)

@@ -28,6 +28,9 @@ namespace trident {
 
 class Router;
 class Scoreboard;
+namespace log {
+class AccessLog;
+}
 
 /// A bound listening socket, shared by every generation.
 struct Listener {
@@ -42,6 +45,7 @@ struct MpmContext {
     const Router* router = nullptr;    ///< the HTTP core's routing for this generation
     Scoreboard* scoreboard = nullptr;  ///< shared memory, created before any fork
     std::uint32_t generation = 0;
+    log::AccessLog* access_log = nullptr;  ///< opened before any fork; null when off
 };
 
 enum class StopMode : std::uint8_t {

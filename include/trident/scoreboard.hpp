@@ -14,6 +14,7 @@
 
 #include <sys/types.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -43,7 +44,7 @@ enum class WorkerState : char {
 /// "TRIDENTS" in the first eight bytes of a scoreboard file.
 inline constexpr std::uint64_t kScoreboardMagic = 0x53544e4544495254ull;
 /// Bumped whenever ScoreboardHeader, ProcessSlot or WorkerSlot change shape.
-inline constexpr std::uint32_t kScoreboardLayoutVersion = 1;
+inline constexpr std::uint32_t kScoreboardLayoutVersion = 2;
 
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 static_assert(std::atomic<std::int64_t>::is_always_lock_free);
@@ -142,10 +143,14 @@ public:
         state_.store(char(state), std::memory_order_release);
     }
 
-    /// A request was answered with `bytes` bytes; also marks the slot used now.
-    void count_request(std::uint64_t bytes, std::chrono::system_clock::time_point now) noexcept {
+    /// A request was answered with `bytes` bytes, `duration` after its first byte arrived
+    /// (mod_status's Total Duration); also marks the slot used now.
+    void count_request(std::uint64_t bytes, std::chrono::system_clock::time_point now,
+                       std::chrono::microseconds duration = {}) noexcept {
         accesses_.fetch_add(1, std::memory_order_relaxed);
         bytes_.fetch_add(bytes, std::memory_order_relaxed);
+        duration_us_.fetch_add(std::uint64_t(std::max<std::int64_t>(duration.count(), 0)),
+                               std::memory_order_relaxed);
         touch(now);
     }
     void count_connection() noexcept { connections_.fetch_add(1, std::memory_order_relaxed); }
@@ -157,6 +162,10 @@ public:
 
     std::uint64_t accesses() const noexcept { return accesses_.load(std::memory_order_relaxed); }
     std::uint64_t bytes() const noexcept { return bytes_.load(std::memory_order_relaxed); }
+    /// Microseconds spent on the counted requests, summed.
+    std::uint64_t duration_us() const noexcept {
+        return duration_us_.load(std::memory_order_relaxed);
+    }
     std::uint64_t connections() const noexcept {
         return connections_.load(std::memory_order_relaxed);
     }
@@ -187,6 +196,7 @@ private:
     std::atomic<std::uint64_t> accesses_{0};
     std::atomic<std::uint64_t> bytes_{0};
     std::atomic<std::uint64_t> connections_{0};
+    std::atomic<std::uint64_t> duration_us_{0};
     std::atomic<std::int64_t> last_used_us_{0};  ///< microseconds since the Unix epoch
     TextWords<kClientTextSize> client_;          ///< NUL-padded, guarded by text_sequence_
     TextWords<kRequestTextSize> request_;
@@ -208,6 +218,7 @@ struct ScoreboardTally {
     std::uint32_t graceful = 0;    ///< 'G' workers
     std::uint64_t accesses = 0;    ///< requests, summed over the counted slots
     std::uint64_t bytes = 0;
+    std::uint64_t duration_us = 0;  ///< request time, summed (mod_status Total Duration)
     std::uint32_t connections = 0;  ///< ProcessSlot gauges, summed
     std::uint32_t connections_keep_alive = 0;
     std::uint32_t connections_writing = 0;

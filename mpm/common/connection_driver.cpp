@@ -16,6 +16,7 @@
 
 #include "http/connection.hpp"
 #include "http/http_date.hpp"
+#include "log/access_log.hpp"
 #include "trident/scoreboard.hpp"
 
 namespace trident {
@@ -102,8 +103,16 @@ Duration read_timeout(const Config& config, http::Wait wait) noexcept {
 
 }  // namespace
 
-ConnectionDriver::ConnectionDriver(int fd, const Router& router, const Config& config)
-    : fd_(fd), config_(config), conn_(router, config), phase_(conn_.waiting_for()) {
+ConnectionDriver::ConnectionDriver(int fd, const Router& router, const Config& config,
+                                   log::AccessLog* access_log)
+    : fd_(fd),
+      config_(config),
+      conn_(router, config),
+      phase_(conn_.waiting_for()),
+      access_log_(access_log),
+      endpoints_(log::Endpoints::of(fd)),
+      request_start_(Clock::now()) {
+    conn_.set_client_address(endpoints_.client);
     start_phase();
     sockaddr_storage peer{};
     socklen_t length = sizeof peer;
@@ -315,20 +324,34 @@ bool ConnectionDriver::send_blocking() noexcept {
 
 void ConnectionDriver::response_sent() noexcept {
     const http::Output& out = conn_.output();
-    const std::uint64_t bytes =
-        out.head.size() + out.body.size() + (out.file ? out.file->length : 0);
-    if (out.interim) {
-        // An interim 100 (Continue) is not a request served.
-    } else if (slot_ != nullptr) {
-        slot_->count_request(bytes, std::chrono::system_clock::now());
-    } else {
-        uncounted_bytes_ = bytes;  // finished on the event loop: the next worker counts it
+    // An interim 100 (Continue) is neither a request served nor a line in the access log.
+    if (!out.interim) {
+        const std::uint64_t bytes =
+            out.head.size() + out.body.size() + (out.file ? out.file->length : 0);
+        const auto duration =
+            std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - request_start_);
+        log::log_response(access_log_, conn_, endpoints_, request_start_, true);
+        if (slot_ != nullptr) {
+            slot_->count_request(bytes, std::chrono::system_clock::now(), duration);
+        } else {
+            // Finished on the event loop, which has no worker slot: the next worker counts it.
+            uncounted_bytes_ = bytes;
+            uncounted_duration_ = duration;
+        }
+        request_start_ = Clock::now();  // a pipelined request waits from here
     }
     sent_bytes_ = 0;
     sent_file_bytes_ = 0;
     responded_ = true;
     conn_.output_sent();
     start_phase();
+}
+
+void ConnectionDriver::response_failed() noexcept {
+    if (!conn_.output().interim) {
+        log::log_response(access_log_, conn_, endpoints_, request_start_, false);
+    }
+    responded_ = false;  // the peer is gone or stuck: nothing to protect
 }
 
 ConnectionDriver::WriteStep ConnectionDriver::continue_write() noexcept {
@@ -343,7 +366,7 @@ ConnectionDriver::WriteStep ConnectionDriver::continue_write() noexcept {
         case Sent::failed:
             break;
     }
-    responded_ = false;  // the peer is gone or stuck: nothing to protect
+    response_failed();
     return WriteStep::failed;
 }
 
@@ -351,6 +374,7 @@ ConnectionDriver::Received ConnectionDriver::receive() {
     const std::span<char> space = conn_.input_space();
     const ssize_t n = ::recv(fd_, space.data(), space.size(), 0);
     if (n > 0) {
+        mark_request_start();
         conn_.commit_input(std::size_t(n));
         extend_deadline(std::size_t(n));
         return Received::data;
@@ -372,7 +396,8 @@ ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stoppin
             resumed_ = false;
             after_response = true;
             if (slot_ != nullptr && uncounted_bytes_ > 0) {
-                slot_->count_request(uncounted_bytes_, std::chrono::system_clock::now());
+                slot_->count_request(uncounted_bytes_, std::chrono::system_clock::now(),
+                                     uncounted_duration_);
             }
             uncounted_bytes_ = 0;
         }
@@ -393,11 +418,11 @@ ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stoppin
                         return Outcome::writing;
                     }
                     if (sent == Sent::failed) {
-                        responded_ = false;  // the peer is gone: nothing to protect
+                        response_failed();
                         break;
                     }
                 } else if (!send_blocking()) {
-                    responded_ = false;  // the peer is gone or stuck: nothing to protect
+                    response_failed();
                     break;
                 }
                 response_sent();
@@ -458,6 +483,9 @@ ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stoppin
     if (slot_ != nullptr) {
         slot_->set_state(WorkerState::closing);
     }
+    if (access_log_ != nullptr) {
+        access_log_->flush();  // the connection ends: nothing waits in this worker's buffer
+    }
     const Outcome outcome = finish(park);
     slot_ = nullptr;
     return outcome;
@@ -479,12 +507,13 @@ ConnectionDriver::Outcome ConnectionDriver::finish(bool park) noexcept {
 }
 
 void serve_connection(int fd, const Router& router, const Config& config,
-                      const std::atomic<bool>& stopping, WorkerSlot* slot) noexcept {
+                      const std::atomic<bool>& stopping, WorkerSlot* slot,
+                      log::AccessLog* access_log) noexcept {
     try {
         if (slot != nullptr) {
             slot->count_connection();
         }
-        ConnectionDriver(fd, router, config).run(stopping, false, slot);
+        ConnectionDriver(fd, router, config, access_log).run(stopping, false, slot);
     } catch (...) {
         ::close(fd);  // the driver could not even be built: out of memory
     }

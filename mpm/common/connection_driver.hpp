@@ -11,12 +11,16 @@
 #include <span>
 
 #include "http/connection.hpp"
+#include "log/access_record.hpp"
 #include "trident/config.hpp"
 
 namespace trident {
 
 class Router;
 class WorkerSlot;
+namespace log {
+class AccessLog;
+}
 
 class ConnectionDriver {
 public:
@@ -36,8 +40,10 @@ public:
         failed,   ///< the peer is gone: close without lingering
     };
 
-    /// Takes ownership of the accepted, non-blocking socket `fd`.
-    ConnectionDriver(int fd, const Router& router, const Config& config);
+    /// Takes ownership of the accepted, non-blocking socket `fd`. Each response is written
+    /// to `access_log` when one is given.
+    ConnectionDriver(int fd, const Router& router, const Config& config,
+                     log::AccessLog* access_log = nullptr);
     ~ConnectionDriver();
     ConnectionDriver(const ConnectionDriver&) = delete;
     ConnectionDriver& operator=(const ConnectionDriver&) = delete;
@@ -57,6 +63,7 @@ public:
         if (bytes == 0) {
             conn_.on_peer_eof();
         } else {
+            mark_request_start();
             conn_.commit_input(bytes);
             extend_deadline(bytes);
         }
@@ -97,12 +104,20 @@ private:
     bool send_blocking() noexcept;
     /// The response went out: counts it and moves the connection on to its next request.
     void response_sent() noexcept;
+    /// The response could not be written: logged as aborted, and no lingering close.
+    void response_failed() noexcept;
 
     enum class Received : std::uint8_t { data, nothing, broken };
     /// One recv into the connection's buffer: bytes or the end of stream (data), an empty
     /// socket (nothing), or an error (broken).
     Received receive();
     void report_reading() noexcept;
+    /// The first bytes of a request arrived: its duration (%D, Total Duration) runs from now.
+    void mark_request_start() noexcept {
+        if (between_requests()) {
+            request_start_ = Clock::now();
+        }
+    }
     void report_response() noexcept;
     void start_phase() noexcept;
     /// mod_reqtimeout's MinRate: bytes of a head or body push the deadline out by a second
@@ -120,15 +135,20 @@ private:
     std::size_t sent_bytes_ = 0;         ///< of the current output's head and bytes body
     std::uint64_t sent_file_bytes_ = 0;  ///< of its file body
     std::uint64_t uncounted_bytes_ = 0;  ///< a response finished off a worker, to count
+    std::chrono::microseconds uncounted_duration_{0};
     bool resumed_ = false;    ///< continue_write() finished a response: run() goes on from it
     bool responded_ = false;  ///< a response went out: a close should linger
     bool expired_ = false;
     WorkerSlot* slot_ = nullptr;  ///< during run(): where to report
     char client_[48] = {};        ///< the peer's address, for the scoreboard
+    log::AccessLog* access_log_;  ///< null: access_log off
+    log::Endpoints endpoints_;
+    Clock::time_point request_start_;
 };
 
 /// Serves the accepted, non-blocking socket `fd` from start to close, blocking.
 void serve_connection(int fd, const Router& router, const Config& config,
-                      const std::atomic<bool>& stopping, WorkerSlot* slot = nullptr) noexcept;
+                      const std::atomic<bool>& stopping, WorkerSlot* slot = nullptr,
+                      log::AccessLog* access_log = nullptr) noexcept;
 
 }  // namespace trident

@@ -46,8 +46,9 @@ constexpr auto kHousekeeping = std::chrono::milliseconds(100);
 struct EventConnection {
     /// Takes the socket from `fd` as the driver is built (which cannot fail), so the socket
     /// has exactly one owner whether or not registering it with epoll throws afterwards.
-    EventConnection(asio::io_context& io, UniqueFd& fd, const Router& router, const Config& config)
-        : driver(fd.release(), router, config), stream(io) {
+    EventConnection(asio::io_context& io, UniqueFd& fd, const Router& router, const Config& config,
+                    log::AccessLog* access_log)
+        : driver(fd.release(), router, config, access_log), stream(io) {
         stream.assign(driver.fd());
     }
     ~EventConnection() {
@@ -255,7 +256,8 @@ void EventChild::on_accepted(int fd) {
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     ConnectionPtr conn;
     try {
-        conn = std::make_shared<EventConnection>(io_, socket, *context_.router, *context_.config);
+        conn = std::make_shared<EventConnection>(io_, socket, *context_.router, *context_.config,
+                                                 context_.access_log);
         connections_.emplace(conn.get(), conn);
         process_slot().add_connections(ConnectionGauge::total, 1);
         // A new connection waits for its first request here, holding no worker: a slow

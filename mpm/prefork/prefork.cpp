@@ -33,7 +33,8 @@ private:
             if (client < 0) {
                 break;  // graceful stop
             }
-            serve_connection(client, *context().router, config(), stop, &worker);
+            serve_connection(client, *context().router, config(), stop, &worker,
+                             context().access_log);
             if (max_connections != 0 && ++connections >= max_connections) {
                 break;  // recycled; the master starts a fresh child
             }

@@ -37,7 +37,8 @@ private:
                 workers.emplace_back([&, &worker = worker] {
                     worker.set_state(WorkerState::waiting);
                     while (const std::optional<int> client = queue.pop()) {
-                        serve_connection(*client, *context().router, config(), stop, &worker);
+                        serve_connection(*client, *context().router, config(), stop, &worker,
+                                         context().access_log);
                         worker.set_state(WorkerState::waiting);
                     }
                     worker.set_state(WorkerState::graceful);

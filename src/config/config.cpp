@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "config/yaml_reader.hpp"
+#include "log/log_format.hpp"
 
 namespace trident {
 
@@ -467,6 +468,10 @@ void Loader::read_access_log(const Field& field, AccessLogConfig& log) const {
     }
     if (auto value = map.find("format")) {
         log.format = read_string(*value);
+        // Compiled here only to check it: a bad format stops `trident -t`, with where.
+        if (auto compiled = log::LogFormat::compile(log.format); !compiled) {
+            value->fail(compiled.error().message);
+        }
     }
 }
 

@@ -84,6 +84,12 @@ public:
     /// other views point into a buffer that may since have moved.
     const Request* current_request() const noexcept { return head_complete_ ? &request_ : nullptr; }
 
+    /// The peer's numeric address, shown to handlers as Request::client_address; the text
+    /// must outlive the connection.
+    void set_client_address(std::string_view address) noexcept {
+        request_.client_address = address;
+    }
+
 private:
     enum class State : std::uint8_t { head, interim, body, respond, write, closing };
 

@@ -18,7 +18,15 @@ Router::Router(const Config& config)
 Router::~Router() = default;
 
 std::vector<const Handler*> Router::handlers() const {
-    return {static_files_.get()};
+    std::vector<const Handler*> all = {static_files_.get()};
+    for (const auto& [path, handler] : mounted_) {
+        all.push_back(handler.get());
+    }
+    return all;
+}
+
+void Router::mount(std::string path, std::unique_ptr<Handler> handler) {
+    mounted_.emplace_back(std::move(path), std::move(handler));
 }
 
 namespace {
@@ -75,6 +83,12 @@ void Router::route(http::Request& request, http::Response& response) const noexc
         if (request.method == Method::options) {
             response = options_answer();
             return;
+        }
+        for (const auto& [mount_path, handler] : mounted_) {
+            if (request.path == mount_path) {
+                handler->handle(request, response);
+                return;
+            }
         }
         static_files_->handle(request, response);
     } catch (...) {

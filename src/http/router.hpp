@@ -24,9 +24,14 @@ public:
     /// Every handler in use, for the threaded-MPM safety check.
     std::vector<const Handler*> handlers() const;
 
+    /// Serves the normalised path `path` exactly with `handler` (e.g. /server-status),
+    /// before static files. Called by the master before any fork.
+    void mount(std::string path, std::unique_ptr<Handler> handler);
+
 private:
     MimeTypes mime_types_;
     std::unique_ptr<Handler> static_files_;
+    std::vector<std::pair<std::string, std::unique_ptr<Handler>>> mounted_;
 };
 
 }  // namespace trident

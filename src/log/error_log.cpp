@@ -1,11 +1,14 @@
 #include "log/error_log.hpp"
 
+#include <fcntl.h>
 #include <spdlog/details/registry.h>
 #include <spdlog/pattern_formatter.h>
-#include <spdlog/sinks/basic_file_sink.h>
-#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -14,8 +17,71 @@ namespace trident::log {
 
 namespace {
 
-// Apache's line shape; %n is the module name.
-constexpr const char* kPattern = "[%a %b %d %H:%M:%S.%f %Y] [%n:%l] [pid %P:tid %t] %v";
+// Apache's line shape; %n is the module name, %* Apache's name of the level.
+constexpr const char* kPattern = "[%a %b %d %H:%M:%S.%f %Y] [%n:%*] [pid %P:tid %t] %v";
+
+/// Apache's level names ("warn", "crit", "trace1") where spdlog says "warning", "critical".
+class ApacheLevelFlag final : public spdlog::custom_flag_formatter {
+public:
+    void format(const spdlog::details::log_msg& msg, const std::tm&,
+                spdlog::memory_buf_t& dest) override {
+        const std::string_view name = apache_level_name(msg.level);
+        dest.append(name.data(), name.data() + name.size());
+    }
+    std::unique_ptr<custom_flag_formatter> clone() const override {
+        return std::make_unique<ApacheLevelFlag>();
+    }
+};
+
+std::unique_ptr<spdlog::formatter> make_formatter() {
+    auto formatter = std::make_unique<spdlog::pattern_formatter>();
+    formatter->add_flag<ApacheLevelFlag>('*').set_pattern(kPattern);
+    return formatter;
+}
+
+/// Each message is one write() of one whole line to a descriptor opened with O_APPEND (or
+/// stderr/stdout), so lines from the master, the children and their threads never mix.
+class AppendSink final : public spdlog::sinks::base_sink<std::mutex> {
+public:
+    AppendSink(int fd, bool owns_fd) noexcept : fd_(fd), owns_fd_(owns_fd) {}
+    ~AppendSink() override {
+        if (owns_fd_) {
+            ::close(fd_);
+        }
+    }
+    AppendSink(const AppendSink&) = delete;
+    AppendSink& operator=(const AppendSink&) = delete;
+
+protected:
+    void sink_it_(const spdlog::details::log_msg& msg) override {
+        spdlog::memory_buf_t line;
+        formatter_->format(msg, line);
+        const char* data = line.data();
+        std::size_t left = line.size();
+        while (left > 0) {
+            const ssize_t n = ::write(fd_, data, left);
+            if (n < 0 && errno == EINTR) {
+                continue;
+            }
+            if (n <= 0) {
+                return;  // nowhere left to report a failing error log
+            }
+            data += n;
+            left -= std::size_t(n);
+        }
+    }
+    void flush_() override {}
+
+private:
+    int fd_;
+    bool owns_fd_;
+};
+
+spdlog::sink_ptr make_sink(int fd, bool owns_fd) {
+    auto sink = std::make_shared<AppendSink>(fd, owns_fd);
+    sink->set_formatter(make_formatter());
+    return sink;
+}
 
 struct State {
     std::mutex mutex;
@@ -29,12 +95,31 @@ State& state() {
 }
 
 spdlog::sink_ptr default_sink() {
-    auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
-    sink->set_pattern(kPattern);
-    return sink;
+    return make_sink(STDERR_FILENO, false);
 }
 
-std::optional<spdlog::level::level_enum> level_from_apache(std::string_view name) {
+}  // namespace
+
+std::string_view apache_level_name(spdlog::level::level_enum level) noexcept {
+    switch (level) {
+        case spdlog::level::trace:
+            return "trace1";
+        case spdlog::level::debug:
+            return "debug";
+        case spdlog::level::info:
+            return "info";
+        case spdlog::level::warn:
+            return "warn";
+        case spdlog::level::err:
+            return "error";
+        case spdlog::level::critical:
+            return "crit";
+        default:
+            return "emerg";
+    }
+}
+
+std::optional<spdlog::level::level_enum> level_from_apache(std::string_view name) noexcept {
     // Apache's eight levels onto spdlog's six; trace1..8 are all spdlog's trace.
     if (name == "emerg" || name == "alert" || name == "crit") {
         return spdlog::level::critical;
@@ -51,13 +136,11 @@ std::optional<spdlog::level::level_enum> level_from_apache(std::string_view name
     if (name == "debug") {
         return spdlog::level::debug;
     }
-    if (name.starts_with("trace")) {
+    if (name.size() == 6 && name.starts_with("trace") && name[5] >= '1' && name[5] <= '8') {
         return spdlog::level::trace;
     }
     return std::nullopt;
 }
-
-}  // namespace
 
 std::shared_ptr<spdlog::logger> get(std::string_view module) {
     State& s = state();
@@ -82,19 +165,17 @@ Result<bool> configure(const ErrorLogConfig& config) {
         return Error{"unknown error_log level '" + config.level + "'"};
     }
     spdlog::sink_ptr sink;
-    try {
-        if (config.path == "stderr") {
-            sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
-        } else if (config.path == "stdout") {
-            sink = std::make_shared<spdlog::sinks::stdout_sink_mt>();
-        } else {
-            // basic_file_sink opens in append mode ("ab"), so whole lines land with O_APPEND.
-            sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(config.path, false);
+    if (config.path == "stderr") {
+        sink = make_sink(STDERR_FILENO, false);
+    } else if (config.path == "stdout") {
+        sink = make_sink(STDOUT_FILENO, false);
+    } else {
+        const int fd = ::open(config.path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            return Error{"cannot open error log " + config.path + ": " + std::strerror(errno)};
         }
-    } catch (const std::exception& e) {
-        return Error{"cannot open error log " + config.path + ": " + e.what()};
+        sink = make_sink(fd, true);
     }
-    sink->set_pattern(kPattern);
 
     State& s = state();
     std::lock_guard lock(s.mutex);

@@ -11,11 +11,13 @@
 #include <optional>
 
 #include "http/router.hpp"
+#include "log/access_log.hpp"
 #include "log/error_log.hpp"
 #include "master/listeners.hpp"
 #include "master/module_loader.hpp"
 #include "master/pid_file.hpp"
 #include "process/mpm_directives.hpp"
+#include "status/status_handler.hpp"
 #include "trident/mpm.hpp"
 #include "trident/scoreboard.hpp"
 
@@ -146,6 +148,14 @@ int Master::run() {
     }
     scoreboard_.emplace(std::move(scoreboard.value()));
     scoreboard_->set_generation(1);
+    // Opened before the first fork, so children write to it whatever user they become.
+    auto access_log = log::AccessLog::open(config_.access_log);
+    auto status = status::make_status_handler(config_, *scoreboard_);
+    if (!access_log || !status) {
+        close_listeners(listeners);
+        return fail(!access_log ? access_log.error().message : status.error().message);
+    }
+    router->mount(config_.status.path, std::move(status.value()));
 
     // Written once the master is set up (listeners, module, scoreboard): tools may take
     // it as the sign that the server is there.
@@ -156,7 +166,8 @@ int Master::run() {
             return fail(written.error().message);
         }
     }
-    const MpmContext context{&config_, listeners, router.get(), &*scoreboard_, 1};
+    MpmContext context{&config_, listeners, router.get(), &*scoreboard_, 1};
+    context.access_log = access_log->get();
     mpm_.reset(module_->descriptor().create(&context));
     if (!mpm_) {
         close_listeners(listeners);

@@ -402,6 +402,7 @@ ScoreboardTally Scoreboard::tally(std::uint32_t generation) const noexcept {
             const WorkerSlot& worker_slot = worker(slot, thread);
             tally.accesses += worker_slot.accesses();
             tally.bytes += worker_slot.bytes();
+            tally.duration_us += worker_slot.duration_us();
             const WorkerState state = worker_slot.state();
             switch (state) {
                 case WorkerState::open:

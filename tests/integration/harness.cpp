@@ -114,7 +114,7 @@ std::string render_config(const ServerConfig& config, std::uint16_t port,
          << config.mpm << ": {start_servers: " << config.start_servers
          << ", max_connections_per_child: " << config.max_connections_per_child
          << (config.mpm_extra.empty() ? "" : ", " + config.mpm_extra) << "}\n"
-         << "access_log: off\n"
+         << "access_log: " << config.access_log << "\n"
          << "error_log: {path: stderr, level: info}\n"
          << config.extra_yaml;
     return yaml.str();

@@ -90,6 +90,8 @@ struct ServerConfig {
     std::string limits =
         "{request_line: 8190, request_fields: 100, request_field_size: 8190, "
         "request_body: 64KiB}";
+    /// The access_log value, e.g. "{path: a.log, format: common}".
+    std::string access_log = "off";
     std::string extra_yaml;  ///< appended verbatim
 };
 

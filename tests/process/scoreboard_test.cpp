@@ -105,8 +105,8 @@ TEST(Scoreboard, IsSharedWithAForkedChild) {
         worker.set_state(WorkerState::reading);
         worker.set_text("2001:db8::1", "POST /form HTTP/1.1");
         worker.count_connection();
-        worker.count_request(100, std::chrono::system_clock::now());
-        worker.count_request(23, std::chrono::system_clock::now());
+        worker.count_request(100, std::chrono::system_clock::now(), std::chrono::microseconds(700));
+        worker.count_request(23, std::chrono::system_clock::now(), std::chrono::microseconds(300));
         _exit(0);
     }
     board.process(1).occupy(child, 3);
@@ -123,6 +123,8 @@ TEST(Scoreboard, IsSharedWithAForkedChild) {
     EXPECT_EQ(worker.connections(), 1u);
     EXPECT_EQ(worker.accesses(), 2u);
     EXPECT_EQ(worker.bytes(), 123u);
+    EXPECT_EQ(worker.duration_us(), 1000u);
+    EXPECT_EQ(board.tally().duration_us, 1000u);
     EXPECT_GT(worker.last_used(), board.start_time() - std::chrono::seconds(1));
 
     // Reaping frees the slot; the cumulative counters stay, as Apache's access_count does.

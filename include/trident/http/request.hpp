@@ -81,6 +81,10 @@ struct Request {
     /// routing; handlers map this, never `target`.
     std::string path;
 
+    /// The client's numeric address ("127.0.0.1", "::1"). Set by the MPM's driver for the
+    /// whole connection and kept by clear(); empty when unknown.
+    std::string_view client_address;
+
     /// The first field with this name (case-insensitive), or an empty view.
     std::string_view field(std::string_view name) const noexcept;
 

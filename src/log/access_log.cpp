@@ -1,0 +1,379 @@
+#include "log/access_log.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <pthread.h>
+
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "http/connection.hpp"
+#include "log/error_log.hpp"
+#include "trident/http/status.hpp"
+
+namespace trident::log {
+
+/// One thread's pending lines, for one AccessLog at a time. The owning thread appends; the
+/// process's flusher thread writes out lines that have waited kFlushAge. The mutex is
+/// uncontended but for those moments.
+struct ThreadBuffer {
+    std::mutex mutex;
+    AccessLog* owner = nullptr;
+    std::string lines;
+    std::chrono::steady_clock::time_point oldest{};
+
+    ThreadBuffer();
+    ~ThreadBuffer();
+    ThreadBuffer(const ThreadBuffer&) = delete;
+    ThreadBuffer& operator=(const ThreadBuffer&) = delete;
+
+    /// With `mutex` held.
+    void drain() noexcept {
+        if (owner != nullptr && !lines.empty()) {
+            owner->write_out(lines);
+        }
+        lines.clear();
+    }
+};
+
+namespace {
+
+struct BufferRegistry;
+BufferRegistry& registry();
+
+/// Every live ThreadBuffer of the process, and its flusher thread. Never destroyed: the
+/// detached flusher may outlive static destruction.
+struct BufferRegistry {
+    std::mutex mutex;  // taken before any ThreadBuffer::mutex
+    std::vector<ThreadBuffer*> buffers;
+    std::vector<AccessLog*> logs;  // every open AccessLog, for reopen()
+    bool flusher_started = false;  // per process: reset in a forked child
+};
+
+thread_local ThreadBuffer* t_self = nullptr;  // this thread's buffer, once it has one
+thread_local bool t_flusher_checked = false;
+
+/// In a forked child: only the forking thread exists, its pending lines are the parent's to
+/// write, and the child has no flusher until it writes.
+void adopt_after_fork() {
+    BufferRegistry& r = registry();
+    r.buffers.clear();
+    if (t_self != nullptr) {
+        t_self->lines.clear();
+        r.buffers.push_back(t_self);
+    }
+    r.flusher_started = false;
+    t_flusher_checked = false;
+    r.mutex.unlock();
+}
+
+BufferRegistry& registry() {
+    static BufferRegistry* instance = [] {
+        auto* created = new BufferRegistry;
+        // Held across fork(), so a child never inherits it locked by a thread it lacks.
+        ::pthread_atfork([] { registry().mutex.lock(); }, [] { registry().mutex.unlock(); },
+                         adopt_after_fork);
+        return created;
+    }();
+    return *instance;
+}
+
+/// Wakes twice per kFlushAge and writes out every buffer whose oldest line is that old, so
+/// no line waits long on a worker that has nothing more to log.
+[[noreturn]] void run_flusher() {
+    for (;;) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(AccessLog::kFlushAge) / 2);
+        BufferRegistry& r = registry();
+        std::lock_guard registry_lock(r.mutex);
+        const auto now = std::chrono::steady_clock::now();
+        for (ThreadBuffer* buffer : r.buffers) {
+            std::lock_guard buffer_lock(buffer->mutex);
+            if (!buffer->lines.empty() && now - buffer->oldest >= AccessLog::kFlushAge) {
+                buffer->drain();
+            }
+        }
+    }
+}
+
+void ensure_flusher() noexcept {
+    BufferRegistry& r = registry();
+    std::lock_guard lock(r.mutex);
+    if (r.flusher_started) {
+        return;
+    }
+    try {
+        std::thread(run_flusher).detach();
+        r.flusher_started = true;
+    } catch (...) {
+        // No thread to be had: lines still go out by size, at connection end and at exit.
+    }
+}
+
+thread_local ThreadBuffer t_buffer;
+
+int open_append(const std::string& path) noexcept {
+    return ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+}
+
+void numeric_address(const sockaddr_storage& address, char (&text)[46], std::uint16_t& port) {
+    if (address.ss_family == AF_INET) {
+        const auto& v4 = reinterpret_cast<const sockaddr_in&>(address);
+        ::inet_ntop(AF_INET, &v4.sin_addr, text, sizeof text);
+        port = ntohs(v4.sin_port);
+    } else if (address.ss_family == AF_INET6) {
+        const auto& v6 = reinterpret_cast<const sockaddr_in6&>(address);
+        ::inet_ntop(AF_INET6, &v6.sin6_addr, text, sizeof text);
+        port = ntohs(v6.sin6_port);
+    }
+}
+
+/// Bytes of the request head as sent in canonical form: request line, "Name: value" lines
+/// and the empty line, each ending in CRLF. Counted from the parsed parts rather than from
+/// the buffer, whose bytes may have moved on by the time the response has gone out.
+std::uint64_t head_size(const http::Request& request) {
+    std::uint64_t size = request.method_text.size() + 1 + request.target.size() + 1 +
+                         std::string_view("HTTP/1.1\r\n").size();
+    for (const http::Field& field : request.fields) {
+        size += field.name.size() + 2 + field.value.size() + 2;
+    }
+    return size + 2;
+}
+
+}  // namespace
+
+ThreadBuffer::ThreadBuffer() {
+    lines.reserve(AccessLog::kFlushBytes * 2);
+    BufferRegistry& r = registry();
+    std::lock_guard lock(r.mutex);
+    r.buffers.push_back(this);
+    t_self = this;
+}
+
+ThreadBuffer::~ThreadBuffer() {
+    BufferRegistry& r = registry();
+    std::lock_guard registry_lock(r.mutex);
+    std::erase(r.buffers, this);
+    t_self = nullptr;
+    std::lock_guard buffer_lock(mutex);
+    drain();  // a worker thread's exit
+}
+
+Endpoints Endpoints::of(int fd) noexcept {
+    Endpoints ends;
+    sockaddr_storage address{};
+    socklen_t length = sizeof address;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
+        numeric_address(address, ends.client, ends.client_port);
+    }
+    address = {};
+    length = sizeof address;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
+        numeric_address(address, ends.local, ends.local_port);
+    }
+    return ends;
+}
+
+AccessLog::AccessLog(std::string path, int fd, bool owns_fd, LogFormat format)
+    : path_(std::move(path)), fd_(fd), owns_fd_(owns_fd), format_(std::move(format)) {
+    BufferRegistry& r = registry();
+    std::lock_guard lock(r.mutex);
+    r.logs.push_back(this);
+}
+
+Result<std::unique_ptr<AccessLog>> AccessLog::open(const AccessLogConfig& config) {
+    if (!config.enabled) {
+        return std::unique_ptr<AccessLog>();
+    }
+    auto format = LogFormat::compile(config.format);
+    if (!format) {
+        return format.error();
+    }
+    int fd = -1;
+    bool owns = false;
+    if (config.path == "stderr") {
+        fd = STDERR_FILENO;
+    } else if (config.path == "stdout") {
+        fd = STDOUT_FILENO;
+    } else {
+        fd = open_append(config.path);
+        if (fd < 0) {
+            return Error{"cannot open access log " + config.path + ": " + std::strerror(errno)};
+        }
+        owns = true;
+    }
+    try {
+        return std::unique_ptr<AccessLog>(
+            new AccessLog(config.path, fd, owns, std::move(format.value())));
+    } catch (...) {
+        if (owns) {
+            ::close(fd);
+        }
+        throw;
+    }
+}
+
+AccessLog::~AccessLog() {
+    // Whatever any thread still holds for this log goes out now, and no buffer keeps
+    // pointing at it.
+    BufferRegistry& r = registry();
+    {
+        std::lock_guard registry_lock(r.mutex);
+        std::erase(r.logs, this);
+        for (ThreadBuffer* buffer : r.buffers) {
+            std::lock_guard buffer_lock(buffer->mutex);
+            if (buffer->owner == this) {
+                buffer->drain();
+                buffer->owner = nullptr;
+            }
+        }
+    }
+    if (owns_fd_) {
+        ::close(fd_);
+    }
+}
+
+void AccessLog::write(const AccessRecord& record) noexcept {
+    ThreadBuffer& buffer = t_buffer;
+    if (!t_flusher_checked) {
+        ensure_flusher();  // once per thread; the process's flusher starts with its first
+        t_flusher_checked = true;
+    }
+    std::lock_guard lock(buffer.mutex);
+    if (buffer.owner != this) {
+        buffer.drain();  // lines of another log (tests make several) go out first
+        buffer.owner = this;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    const std::size_t before = buffer.lines.size();
+    try {
+        format_.append(record, buffer.lines);
+    } catch (...) {
+        buffer.lines.resize(before);  // out of memory: lose this line, not the process
+        return;
+    }
+    if (before == 0) {
+        buffer.oldest = now;
+    }
+    if (buffer.lines.size() > kFlushBytes && before > 0) {
+        // Keep every write within kFlushBytes: the earlier lines go, the new one stays.
+        write_out(std::string_view(buffer.lines).substr(0, before));
+        buffer.lines.erase(0, before);
+        buffer.oldest = now;
+    }
+    if (buffer.lines.size() >= kFlushBytes || now - buffer.oldest >= kFlushAge) {
+        buffer.drain();
+    }
+}
+
+void AccessLog::flush() noexcept {
+    ThreadBuffer& buffer = t_buffer;
+    std::lock_guard lock(buffer.mutex);
+    if (buffer.owner == this) {
+        buffer.drain();
+    }
+}
+
+bool AccessLog::write_out(std::string_view lines) noexcept {
+    while (!lines.empty()) {
+        const ssize_t n = ::write(fd_, lines.data(), lines.size());
+        if (n > 0) {
+            lines.remove_prefix(std::size_t(n));
+            continue;
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        const int error = n < 0 ? errno : ENOSPC;
+        if (!failure_reported_.exchange(true, std::memory_order_relaxed)) {
+            try {
+                get("core")->error("cannot write to access log {}: {}; its lines are dropped",
+                                   path_, std::strerror(error));
+            } catch (...) {
+                // The error log failed too; nothing more to say.
+            }
+        }
+        return false;
+    }
+    return true;
+}
+
+Result<bool> AccessLog::reopen() {
+    flush();
+    if (!owns_fd_) {
+        return true;
+    }
+    const int fresh = open_append(path_);
+    if (fresh < 0) {
+        return Error{"cannot reopen access log " + path_ + ": " + std::strerror(errno)};
+    }
+    // dup3 swaps the file under the same number in one step: no moment without a log.
+    const bool swapped = ::dup3(fresh, fd_, O_CLOEXEC) >= 0;
+    const int error = errno;
+    ::close(fresh);
+    if (!swapped) {
+        return Error{"cannot reopen access log " + path_ + ": " + std::strerror(error)};
+    }
+    failure_reported_.store(false, std::memory_order_relaxed);
+    return true;
+}
+
+Result<bool> reopen(const ErrorLogConfig& error_log) {
+    std::vector<AccessLog*> logs;
+    {
+        BufferRegistry& r = registry();
+        std::lock_guard lock(r.mutex);
+        logs = r.logs;
+    }
+    Result<bool> outcome = configure(error_log);
+    for (AccessLog* log : logs) {
+        auto reopened = log->reopen();
+        if (!reopened && outcome) {
+            outcome = reopened.error();
+        }
+    }
+    return outcome;
+}
+
+void log_response(AccessLog* log, const http::Connection& connection, const Endpoints& endpoints,
+                  std::chrono::steady_clock::time_point request_start, bool completed) noexcept {
+    if (log == nullptr) {
+        return;
+    }
+    const http::Output& out = connection.output();
+    const std::uint64_t body = out.body.size() + (out.file != nullptr ? out.file->length : 0);
+    const auto now = std::chrono::steady_clock::now();
+    const auto duration = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::max(now - request_start, std::chrono::steady_clock::duration::zero()));
+
+    AccessRecord record;
+    record.request = connection.current_request();
+    record.response_head = out.head;
+    record.status = int(code(connection.last_status()));
+    record.bytes_sent = completed ? out.head.size() + body : 0;
+    record.body_bytes = completed ? body : 0;
+    if (record.request != nullptr) {
+        record.bytes_received =
+            head_size(*record.request) + record.request->content_length.value_or(0);
+    }
+    record.duration = duration;
+    record.received = std::chrono::system_clock::now() - duration;
+    record.endpoints = &endpoints;
+    record.keep_alive_requests = connection.requests_served();
+    if (!completed) {
+        record.connection_status = 'X';
+    } else {
+        // The core always says which it chose (RFC 9112 §9.6).
+        record.connection_status =
+            out.head.find("\r\nConnection: close\r\n") != std::string::npos ? '-' : '+';
+    }
+    log->write(record);
+}
+
+}  // namespace trident::log

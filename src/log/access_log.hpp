@@ -1,0 +1,90 @@
+#pragma once
+
+// The access log: one line per answered request, in a LogFormat, written with O_APPEND in
+// whole lines so that children and threads never interleave.
+//
+// Each thread (so each prefork child) formats into its own buffer. A buffer is written out
+//   - when it would pass kFlushBytes (4 KiB, which is also PIPE_BUF: a write to a pipe such
+//     as stderr under systemd stays atomic),
+//   - once its oldest line is kFlushAge (1 s) old: on the thread's next request, or by the
+//     process's flusher thread (started with the process's first line), which looks every
+//     half second, so lines never wait on an idle worker,
+//   - when the connection driver closes its connection (a prefork child may then _exit
+//     without losing a line), when the thread exits, and before reopen().
+// A failing write (full disk, closed pipe) drops the buffered lines and is reported once
+// per process to the error log; serving goes on.
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "log/access_record.hpp"
+#include "log/log_format.hpp"
+#include "trident/config.hpp"
+
+namespace trident {
+namespace http {
+class Connection;
+}
+
+namespace log {
+
+class AccessLog {
+public:
+    static constexpr std::size_t kFlushBytes = 4096;
+    static constexpr std::chrono::seconds kFlushAge{1};
+
+    /// Compiles the format and opens the file (O_APPEND, created 0644) or takes stderr or
+    /// stdout; null for `access_log: off`. The master calls this before the first fork, so children
+    /// inherit the descriptor and keep writing after a privilege drop.
+    static Result<std::unique_ptr<AccessLog>> open(const AccessLogConfig& config);
+
+    AccessLog(const AccessLog&) = delete;
+    AccessLog& operator=(const AccessLog&) = delete;
+    /// Writes out the calling thread's buffer. Must outlive every thread that writes to it.
+    ~AccessLog();
+
+    /// Formats `record` into the calling thread's buffer; may write the buffer out.
+    void write(const AccessRecord& record) noexcept;
+
+    /// Writes out the calling thread's buffer now.
+    void flush() noexcept;
+
+    /// Opens the file at the same path again and puts it under the same descriptor, so
+    /// that lines go to a fresh file after logrotate has moved the old one. Called by the
+    /// master (graceful restart): children forked afterwards write to the new file, those
+    /// still running finish on the old one, as in Apache. No-op for stderr and stdout.
+    Result<bool> reopen();
+
+    const std::string& path() const noexcept { return path_; }
+    const LogFormat& format() const noexcept { return format_; }
+
+private:
+    friend struct ThreadBuffer;
+    AccessLog(std::string path, int fd, bool owns_fd, LogFormat format);
+
+    /// One write() per chunk of whole lines; false (and reported once) on failure.
+    bool write_out(std::string_view lines) noexcept;
+
+    std::string path_;
+    int fd_;
+    bool owns_fd_;
+    LogFormat format_;
+    std::atomic<bool> failure_reported_{false};
+};
+
+/// Log rotation in one call, for the master's graceful restart (logrotate's postrotate):
+/// points the error log at `error_log` again (a fresh file at the same path) and reopens
+/// every access log open in this process (AccessLog::reopen). Every log is tried; the first
+/// error is returned.
+Result<bool> reopen(const ErrorLogConfig& error_log);
+
+/// The connection driver's one call, made when a response has been sent (`completed`) or
+/// has failed to be: fills an AccessRecord from the connection and writes it to `log`.
+/// Does nothing when `log` is null (access_log: off). Never throws.
+void log_response(AccessLog* log, const http::Connection& connection, const Endpoints& endpoints,
+                  std::chrono::steady_clock::time_point request_start, bool completed) noexcept;
+
+}  // namespace log
+}  // namespace trident

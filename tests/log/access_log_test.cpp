@@ -1,0 +1,205 @@
+#include "log/access_log.hpp"
+
+#include "log/error_log.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+namespace trident::log {
+namespace {
+
+namespace fs = std::filesystem;
+
+class AccessLogTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        std::string pattern = (fs::temp_directory_path() / "trident-access-XXXXXX").string();
+        ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+        dir_ = pattern;
+        std::strcpy(endpoints_.client, "127.0.0.1");
+        request_.method_text = "GET";
+        request_.target = "/";
+        record_.request = &request_;
+        record_.status = 200;
+        record_.endpoints = &endpoints_;
+        record_.received = std::chrono::system_clock::now();
+    }
+    void TearDown() override { fs::remove_all(dir_); }
+
+    std::unique_ptr<AccessLog> open(const std::string& format = "%h \"%r\" %>s") {
+        AccessLogConfig config;
+        config.path = (dir_ / "access.log").string();
+        config.format = format;
+        auto log = AccessLog::open(config);
+        EXPECT_TRUE(log) << log.error().message;
+        return log ? std::move(log.value()) : nullptr;
+    }
+    std::string contents(const std::string& name = "access.log") {
+        std::ifstream in(dir_ / name);
+        std::stringstream text;
+        text << in.rdbuf();
+        return text.str();
+    }
+
+    fs::path dir_;
+    Endpoints endpoints_;
+    http::Request request_;
+    AccessRecord record_;
+};
+
+TEST_F(AccessLogTest, OffGivesNoLog) {
+    AccessLogConfig config;
+    config.enabled = false;
+    auto log = AccessLog::open(config);
+    ASSERT_TRUE(log);
+    EXPECT_EQ(log.value(), nullptr);
+}
+
+TEST_F(AccessLogTest, BadFormatOrPathIsAnError) {
+    AccessLogConfig config;
+    config.path = (dir_ / "access.log").string();
+    config.format = "%Z";
+    EXPECT_FALSE(AccessLog::open(config));
+    config.format = "common";
+    config.path = (dir_ / "missing" / "access.log").string();
+    auto log = AccessLog::open(config);
+    ASSERT_FALSE(log);
+    EXPECT_NE(log.error().message.find("cannot open access log"), std::string::npos);
+}
+
+TEST_F(AccessLogTest, LinesWaitInTheThreadBufferUntilFlushed) {
+    auto log = open();
+    log->write(record_);
+    EXPECT_EQ(contents(), "");  // buffered
+    log->flush();
+    EXPECT_EQ(contents(), "127.0.0.1 \"GET / HTTP/1.1\" 200\n");
+}
+
+TEST_F(AccessLogTest, FullBufferIsWrittenInWholeLines) {
+    auto log = open();
+    const std::string line = "127.0.0.1 \"GET / HTTP/1.1\" 200\n";
+    const std::size_t per_flush = AccessLog::kFlushBytes / line.size();
+    for (std::size_t i = 0; i < per_flush + 1; ++i) {
+        log->write(record_);
+    }
+    const std::string written = contents();
+    EXPECT_FALSE(written.empty()) << "nothing written after more than kFlushBytes";
+    EXPECT_LE(written.size(), AccessLog::kFlushBytes);
+    EXPECT_EQ(written.size() % line.size(), 0u) << "a partial line was written";
+    log->flush();
+    EXPECT_EQ(contents().size(), (per_flush + 1) * line.size());
+}
+
+TEST_F(AccessLogTest, ThreadsNeverInterleaveAndExitFlushes) {
+    auto log = open();
+    constexpr int kThreads = 4;
+    constexpr int kLines = 500;
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([&, t] {
+            http::Request request = request_;
+            const std::string target = "/thread-" + std::to_string(t);
+            request.target = target;
+            AccessRecord record = record_;
+            record.request = &request;
+            for (int i = 0; i < kLines; ++i) {
+                log->write(record);
+            }
+        });  // the thread's exit writes out what it still holds
+    }
+    for (std::thread& thread : threads) {
+        thread.join();
+    }
+    std::istringstream lines(contents());
+    std::string line;
+    int count = 0;
+    while (std::getline(lines, line)) {
+        ++count;
+        EXPECT_TRUE(line.starts_with("127.0.0.1 \"GET /thread-") &&
+                    line.ends_with(" HTTP/1.1\" 200"))
+            << line;
+    }
+    EXPECT_EQ(count, kThreads * kLines);
+}
+
+TEST_F(AccessLogTest, ForkedChildDoesNotRepeatTheParentsPendingLines) {
+    auto log = open();
+    log->write(record_);  // pending in this thread's buffer when the child is forked
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        log->flush();
+        ::_exit(0);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    EXPECT_EQ(contents(), "") << "the child wrote the parent's line";
+    log->flush();
+    EXPECT_EQ(contents(), "127.0.0.1 \"GET / HTTP/1.1\" 200\n");
+}
+
+TEST_F(AccessLogTest, ReopenStartsAFreshFileAfterRotation) {
+    auto log = open();
+    log->write(record_);
+    fs::rename(dir_ / "access.log", dir_ / "access.log.1");
+    ASSERT_TRUE(log->reopen());  // flushes first: the old line lands in the old file
+    log->write(record_);
+    log->flush();
+    EXPECT_EQ(contents("access.log.1"), "127.0.0.1 \"GET / HTTP/1.1\" 200\n");
+    EXPECT_EQ(contents("access.log"), "127.0.0.1 \"GET / HTTP/1.1\" 200\n");
+}
+
+TEST_F(AccessLogTest, OneCallReopensEveryLogAfterRotation) {
+    auto log = open();
+    const fs::path error_file = dir_ / "error.log";
+    ASSERT_TRUE(configure(ErrorLogConfig{error_file.string(), "info"}));
+    log->write(record_);
+    get("core")->info("before rotation");
+    fs::rename(dir_ / "access.log", dir_ / "access.log.1");
+    fs::rename(error_file, dir_ / "error.log.1");
+
+    ASSERT_TRUE(reopen(ErrorLogConfig{error_file.string(), "info"}));
+    log->write(record_);
+    log->flush();
+    get("core")->info("after rotation");
+    ASSERT_TRUE(configure(ErrorLogConfig{}));  // back to stderr
+
+    EXPECT_EQ(contents("access.log.1"), "127.0.0.1 \"GET / HTTP/1.1\" 200\n");
+    EXPECT_EQ(contents("access.log"), "127.0.0.1 \"GET / HTTP/1.1\" 200\n");
+    EXPECT_NE(contents("error.log.1").find("before rotation"), std::string::npos);
+    EXPECT_EQ(contents("error.log.1").find("after rotation"), std::string::npos);
+    EXPECT_NE(contents("error.log").find("after rotation"), std::string::npos);
+}
+
+TEST_F(AccessLogTest, FullDiskIsReportedOnceToTheErrorLog) {
+    if (!fs::exists("/dev/full")) {
+        GTEST_SKIP() << "no /dev/full to simulate a full disk";
+    }
+    const fs::path error_file = dir_ / "error.log";
+    ASSERT_TRUE(configure(ErrorLogConfig{error_file.string(), "info"}));
+    AccessLogConfig config;
+    config.path = "/dev/full";
+    config.format = "common";
+    auto log = AccessLog::open(config);
+    ASSERT_TRUE(log) << log.error().message;
+    for (int i = 0; i < 3; ++i) {
+        log.value()->write(record_);
+        log.value()->flush();  // ENOSPC each time: the lines are dropped, serving goes on
+    }
+    ASSERT_TRUE(configure(ErrorLogConfig{}));  // back to stderr
+    const std::string errors = contents("error.log");
+    const std::string message = "cannot write to access log /dev/full: No space left on device";
+    const std::size_t first = errors.find(message);
+    EXPECT_NE(first, std::string::npos) << errors;
+    EXPECT_EQ(errors.find(message, first + 1), std::string::npos) << "reported twice: " << errors;
+}
+
+}  // namespace
+}  // namespace trident::log

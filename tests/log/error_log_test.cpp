@@ -1,0 +1,105 @@
+#include "log/error_log.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+namespace trident::log {
+namespace {
+
+namespace fs = std::filesystem;
+
+class ErrorLogTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        std::string pattern = (fs::temp_directory_path() / "trident-error-XXXXXX").string();
+        ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+        dir_ = pattern;
+        file_ = dir_ / "error.log";
+    }
+    void TearDown() override {
+        EXPECT_TRUE(configure(ErrorLogConfig{}));  // back to stderr at info
+        fs::remove_all(dir_);
+    }
+    std::string contents() const {
+        std::ifstream in(file_);
+        std::stringstream text;
+        text << in.rdbuf();
+        return text.str();
+    }
+
+    fs::path dir_;
+    fs::path file_;
+};
+
+TEST_F(ErrorLogTest, LinesHaveApachesShape) {
+    ASSERT_TRUE(configure(ErrorLogConfig{file_.string(), "debug"}));
+    get("mpm_event")->warn("child {} exited", 42);
+    get("core")->error("no listener");
+    get("core")->critical("bad");
+    get("core")->debug("details");
+    const std::string pid = std::to_string(::getpid());
+    const std::string stamp =
+        R"(\[(Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) )"
+        R"(\d\d \d\d:\d\d:\d\d\.\d{6} \d{4}\] )";
+    const std::regex expected(stamp + R"(\[mpm_event:warn\] \[pid )" + pid +
+                              R"(:tid \d+\] child 42 exited\n)" + stamp +
+                              R"(\[core:error\] \[pid \d+:tid \d+\] no listener\n)" + stamp +
+                              R"(\[core:crit\] \[pid \d+:tid \d+\] bad\n)" + stamp +
+                              R"(\[core:debug\] \[pid \d+:tid \d+\] details\n)");
+    const std::string text = contents();
+    EXPECT_TRUE(std::regex_match(text, expected)) << text;
+}
+
+TEST_F(ErrorLogTest, LevelFiltersLowerMessages) {
+    ASSERT_TRUE(configure(ErrorLogConfig{file_.string(), "error"}));
+    get("core")->warn("hidden");
+    get("core")->info("hidden too");
+    get("core")->error("shown");
+    const std::string text = contents();
+    EXPECT_EQ(text.find("hidden"), std::string::npos) << text;
+    EXPECT_NE(text.find("[core:error]"), std::string::npos) << text;
+}
+
+TEST_F(ErrorLogTest, FileIsAppendedToNotTruncated) {
+    {
+        std::ofstream out(file_);
+        out << "earlier line\n";
+    }
+    ASSERT_TRUE(configure(ErrorLogConfig{file_.string(), "info"}));
+    get("core")->info("later line");
+    const std::string text = contents();
+    EXPECT_TRUE(text.starts_with("earlier line\n")) << text;
+    EXPECT_NE(text.find("later line"), std::string::npos) << text;
+}
+
+TEST(ErrorLogLevels, EveryApacheLevelIsKnown) {
+    using spdlog::level::level_enum;
+    const std::pair<const char*, level_enum> levels[] = {
+        {"emerg", level_enum::critical}, {"alert", level_enum::critical},
+        {"crit", level_enum::critical},  {"error", level_enum::err},
+        {"warn", level_enum::warn},      {"notice", level_enum::info},
+        {"info", level_enum::info},      {"debug", level_enum::debug},
+        {"trace1", level_enum::trace},   {"trace8", level_enum::trace}};
+    for (const auto& [name, level] : levels) {
+        EXPECT_EQ(level_from_apache(name), level) << name;
+    }
+    for (const char* unknown : {"warning", "trace", "trace9", "TRACE1", ""}) {
+        EXPECT_EQ(level_from_apache(unknown), std::nullopt) << unknown;
+    }
+    EXPECT_FALSE(configure(ErrorLogConfig{"stderr", "loud"}));
+}
+
+TEST(ErrorLogLevels, NamesAreApaches) {
+    EXPECT_EQ(apache_level_name(spdlog::level::warn), "warn");
+    EXPECT_EQ(apache_level_name(spdlog::level::critical), "crit");
+    EXPECT_EQ(apache_level_name(spdlog::level::err), "error");
+    EXPECT_EQ(apache_level_name(spdlog::level::trace), "trace1");
+}
+
+}  // namespace
+}  // namespace trident::log
