@@ -169,7 +169,7 @@ bool Connection::start_request(std::string_view date) {
     // is then discarded as it arrives.
     answer(framing);
     if (has_body) {
-        hold_request_line();
+        hold_head();
     }
     if (awaits_continue) {
         if (code(response_.status) >= 400) {
@@ -210,33 +210,30 @@ void Connection::answer(const Framing& framing) {
     router_.route(request_, response_);
 }
 
-void Connection::hold_request_line() {
-    const std::string_view old_target = request_.target;
-    held_request_line_.assign(request_.method_text);
-    held_request_line_ += ' ';
-    held_request_line_ += old_target;
-    const std::string_view held(held_request_line_);
-    const std::string_view target = held.substr(request_.method_text.size() + 1);
-    // Views into the target move with it; others into the buffer are dropped; constants stay.
+void Connection::hold_head() {
+    // The body is discarded through the buffer, which overwrites the head's bytes: copy
+    // them, and point every view of the request at the copy, so the access log and the
+    // scoreboard still see the request line and fields once the body is read.
+    const std::size_t length = parser_.head_length();
+    const char* old_begin = buffer_.data() + (begin_ - length);
+    const char* old_end = old_begin + length;
+    held_head_.assign(old_begin, length);
     const auto rebase = [&](std::string_view view) -> std::string_view {
-        if (view.empty()) {
-            return view;
+        if (view.empty() || view.data() < old_begin || view.data() + view.size() > old_end) {
+            return view;  // empty, or a constant that does not live in the buffer
         }
-        if (view.data() >= old_target.data() &&
-            view.data() + view.size() <= old_target.data() + old_target.size()) {
-            return target.substr(std::size_t(view.data() - old_target.data()), view.size());
-        }
-        const bool in_buffer =
-            view.data() >= buffer_.data() && view.data() < buffer_.data() + buffer_.size();
-        return in_buffer ? std::string_view{} : view;
+        return {held_head_.data() + (view.data() - old_begin), view.size()};
     };
+    request_.method_text = rebase(request_.method_text);
+    request_.target = rebase(request_.target);
     request_.query = rebase(request_.query);
     request_.target_path = rebase(request_.target_path);
     request_.authority = rebase(request_.authority);
     request_.host = rebase(request_.host);
-    request_.method_text = held.substr(0, request_.method_text.size());
-    request_.target = target;
-    request_.fields.clear();
+    for (Field& field : request_.fields) {
+        field.name = rebase(field.name);
+        field.value = rebase(field.value);
+    }
 }
 
 void Connection::start_interim() {

@@ -98,8 +98,9 @@ private:
     bool start_request(std::string_view date);
     /// Fills response_ for a framed request: the router's answer, or an error it earned.
     void answer(const Framing& framing);
-    /// Copies the request line out of the buffer, so the buffer may move while a body is read.
-    void hold_request_line();
+    /// Copies the request head out of the buffer, so the buffer may move while a body is
+    /// read: the request's views then point into the copy.
+    void hold_head();
     void start_interim();
     /// Consumes body bytes at hand; false on a framing error (the decoder says which).
     bool consume_body() noexcept;
@@ -127,7 +128,7 @@ private:
     BodyFraming body_framing_ = BodyFraming::none;
     std::uint64_t body_remaining_ = 0;  ///< for BodyFraming::length
     ChunkedDecoder chunked_;
-    std::string held_request_line_;  ///< "METHOD target" while a body is read
+    std::string held_head_;  ///< the request head while its body is read
     std::uint64_t served_ = 0;
     bool keep_alive_ = false;
     bool close_after_ = false;

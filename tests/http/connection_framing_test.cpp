@@ -284,12 +284,14 @@ TEST_F(ConnectionTest, ContinueIsSkippedWhenNotAwaited) {
     }
 }
 
-TEST_F(ConnectionTest, RequestLineSurvivesTheBufferMovingUnderABody) {
+TEST_F(ConnectionTest, RequestHeadSurvivesTheBufferMovingUnderABody) {
     // A long trailer line makes the buffer grow while the body is read: the request line the
     // driver reports must not point into the old bytes.
     config_.limits.request_field_size = 20000;
     Connection conn(*router_, config_);
-    feed(conn, "POST /a.txt?k=v HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n");
+    feed(conn,
+         "POST /a.txt?k=v HTTP/1.1\r\nHost: x\r\nUser-Agent: probe/1\r\n"
+         "Transfer-Encoding: chunked\r\n\r\n1\r\n");
     ASSERT_EQ(conn.next(kDate), Action::read);
     feed(conn, "z\r\n0\r\nX-Long: " + std::string(6000, 'v'));
     ASSERT_EQ(conn.next(kDate), Action::read);
@@ -301,6 +303,9 @@ TEST_F(ConnectionTest, RequestLineSurvivesTheBufferMovingUnderABody) {
     EXPECT_EQ(conn.current_request()->method_text, "POST");
     EXPECT_EQ(conn.current_request()->target, "/a.txt?k=v");
     EXPECT_EQ(conn.current_request()->query, "k=v");
+    // The fields too: the access log's %{User-Agent}i is read after the body.
+    EXPECT_EQ(conn.current_request()->field("User-Agent"), "probe/1");
+    EXPECT_EQ(conn.current_request()->host, "x");
 }
 
 }  // namespace
