@@ -17,6 +17,34 @@ namespace trident::log {
 
 namespace {
 
+// Apache's severities, lowest first; spdlog has no notice.
+constexpr int kTrace = 0;
+constexpr int kDebug = 1;
+constexpr int kInfo = 2;
+constexpr int kNotice = 3;
+constexpr int kWarn = 4;
+constexpr int kError = 5;
+constexpr int kCrit = 6;
+
+int severity_of_level_name(std::string_view name) noexcept {
+    if (name == "emerg" || name == "alert" || name == "crit") {
+        return kCrit;
+    }
+    if (name == "error") {
+        return kError;
+    }
+    if (name == "warn") {
+        return kWarn;
+    }
+    if (name == "notice") {
+        return kNotice;
+    }
+    if (name == "info") {
+        return kInfo;
+    }
+    return name == "debug" ? kDebug : kTrace;
+}
+
 // Apache's line shape; %n is the module name, %* Apache's name of the level.
 constexpr const char* kPattern = "[%a %b %d %H:%M:%S.%f %Y] [%n:%*] [pid %P:tid %t] %v";
 
@@ -25,7 +53,8 @@ class ApacheLevelFlag final : public spdlog::custom_flag_formatter {
 public:
     void format(const spdlog::details::log_msg& msg, const std::tm&,
                 spdlog::memory_buf_t& dest) override {
-        const std::string_view name = apache_level_name(msg.level);
+        const std::string_view name =
+            apache_severity(msg) == kNotice ? "notice" : apache_level_name(msg.level);
         dest.append(name.data(), name.data() + name.size());
     }
     std::unique_ptr<custom_flag_formatter> clone() const override {
@@ -43,7 +72,10 @@ std::unique_ptr<spdlog::formatter> make_formatter() {
 /// stderr/stdout), so lines from the master, the children and their threads never mix.
 class AppendSink final : public spdlog::sinks::base_sink<std::mutex> {
 public:
-    AppendSink(int fd, bool owns_fd) noexcept : fd_(fd), owns_fd_(owns_fd) {}
+    /// Keeps messages of Apache severity `min_severity` and above: the loggers' own level
+    /// cannot tell info from notice.
+    AppendSink(int fd, bool owns_fd, int min_severity) noexcept
+        : fd_(fd), owns_fd_(owns_fd), min_severity_(min_severity) {}
     ~AppendSink() override {
         if (owns_fd_) {
             ::close(fd_);
@@ -54,6 +86,9 @@ public:
 
 protected:
     void sink_it_(const spdlog::details::log_msg& msg) override {
+        if (apache_severity(msg) < min_severity_) {
+            return;
+        }
         spdlog::memory_buf_t line;
         formatter_->format(msg, line);
         const char* data = line.data();
@@ -75,10 +110,11 @@ protected:
 private:
     int fd_;
     bool owns_fd_;
+    int min_severity_;
 };
 
-spdlog::sink_ptr make_sink(int fd, bool owns_fd) {
-    auto sink = std::make_shared<AppendSink>(fd, owns_fd);
+spdlog::sink_ptr make_sink(int fd, bool owns_fd, int min_severity = kInfo) {
+    auto sink = std::make_shared<AppendSink>(fd, owns_fd, min_severity);
     sink->set_formatter(make_formatter());
     return sink;
 }
@@ -99,6 +135,26 @@ spdlog::sink_ptr default_sink() {
 }
 
 }  // namespace
+
+int apache_severity(const spdlog::details::log_msg& msg) noexcept {
+    switch (msg.level) {
+        case spdlog::level::trace:
+            return kTrace;
+        case spdlog::level::debug:
+            return kDebug;
+        case spdlog::level::info:
+            return msg.source.funcname != nullptr &&
+                           std::string_view(msg.source.funcname) == kNoticeMark.funcname
+                       ? kNotice
+                       : kInfo;
+        case spdlog::level::warn:
+            return kWarn;
+        case spdlog::level::err:
+            return kError;
+        default:
+            return kCrit;
+    }
+}
 
 std::string_view apache_level_name(spdlog::level::level_enum level) noexcept {
     switch (level) {
@@ -165,16 +221,17 @@ Result<bool> configure(const ErrorLogConfig& config) {
         return Error{"unknown error_log level '" + config.level + "'"};
     }
     spdlog::sink_ptr sink;
+    const int min_severity = severity_of_level_name(config.level);
     if (config.path == "stderr") {
-        sink = make_sink(STDERR_FILENO, false);
+        sink = make_sink(STDERR_FILENO, false, min_severity);
     } else if (config.path == "stdout") {
-        sink = make_sink(STDOUT_FILENO, false);
+        sink = make_sink(STDOUT_FILENO, false, min_severity);
     } else {
         const int fd = ::open(config.path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
         if (fd < 0) {
             return Error{"cannot open error log " + config.path + ": " + std::strerror(errno)};
         }
-        sink = make_sink(fd, true);
+        sink = make_sink(fd, true, min_severity);
     }
 
     State& s = state();

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string_view>
+#include <utility>
 
 #include "trident/config.hpp"
 
@@ -27,5 +28,19 @@ std::optional<spdlog::level::level_enum> level_from_apache(std::string_view name
 
 /// The logger for a module, created on first use. Safe to call from any thread.
 std::shared_ptr<spdlog::logger> get(std::string_view module);
+
+/// Marks a message logged at spdlog's info as Apache's notice, the level spdlog lacks.
+inline constexpr spdlog::source_loc kNoticeMark{"", 0, "notice"};
+
+/// Logs at Apache's notice level, between info and warn: what an operator always wants to
+/// see (start, restart, stop, a child replaced). The line says "notice"; `error_log.level:
+/// notice` keeps these and drops info.
+template <typename... Args>
+void notice(spdlog::logger& logger, spdlog::format_string_t<Args...> format, Args&&... args) {
+    logger.log(kNoticeMark, spdlog::level::info, format, std::forward<Args>(args)...);
+}
+
+/// Apache's severity of a message: 0 trace … 3 notice … 6 crit and above.
+int apache_severity(const spdlog::details::log_msg& msg) noexcept;
 
 }  // namespace trident::log

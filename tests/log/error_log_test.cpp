@@ -65,6 +65,28 @@ TEST_F(ErrorLogTest, LevelFiltersLowerMessages) {
     EXPECT_NE(text.find("[core:error]"), std::string::npos) << text;
 }
 
+TEST_F(ErrorLogTest, NoticeSitsBetweenInfoAndWarn) {
+    ASSERT_TRUE(configure(ErrorLogConfig{file_.string(), "notice"}));
+    get("mpm_event")->info("hidden info");
+    notice(*get("mpm_event"), "resuming normal operations, generation {}", 2);
+    get("core")->warn("a warning");
+    std::string text = contents();
+    EXPECT_EQ(text.find("hidden info"), std::string::npos) << text;
+    EXPECT_NE(text.find("[mpm_event:notice] [pid "), std::string::npos) << text;
+    EXPECT_NE(text.find("resuming normal operations, generation 2\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("[core:warn]"), std::string::npos) << text;
+
+    ASSERT_TRUE(configure(ErrorLogConfig{file_.string(), "warn"}));
+    notice(*get("core"), "hidden notice");
+    text = contents();
+    EXPECT_EQ(text.find("hidden notice"), std::string::npos) << text;
+
+    ASSERT_TRUE(configure(ErrorLogConfig{file_.string(), "info"}));
+    get("core")->info("plain info");
+    text = contents();
+    EXPECT_NE(text.find("[core:info] [pid "), std::string::npos) << text;
+}
+
 TEST_F(ErrorLogTest, FileIsAppendedToNotTruncated) {
     {
         std::ofstream out(file_);
