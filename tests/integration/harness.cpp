@@ -104,6 +104,9 @@ std::string render_config(const ServerConfig& config, std::uint16_t port,
          << "listen: [\"" << address << "\"]\n"
          << "document_root: \"" << config.document_root.string() << "\"\n"
          << "pid_file: \"" << pid_file.string() << "\"\n";
+    if (::geteuid() == 0 && config.extra_yaml.find("user:") == std::string::npos) {
+        yaml << "user: root\n";  // started as root, the master wants the children's user said
+    }
     if (config.write_module_dir) {
         const fs::path module_dir =
             config.module_dir.value_or(fs::path(TRIDENT_BINARY).parent_path());
