@@ -100,6 +100,10 @@ int main(int argc, char** argv) {
     auto config = trident::load_config(config_file);
     if (!config) {
         std::fprintf(stderr, "%s\n", config.error().message.c_str());
+        if (command == trident::ControlCommand::graceful ||
+            command == trident::ControlCommand::restart) {
+            std::fprintf(stderr, "trident: not signalling the master: the config has errors\n");
+        }
         return 1;
     }
     if (test_only) {

@@ -1,5 +1,6 @@
 #include "common/process_mpm.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -93,13 +94,24 @@ void ProcessMpm::maintain() noexcept {
     if (stopping_) {
         return;
     }
-    if (backoff_.check_recovered(std::chrono::steady_clock::now())) {
+    const auto now = std::chrono::steady_clock::now();
+    if (backoff_.check_recovered(now)) {
         log_->info("{} children of generation {} start normally again; respawn backoff over", name_,
                    context_.generation);
     }
+    const bool crash_loop = backoff_.in_crash_loop();
+    if (crash_loop && !backoff_.may_spawn(now)) {
+        return;  // nothing to decide before the next probe may start
+    }
     const ScoreboardTally tally = scoreboard().tally(context_.generation);
     const std::uint32_t queued = listen_queue();
-    const SpareDecision decision = spare_.tick(spare_sample(tally, queued));
+    SpareDecision decision = spare_.tick(spare_sample(tally, queued));
+    if (crash_loop) {
+        // One probe, and the spawn rate back to 1 (Apache's child_sick) for when it lives.
+        spare_.child_sick();
+        decision.spawn = std::min<std::uint32_t>(decision.spawn, 1);
+        decision.busy = decision.burst = false;
+    }
     if (decision.reached_max_request_workers) {
         log_->error("server reached max_request_workers ({}); consider raising it",
                     spare_.policy().max_request_workers);
