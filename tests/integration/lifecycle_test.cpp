@@ -699,5 +699,103 @@ TEST_F(ControlTest, StalePidFilesAreRecognised) {
     EXPECT_EQ(read_file(server_->pid_file()), std::to_string(server_->pid()) + "\n");
 }
 
+// --- who the children run as -----------------------------------------------------------------
+
+/// The "Uid:" or "Gid:" line of /proc/PID/status: real, effective, saved, filesystem.
+std::string id_line(pid_t pid, const std::string& key) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    for (std::string line; std::getline(in, line);) {
+        if (line.starts_with(key + ":")) {
+            return line;
+        }
+    }
+    return "";
+}
+
+class PrivilegeTest : public ::testing::Test, protected LifecycleBase {
+protected:
+    void TearDown() override { dump_output_on_failure("privileges"); }
+
+    /// Lets a user other than root read the site and the config (mkdtemp makes 0700).
+    void open_up_dir() { ::chmod(dir_.path().c_str(), 0755); }
+
+    /// `trident -t` on a config with `user_lines`, run as nobody when this test is root.
+    CommandResult test_as_unprivileged(const std::string& user_lines) {
+        ServerConfig config = config_for("prefork");
+        config.extra_yaml = "# user: as given below\n" + user_lines;
+        const fs::path file = dir_.path() / "unprivileged.yaml";
+        write_file(file, render_config(config, 8080, dir_.path() / "u.pid"));
+        std::vector<std::string> argv = {TRIDENT_BINARY, "-t", "-f", file.string()};
+        if (::geteuid() == 0) {
+            argv.insert(argv.begin(),
+                        {"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"});
+        }
+        return run_command(argv, dir_.path());
+    }
+};
+
+TEST_F(PrivilegeTest, RootWithoutAUserIsRefusedWithAClearMessage) {
+    if (::geteuid() != 0) {
+        GTEST_SKIP() << "needs root (id -u is " << ::geteuid() << ")";
+    }
+    ServerConfig config = config_for("prefork");
+    config.extra_yaml = "# user: deliberately not set\n";
+    server_ = std::make_unique<TridentServer>(dir_.path(), config);
+    const auto status = server_->run_to_exit();
+    ASSERT_TRUE(status) << "trident kept running as root without a user";
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 1) << describe_exit(*status);
+    const std::string output = server_->output();
+    EXPECT_NE(output.find("started as root but the config names no `user`"), std::string::npos)
+        << output;
+    EXPECT_NE(output.find("user: root"), std::string::npos) << output;
+}
+
+TEST_F(PrivilegeTest, ChildrenRunAsTheConfiguredUserAndCannotRegainRoot) {
+    if (::geteuid() != 0) {
+        GTEST_SKIP() << "needs root (id -u is " << ::geteuid() << ")";
+    }
+    open_up_dir();
+    ServerConfig config = config_for("worker");
+    config.extra_yaml += "user: nobody\ngroup: nogroup\n";
+    ASSERT_TRUE(start(config));
+    const auto children = server_->wait_for_children(2);
+    ASSERT_GE(children.size(), 2u);
+    const std::string nobody = "65534\t65534\t65534\t65534";
+    for (const ProcInfo& child : children) {
+        EXPECT_NE(id_line(child.pid, "Uid").find(nobody), std::string::npos)
+            << id_line(child.pid, "Uid");
+        EXPECT_NE(id_line(child.pid, "Gid").find(nobody), std::string::npos)
+            << id_line(child.pid, "Gid");
+    }
+    EXPECT_NE(id_line(server_->pid(), "Uid").find("0\t0\t0\t0"), std::string::npos)
+        << "the master keeps root for binding and reloads";
+    std::string error;
+    EXPECT_TRUE(serves(server_->port(), site_, &error)) << error;
+    // A graceful restart's children drop too, and the master can still signal the old ones.
+    ASSERT_EQ(::kill(server_->pid(), SIGUSR1), 0);
+    EXPECT_TRUE(wait_generation_alone(2));
+    for (const ProcInfo& child : children_of(server_->pid())) {
+        EXPECT_NE(id_line(child.pid, "Uid").find(nobody), std::string::npos);
+    }
+    const auto status = server_->stop(SIGTERM);
+    EXPECT_TRUE(status && WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
+}
+
+TEST_F(PrivilegeTest, UnprivilegedStartKeepsItsOwnUserOnly) {
+    if (::geteuid() == 0 && std::system("command -v setpriv >/dev/null 2>&1") != 0) {
+        GTEST_SKIP() << "running as root without setpriv to become another user";
+    }
+    open_up_dir();
+    const auto plain = test_as_unprivileged("");
+    EXPECT_EQ(plain.exit_code(), 0) << plain.out << plain.err;
+    const auto switching = test_as_unprivileged("user: root\n");
+    EXPECT_EQ(switching.exit_code(), 1) << switching.out << switching.err;
+    EXPECT_NE(switching.err.find("only root can switch users"), std::string::npos) << switching.err;
+    const auto unknown = test_as_unprivileged("user: no-such-user-here\n");
+    EXPECT_EQ(unknown.exit_code(), 1);
+    EXPECT_NE(unknown.err.find("unknown user 'no-such-user-here'"), std::string::npos)
+        << unknown.err;
+}
+
 }  // namespace
 }  // namespace trident::test
