@@ -12,7 +12,7 @@ CONFIG    ?= conf/trident.yaml
 # Debian 12 packages the build, the tests and `make run` need.
 DEB_PACKAGES := cmake make g++ pkg-config libboost-dev libfmt-dev libspdlog-dev \
                 libyaml-cpp-dev libgtest-dev libsystemd-dev media-types curl apache2-utils wrk \
-                clang libclang-rt-14-dev
+                clang libclang-rt-14-dev systemd
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -21,6 +21,23 @@
 
 namespace {
 
+/// The config an installed trident reads without -f: <prefix>/etc/trident/trident.yaml beside
+/// the executable's <prefix>/sbin (or /etc/trident for the /usr prefix), as `make install`
+/// lays it out; the configured default otherwise (e.g. in a build tree).
+std::string default_config_file() {
+    std::error_code ec;
+    const auto prefix =
+        std::filesystem::read_symlink("/proc/self/exe", ec).parent_path().parent_path();
+    if (!ec) {
+        const auto installed = prefix == "/usr" ? std::filesystem::path("/etc/trident/trident.yaml")
+                                                : prefix / "etc/trident/trident.yaml";
+        if (std::filesystem::exists(installed, ec)) {
+            return installed.string();
+        }
+    }
+    return TRIDENT_DEFAULT_CONFIG;
+}
+
 void print_usage(std::FILE* out) {
     std::fprintf(out,
                  "Usage: trident [-f FILE] [-k COMMAND] [-t] [-v] [-V] [-h]\n"
@@ -35,7 +52,7 @@ void print_usage(std::FILE* out) {
                  "  -h       show this help\n"
                  "Runs in the foreground; SIGTERM or SIGINT stops it, SIGWINCH stops it "
                  "gracefully,\nSIGUSR1 restarts it gracefully, SIGHUP restarts it.\n",
-                 TRIDENT_DEFAULT_CONFIG);
+                 default_config_file().c_str());
 }
 
 void print_build_info() {
@@ -51,13 +68,13 @@ void print_build_info() {
     std::printf("MPM ABI:        %u\n", TRIDENT_MPM_ABI_VERSION);
     std::printf("Module dir:     %s\n", dir.c_str());
     std::printf("MPMs found:     %s\n", found.empty() ? "none" : found.c_str());
-    std::printf("Default config: %s\n", TRIDENT_DEFAULT_CONFIG);
+    std::printf("Default config: %s\n", default_config_file().c_str());
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::string config_file = TRIDENT_DEFAULT_CONFIG;
+    std::string config_file = default_config_file();
     bool test_only = false;
     std::optional<trident::ControlCommand> command;
     int opt;

@@ -797,5 +797,51 @@ TEST_F(PrivilegeTest, UnprivilegedStartKeepsItsOwnUserOnly) {
         << unknown.err;
 }
 
+// --- installing ---------------------------------------------------------------------------
+
+TEST(InstallTest, InstalledTreeFindsItsModulesConfigAndAVerifiedUnit) {
+    TempDir dir;
+    const fs::path prefix = dir.path() / "prefix";
+    const fs::path build = fs::path(TRIDENT_BINARY).parent_path();
+    const auto install =
+        run_command({"cmake", "--install", build.string(), "--prefix", prefix.string()}, dir.path(),
+                    Millis(60000));
+    ASSERT_TRUE(install.ok()) << install.out << install.err;
+
+    const fs::path binary = prefix / "sbin" / "trident";
+    const auto version = run_command({binary.string(), "-V"}, dir.path());
+    ASSERT_TRUE(version.ok()) << version.err;
+    EXPECT_NE(version.out.find("Module dir:     " + (prefix / "lib/trident").string()),
+              std::string::npos)
+        << version.out;
+    EXPECT_NE(version.out.find("MPMs found:     event, prefork, worker"), std::string::npos)
+        << version.out;
+    const fs::path config = prefix / "etc/trident/trident.yaml";
+    EXPECT_NE(version.out.find("Default config: " + config.string()), std::string::npos)
+        << version.out;
+
+    const std::string yaml = read_file(config);
+    EXPECT_NE(yaml.find("document_root: " + (prefix / "share/trident/docroot").string()),
+              std::string::npos);
+    EXPECT_NE(yaml.find("\nuser: www-data"), std::string::npos);
+    if (::geteuid() == 0 && std::system("getent passwd www-data >/dev/null 2>&1") == 0) {
+        const auto test = run_command({binary.string(), "-t"}, dir.path());
+        EXPECT_TRUE(test.ok()) << test.out << test.err;
+    }
+
+    const fs::path unit = prefix / "lib/systemd/system/trident.service";
+    const std::string text = read_file(unit);
+    EXPECT_NE(text.find("ExecStart=" + binary.string() + " -f " + config.string()),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("ExecReload=" + binary.string() + " -k graceful"), std::string::npos);
+    if (std::system("command -v systemd-analyze >/dev/null 2>&1") != 0) {
+        GTEST_SKIP() << "systemd-analyze is not installed (make deps installs systemd)";
+    }
+    const auto verify = run_command({"systemd-analyze", "verify", unit.string()}, dir.path());
+    EXPECT_TRUE(verify.ok()) << "systemd-analyze verify " << unit << ":\n"
+                             << verify.out << verify.err;
+}
+
 }  // namespace
 }  // namespace trident::test
