@@ -60,19 +60,21 @@ bool ProcessMpm::on_child_exit(pid_t pid, int wait_status) noexcept {
     const auto slot = std::uint32_t(exit->slot);
     const bool retired = scoreboard().process(slot).quiescing();
     scoreboard().vacate_process(slot);
-    if (stopping_ || retired) {
+    if (stopping_) {
         return true;  // asked to go: not wanted back
     }
-    replace_after_exit(*exit);
+    if (!exit->exited_cleanly()) {
+        log_->error("child pid {} (slot {}, generation {}) {}", exit->pid, exit->slot,
+                    context_.generation, exit->describe());
+    }
+    if (!retired) {
+        replace_after_exit(*exit);
+    }
     return true;
 }
 
 void ProcessMpm::replace_after_exit(const ChildExit& exit) noexcept {
     const auto now = std::chrono::steady_clock::now();
-    if (!exit.exited_cleanly()) {
-        log_->error("child pid {} (slot {}, generation {}) {}", exit.pid, exit.slot,
-                    context_.generation, exit.describe());
-    }
     const RespawnBackoff::Verdict verdict =
         backoff_.on_exit(exit.exited_cleanly(), exit.lifetime, now);
     if (verdict.episode_started) {

@@ -32,121 +32,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// --- a bounded load ------------------------------------------------------------------------
-
-/// What a load run saw.
-struct LoadResult {
-    std::uint64_t ok = 0;             ///< 200 with the right body
-    std::uint64_t retried = 0;        ///< reused connection closed before any byte of a response
-    std::uint64_t failed = 0;         ///< anything else: refused, reset mid-response, wrong answer
-    std::vector<std::string> errors;  ///< the first few failures, for the message
-};
-
-/// Client threads that alternate new connections and keep-alive runs of five requests
-/// against /hello.txt until stopped, each bounded in requests and in time. A request sent
-/// on a reused connection that the server closes before answering any byte is retried on a
-/// new connection, as RFC 9112 §9.3.1 lets a client do for idempotent requests: that is the
-/// race every HTTP server has when it closes an idle keep-alive connection, and not a lost
-/// request. Every other miss is a failure.
-class Load {
-public:
-    static constexpr std::uint64_t kMaxRequestsPerClient = 100000;
-    /// Between connections: a steady load that leaves the shared machine some breath.
-    static constexpr Millis kPause{5};
-    static constexpr auto kMaxDuration = std::chrono::seconds(90);
-
-    Load(std::uint16_t port, std::string expected, int clients) : expected_(std::move(expected)) {
-        for (int i = 0; i < clients; ++i) {
-            threads_.emplace_back([this, port, i] { client(port, i); });
-        }
-    }
-    ~Load() { finish(); }
-
-    LoadResult finish() {
-        stop_ = true;
-        for (std::thread& thread : threads_) {
-            if (thread.joinable()) {
-                thread.join();
-            }
-        }
-        return result_;
-    }
-
-    std::uint64_t ok() const { return ok_count_.load(); }
-
-private:
-    void record(bool ok, bool retried, const std::string& error) {
-        std::lock_guard lock(mutex_);
-        if (ok) {
-            ++result_.ok;
-            ++ok_count_;
-        } else if (retried) {
-            ++result_.retried;
-        } else {
-            ++result_.failed;
-            if (result_.errors.size() < 5) {
-                result_.errors.push_back(error);
-            }
-        }
-    }
-
-    void client(std::uint16_t port, int index) {
-        const auto deadline = Clock::now() + kMaxDuration;
-        std::uint64_t sent = 0;
-        for (int round = 0; !stop_ && sent < kMaxRequestsPerClient && Clock::now() < deadline;
-             ++round) {
-            std::this_thread::sleep_for(kPause);
-            RawClient connection;
-            if (!connection.connect(port)) {
-                record(false, false, "connect: " + connection.error());
-                continue;
-            }
-            const int run = (round + index) % 2 == 0 ? 1 : 5;
-            for (int k = 0; k < run && !stop_; ++k) {
-                ++sent;
-                const bool last = k + 1 == run;
-                if (!connection.send(
-                        make_request("GET", "/hello.txt", last ? "Connection: close\r\n" : ""))) {
-                    record(false, k > 0, "send: " + connection.error());
-                    break;
-                }
-                const auto response = connection.read_response();
-                if (!response) {
-                    const bool nothing = connection.pending().empty();
-                    record(false, k > 0 && nothing,
-                           "request " + std::to_string(k + 1) + " of a run of " +
-                               std::to_string(run) + ": " + connection.error());
-                    break;
-                }
-                if (response->status != 200 || response->body != expected_) {
-                    record(false, false, "unexpected response:\n" + response->head_text());
-                    break;
-                }
-                record(true, false, "");
-                if (response->header("Connection").value_or("") == "close") {
-                    break;  // the server said so: a graceful stop at a request boundary
-                }
-            }
-        }
-    }
-
-    std::string expected_;
-    std::atomic<bool> stop_{false};
-    std::atomic<std::uint64_t> ok_count_{0};
-    std::mutex mutex_;
-    LoadResult result_;
-    std::vector<std::thread> threads_;
-};
-
-std::string describe(const LoadResult& result) {
-    std::string text = std::to_string(result.ok) + " ok, " + std::to_string(result.retried) +
-                       " retried on a new connection, " + std::to_string(result.failed) + " failed";
-    for (const std::string& error : result.errors) {
-        text += "\n  " + error;
-    }
-    return text;
-}
-
 // --- helpers -------------------------------------------------------------------------------
 
 std::set<pid_t> pid_set(const std::vector<ProcInfo>& processes) {
@@ -286,7 +171,7 @@ TEST_P(LifecycleTest, TenGracefulRestartsUnderLoadLoseNoRequest) {
     const auto first = server_->wait_for_children(2);
     ASSERT_GE(first.size(), 2u);
 
-    Load load(server_->port(), site_.text, 4);
+    Load load(server_->port(), "/hello.txt", site_.text, 4);
     for (int restart = 1; restart <= 10; ++restart) {
         std::this_thread::sleep_for(Millis(1000));
         ASSERT_EQ(::kill(server_->pid(), SIGUSR1), 0);
@@ -294,10 +179,10 @@ TEST_P(LifecycleTest, TenGracefulRestartsUnderLoadLoseNoRequest) {
     std::this_thread::sleep_for(Millis(1000));  // load runs on over the last restart
     const LoadResult result = load.finish();
 
-    std::cout << "[ " << GetParam() << " ] 10 graceful restarts under load: " << describe(result)
+    std::cout << "[ " << GetParam() << " ] 10 graceful restarts under load: " << result.describe()
               << "\n";
-    EXPECT_EQ(result.failed, 0u) << describe(result);
-    EXPECT_GT(result.ok, 100u) << "the load hardly ran: " << describe(result);
+    EXPECT_EQ(result.failed, 0u) << result.describe();
+    EXPECT_GT(result.ok, 100u) << "the load hardly ran: " << result.describe();
     EXPECT_TRUE(wait_generation_alone(11));
     EXPECT_EQ(count_of(server_->output(), "graceful restart requested"), 10u);
     // Every child of generation 1 is gone, and no process outside the scoreboard is left.
@@ -369,19 +254,19 @@ TEST_P(LifecycleTest, KilledChildrenUnderLoadAreReplacedAndLogged) {
     ASSERT_GE(before.size(), 3u);
 
     constexpr int kClients = 4;
-    Load load(server_->port(), site_.text, kClients);
+    Load load(server_->port(), "/hello.txt", site_.text, kClients);
     std::this_thread::sleep_for(Millis(500));
     ASSERT_EQ(::kill(before[0].pid, SIGKILL), 0);
     std::this_thread::sleep_for(Millis(1500));  // a replacement, then more load on it
     ASSERT_EQ(::kill(before[1].pid, SIGKILL), 0);
     std::this_thread::sleep_for(Millis(1500));
     const LoadResult result = load.finish();
-    std::cout << "[ " << GetParam() << " ] two children killed under load: " << describe(result)
+    std::cout << "[ " << GetParam() << " ] two children killed under load: " << result.describe()
               << "\n";
     // Only the killed children's connections may fail: at most every client's connection
     // in hand, twice.
-    EXPECT_LE(result.failed, std::uint64_t(2 * kClients)) << describe(result);
-    EXPECT_GT(result.ok, 50u) << describe(result);
+    EXPECT_LE(result.failed, std::uint64_t(2 * kClients)) << result.describe();
+    EXPECT_GT(result.ok, 50u) << result.describe();
 
     const std::string output = server_->output();
     for (int i = 0; i < 2; ++i) {
@@ -446,7 +331,7 @@ protected:
 TEST_F(ReloadTest, MpmSwitchesUnderLoadLoseNoRequest) {
     ASSERT_TRUE(start(config_for("event")));
     ASSERT_GE(server_->wait_for_children(2).size(), 2u);
-    Load load(server_->port(), site_.text, 4);
+    Load load(server_->port(), "/hello.txt", site_.text, 4);
     std::uint32_t generation = 1;
     for (const std::string mpm : {"prefork", "worker", "event"}) {
         std::this_thread::sleep_for(Millis(1000));
@@ -462,10 +347,10 @@ TEST_F(ReloadTest, MpmSwitchesUnderLoadLoseNoRequest) {
     }
     std::this_thread::sleep_for(Millis(1000));
     const LoadResult result = load.finish();
-    std::cout << "[ reload ] event -> prefork -> worker -> event under load: " << describe(result)
+    std::cout << "[ reload ] event -> prefork -> worker -> event under load: " << result.describe()
               << "\n";
-    EXPECT_EQ(result.failed, 0u) << describe(result);
-    EXPECT_GT(result.ok, 50u) << describe(result);
+    EXPECT_EQ(result.failed, 0u) << result.describe();
+    EXPECT_GT(result.ok, 50u) << result.describe();
     EXPECT_TRUE(wait_generation_alone(4));
     const std::string output = server_->output();
     for (const std::string finished :
