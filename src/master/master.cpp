@@ -34,6 +34,8 @@ constexpr auto kKillWait = std::chrono::seconds(5);
 constexpr auto kMaintenanceInterval = std::chrono::seconds(1);
 // How often systemd gets a STATUS= line.
 constexpr auto kStatusInterval = std::chrono::seconds(5);
+// A scoreboard larger than this is worth a warning at start.
+constexpr std::size_t kLargeScoreboard = std::size_t(64) << 20;
 
 /// The signals the master takes synchronously with sigtimedwait. Blocked before the first
 /// fork; children unblock them (prepare_child_process).
@@ -153,6 +155,15 @@ int Master::run() {
     // The scoreboard exists before the first fork, so every child maps the same memory, and
     // it is sized once for two generations of the largest MPM section (generation.hpp).
     const ScoreboardShape shape = scoreboard_shape(start_config_);
+    if (const std::size_t bytes = Scoreboard::layout_size(shape.process_slots, shape.thread_slots);
+        bytes > kLargeScoreboard) {
+        // The price of fitting any section's generation beside any other's: say where it goes.
+        log_->warn(
+            "the scoreboard takes {} MiB ({} process slots x {} worker slots, for two "
+            "generations of any MPM section); lower server_limit and thread_limit of the "
+            "sections you never switch to",
+            bytes >> 20, shape.process_slots, shape.thread_slots);
+    }
     auto scoreboard = Scoreboard::create(shape.process_slots, shape.thread_slots, start_config_.mpm,
                                          start_config_.scoreboard_file);
     if (!scoreboard) {
