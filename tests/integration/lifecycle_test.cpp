@@ -20,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -360,6 +361,27 @@ TEST_F(ReloadTest, MpmSwitchesUnderLoadLoseNoRequest) {
     }
 }
 
+/// The inode of the socket listening on 127.0.0.1:`port` (/proc/net/tcp), or 0: the same
+/// inode before and after a reload means the very same socket, never closed and re-bound.
+unsigned long listening_inode(std::uint16_t port) {
+    std::ifstream in("/proc/net/tcp");
+    char local[16];
+    std::snprintf(local, sizeof local, "0100007F:%04X", port);
+    std::string line;
+    std::getline(in, line);  // the header
+    while (std::getline(in, line)) {
+        std::istringstream fields(line);
+        std::string slot, address, remote, state, queues, timer, retransmits, uid, timeout;
+        unsigned long inode = 0;
+        fields >> slot >> address >> remote >> state >> queues >> timer >> retransmits >> uid >>
+            timeout >> inode;
+        if (address == local && state == "0A") {  // 0A: TCP_LISTEN
+            return inode;
+        }
+    }
+    return 0;
+}
+
 TEST_F(ReloadTest, ListenChangesBindNewAndCloseRemovedSockets) {
     ASSERT_TRUE(start(config_for("prefork")));
     ASSERT_GE(server_->wait_for_children(2).size(), 2u);
@@ -375,6 +397,8 @@ TEST_F(ReloadTest, ListenChangesBindNewAndCloseRemovedSockets) {
     const std::string a = "\"127.0.0.1:" + std::to_string(first) + "\"";
     const std::string b = "\"127.0.0.1:" + std::to_string(second) + "\"";
 
+    const unsigned long first_socket = listening_inode(first);
+    ASSERT_NE(first_socket, 0u) << "no listening socket on port " << first;
     RawClient held;  // opened before the reload, its request sent after it
     ASSERT_TRUE(held.connect(first)) << held.error();
 
@@ -391,6 +415,7 @@ TEST_F(ReloadTest, ListenChangesBindNewAndCloseRemovedSockets) {
     EXPECT_EQ(response->status, 200);
     EXPECT_EQ(response->body, site_.text);
     ASSERT_TRUE(wait_generation_alone(2));
+    EXPECT_EQ(listening_inode(first), first_socket) << "the kept socket was re-bound";
 
     listen_on(b);
     ASSERT_EQ(::kill(server_->pid(), SIGUSR1), 0);
