@@ -41,6 +41,11 @@ const std::atomic<bool>& ProcessMpm::graceful_stop_requested() noexcept {
 }
 
 bool ProcessMpm::start(std::string& error) noexcept {
+    if (context_.generation > 1) {
+        // Apache's hold_off_on_exponential_spawning: while the previous generation drains, its
+        // clients arrive here a few at a time; the burst rule still answers a real queue.
+        spare_.hold_off(SpareMaintenance::kGracefulHoldOff);
+    }
     for (std::uint32_t i = 0; i < start_servers(); ++i) {
         if (!spawn_one()) {
             error = "cannot start a " + name_ + " child: " + std::strerror(errno);
