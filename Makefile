@@ -12,7 +12,7 @@ CONFIG    ?= conf/trident.yaml
 # Debian 12 packages the build, the tests and `make run` need.
 DEB_PACKAGES := cmake make g++ pkg-config libboost-dev libfmt-dev libspdlog-dev \
                 libyaml-cpp-dev libgtest-dev libsystemd-dev media-types curl apache2-utils wrk \
-                clang libclang-rt-14-dev slowhttptest goaccess prometheus-apache-exporter
+                clang libclang-rt-14-dev slowhttptest goaccess prometheus-apache-exporter systemd
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -24,8 +24,14 @@ deps:
 	  done); \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing:" $$missing; \
+	  policy=/usr/sbin/policy-rc.d; made=; \
+	  if [ ! -e $$policy ]; then \
+	    printf '#!/bin/sh\nexit 101\n' | $(SUDO) tee $$policy >/dev/null && \
+	    $(SUDO) chmod 755 $$policy && made=1; \
+	  fi; \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  status=$$?; [ -z "$$made" ] || $(SUDO) rm -f $$policy; exit $$status; \
 	fi
 
 $(BUILD_DIR)/CMakeCache.txt:
@@ -34,7 +40,18 @@ $(BUILD_DIR)/CMakeCache.txt:
 build: deps $(BUILD_DIR)/CMakeCache.txt
 	cmake --build $(BUILD_DIR) -j$(JOBS)
 
+# Started as root, trident refuses to run its children as root unless the config says
+# `user: root`; the bundled site usually sits in a home folder other users cannot read, so
+# `make run` as root serves it from a copy of the config that says so, beside the original
+# (relative paths keep their meaning).
+RUN_AS_ROOT_CONFIG = $(dir $(CONFIG)).run-as-root.yaml
 run: build
+	@if [ "$$(id -u)" = 0 ]; then \
+	  { cat $(CONFIG); printf '\n# Added by make run, started as root.\nuser: root\n'; } \
+	    > $(RUN_AS_ROOT_CONFIG); \
+	  echo "make run: started as root, so the children run as root too ($(RUN_AS_ROOT_CONFIG))"; \
+	  exec $(BUILD_DIR)/trident -f $(RUN_AS_ROOT_CONFIG); \
+	fi; \
 	exec $(BUILD_DIR)/trident -f $(CONFIG)
 
 # Every test: each fuzzer briefly, the tests under ASan+UBSan, then the Release build's,

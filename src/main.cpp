@@ -4,9 +4,11 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "log/error_log.hpp"
+#include "master/control.hpp"
 #include "master/master.hpp"
 #include "master/module_loader.hpp"
 #include "trident/build_info.hpp"
@@ -19,17 +21,38 @@
 
 namespace {
 
+/// The config an installed trident reads without -f: <prefix>/etc/trident/trident.yaml beside
+/// the executable's <prefix>/sbin (or /etc/trident for the /usr prefix), as `make install`
+/// lays it out; the configured default otherwise (e.g. in a build tree).
+std::string default_config_file() {
+    std::error_code ec;
+    const auto prefix =
+        std::filesystem::read_symlink("/proc/self/exe", ec).parent_path().parent_path();
+    if (!ec) {
+        const auto installed = prefix == "/usr" ? std::filesystem::path("/etc/trident/trident.yaml")
+                                                : prefix / "etc/trident/trident.yaml";
+        if (std::filesystem::exists(installed, ec)) {
+            return installed.string();
+        }
+    }
+    return TRIDENT_DEFAULT_CONFIG;
+}
+
 void print_usage(std::FILE* out) {
     std::fprintf(out,
-                 "Usage: trident [-f FILE] [-t] [-v] [-V] [-h]\n"
+                 "Usage: trident [-f FILE] [-k COMMAND] [-t] [-v] [-V] [-h]\n"
                  "  -f FILE  configuration file (default: %s)\n"
+                 "  -k CMD   start: run the master unless one already runs; stop (SIGTERM),\n"
+                 "           restart (SIGHUP), graceful (SIGUSR1), graceful-stop (SIGWINCH):\n"
+                 "           signal the master named by the config's pid_file; restart and\n"
+                 "           graceful test the configuration first\n"
                  "  -t       test the configuration: print \"Syntax OK\" or the error, then exit\n"
                  "  -v       show the version and exit\n"
                  "  -V       show the version, build settings and the MPM modules found\n"
                  "  -h       show this help\n"
                  "Runs in the foreground; SIGTERM or SIGINT stops it, SIGWINCH stops it "
-                 "gracefully.\n",
-                 TRIDENT_DEFAULT_CONFIG);
+                 "gracefully,\nSIGUSR1 restarts it gracefully, SIGHUP restarts it.\n",
+                 default_config_file().c_str());
 }
 
 void print_build_info() {
@@ -45,19 +68,28 @@ void print_build_info() {
     std::printf("MPM ABI:        %u\n", TRIDENT_MPM_ABI_VERSION);
     std::printf("Module dir:     %s\n", dir.c_str());
     std::printf("MPMs found:     %s\n", found.empty() ? "none" : found.c_str());
-    std::printf("Default config: %s\n", TRIDENT_DEFAULT_CONFIG);
+    std::printf("Default config: %s\n", default_config_file().c_str());
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::string config_file = TRIDENT_DEFAULT_CONFIG;
+    std::string config_file = default_config_file();
     bool test_only = false;
+    std::optional<trident::ControlCommand> command;
     int opt;
-    while ((opt = getopt(argc, argv, "f:tvVh")) != -1) {
+    while ((opt = getopt(argc, argv, "f:k:tvVh")) != -1) {
         switch (opt) {
             case 'f':
                 config_file = optarg;
+                break;
+            case 'k':
+                command = trident::parse_control_command(optarg);
+                if (!command) {
+                    std::fprintf(stderr, "trident: unknown -k command '%s'\n", optarg);
+                    print_usage(stderr);
+                    return 1;
+                }
                 break;
             case 't':
                 test_only = true;
@@ -85,19 +117,27 @@ int main(int argc, char** argv) {
     auto config = trident::load_config(config_file);
     if (!config) {
         std::fprintf(stderr, "%s\n", config.error().message.c_str());
+        if (command == trident::ControlCommand::graceful ||
+            command == trident::ControlCommand::restart) {
+            std::fprintf(stderr, "trident: not signalling the master: the config has errors\n");
+        }
         return 1;
     }
     if (test_only) {
-        // Like a start, minus binding: the MPM module must exist and pass its checks too.
-        const auto dir =
-            config->module_dir.empty() ? trident::default_module_dir() : config->module_dir;
-        if (auto module = trident::MpmModule::load(dir, config->mpm); !module) {
-            std::fprintf(stderr, "%s\n", module.error().message.c_str());
+        // Like a start, minus binding: the MPM module must exist and pass its checks, and
+        // the children's user and group must resolve.
+        if (auto error = trident::check_config(config.value())) {
+            std::fprintf(stderr, "%s\n", error->c_str());
             return 1;
         }
         std::printf("Syntax OK\n");
         return 0;
     }
+    if (command && *command != trident::ControlCommand::start) {
+        return trident::send_control_command(*command, config.value());
+    }
+    // `-k start` and a plain start are one: the master itself refuses to start while a live
+    // master holds the pid file, and takes over a stale one with a notice.
     if (auto configured = trident::log::configure(config->error_log); !configured) {
         std::fprintf(stderr, "trident: %s\n", configured.error().message.c_str());
         return 1;

@@ -17,12 +17,13 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "trident/build_info.hpp"
 #include "trident/config.hpp"
 
 /// Bumped whenever TridentMpmModule, MpmContext or Mpm change shape.
-#define TRIDENT_MPM_ABI_VERSION 2u
+#define TRIDENT_MPM_ABI_VERSION 3u
 
 namespace trident {
 
@@ -38,9 +39,20 @@ struct Listener {
     std::string name;  ///< "127.0.0.1:8080", for messages
 };
 
+/// Who a generation's children run as, resolved by the master from `user`/`group` before
+/// any fork (the name service is never asked in a child).
+struct ChildIdentity {
+    bool switch_user = false;  ///< false: children keep the master's identity
+    uid_t uid = 0;
+    gid_t gid = 0;
+    std::vector<gid_t> groups;  ///< supplementary groups (initgroups' list, from getgrouplist)
+    std::string user;           ///< for messages
+};
+
 /// What the master hands an MPM for one generation. Everything outlives the Mpm.
 struct MpmContext {
     const Config* config = nullptr;
+    const ChildIdentity* identity = nullptr;  ///< who the children run as
     std::span<const Listener> listeners;
     const Router* router = nullptr;    ///< the HTTP core's routing for this generation
     Scoreboard* scoreboard = nullptr;  ///< shared memory, created before any fork

@@ -1,5 +1,6 @@
 #include "common/process_mpm.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -19,11 +20,6 @@ extern "C" void on_graceful_signal(int) {
     g_graceful_stop.store(true, std::memory_order_relaxed);
 }
 
-// A child that dies younger than this is not replaced at once but left to the next
-// maintenance tick, so a child that crashes at start-up cannot make the master fork in a
-// hot loop.
-constexpr auto kMinHealthyLifetime = std::chrono::seconds(1);
-
 }  // namespace
 
 ProcessMpm::ProcessMpm(const MpmContext& context, std::string_view name, const SparePolicy& policy)
@@ -31,26 +27,33 @@ ProcessMpm::ProcessMpm(const MpmContext& context, std::string_view name, const S
       name_(name),
       log_(log::get("mpm_" + std::string(name))),
       spare_(policy),
-      // SIGUSR1 is Apache's graceful signal to children.
+      max_children_(std::max<std::uint32_t>(
+          1, std::min(policy.server_limit, context.scoreboard->server_limit()))),
+      // One pool slot per scoreboard slot, so a child's slot is the same in both; SIGUSR1 is
+      // Apache's graceful signal to children.
       pool_(
-          std::max<std::uint32_t>(
-              1, std::min(policy.server_limit, context.scoreboard->server_limit())),
-          [this](std::size_t slot) { return child_main(std::uint32_t(slot)); },
-          on_graceful_signal) {}
+          context.scoreboard->server_limit(),
+          [this](std::size_t slot) { return child_main(std::uint32_t(slot)); }, on_graceful_signal,
+          context.identity) {}
 
 const std::atomic<bool>& ProcessMpm::graceful_stop_requested() noexcept {
     return g_graceful_stop;
 }
 
 bool ProcessMpm::start(std::string& error) noexcept {
+    if (context_.generation > 1) {
+        // Apache's hold_off_on_exponential_spawning: while the previous generation drains, its
+        // clients arrive here a few at a time; the burst rule still answers a real queue.
+        spare_.hold_off(SpareMaintenance::kGracefulHoldOff);
+    }
     for (std::uint32_t i = 0; i < start_servers(); ++i) {
         if (!spawn_one()) {
             error = "cannot start a " + name_ + " child: " + std::strerror(errno);
             return false;
         }
     }
-    log_->info("{} MPM started: {} children, generation {}", name_, pool_.live(),
-               context_.generation);
+    log::notice(*log_, "{} MPM started: {} children, generation {}", name_, pool_.live(),
+                context_.generation);
     return true;
 }
 
@@ -63,26 +66,59 @@ bool ProcessMpm::on_child_exit(pid_t pid, int wait_status) noexcept {
     const bool retired = scoreboard().process(slot).quiescing();
     scoreboard().vacate_process(slot);
     if (stopping_) {
-        return true;
+        return true;  // asked to go: not wanted back
     }
     if (!exit->exited_cleanly()) {
-        log_->error("child pid {} (slot {}) {}; replacing it", pid, slot, exit->describe());
+        log_->error("child pid {} (slot {}, generation {}) {}", exit->pid, exit->slot,
+                    context_.generation, exit->describe());
     }
-    // A retired child is not wanted back. A recycled or crashed one is replaced at once, so
-    // capacity does not dip for a second; one that died young waits for maintenance.
-    if (!retired && (exit->exited_cleanly() || exit->lifetime >= kMinHealthyLifetime)) {
-        spawn_one();
+    if (!retired) {
+        replace_after_exit(*exit);
     }
     return true;
+}
+
+void ProcessMpm::replace_after_exit(const ChildExit& exit) noexcept {
+    const auto now = std::chrono::steady_clock::now();
+    const RespawnBackoff::Verdict verdict =
+        backoff_.on_exit(exit.exited_cleanly(), exit.lifetime, now);
+    if (verdict.episode_started) {
+        // Once per episode: the next deaths of the episode are logged above, the backoff not.
+        log_->error(
+            "{} children of generation {} keep dying at start-up ({} in a row); respawning "
+            "one at a time with backoff, next in {} ms",
+            name_, context_.generation, verdict.crashes_in_a_row,
+            std::chrono::duration_cast<std::chrono::milliseconds>(verdict.delay).count());
+    }
+    // A recycled or crashed child is replaced at once, so capacity does not dip for a
+    // second; during a crash loop the backoff decides, and maintenance spawns the probe.
+    if (verdict.respawn_now) {
+        spawn_one();
+    }
 }
 
 void ProcessMpm::maintain() noexcept {
     if (stopping_) {
         return;
     }
+    const auto now = std::chrono::steady_clock::now();
+    if (backoff_.check_recovered(now)) {
+        log_->info("{} children of generation {} start normally again; respawn backoff over", name_,
+                   context_.generation);
+    }
+    const bool crash_loop = backoff_.in_crash_loop();
+    if (crash_loop && !backoff_.may_spawn(now)) {
+        return;  // nothing to decide before the next probe may start
+    }
     const ScoreboardTally tally = scoreboard().tally(context_.generation);
     const std::uint32_t queued = listen_queue();
-    const SpareDecision decision = spare_.tick(spare_sample(tally, queued));
+    SpareDecision decision = spare_.tick(spare_sample(tally, queued));
+    if (crash_loop) {
+        // One probe, and the spawn rate back to 1 (Apache's child_sick) for when it lives.
+        spare_.child_sick();
+        decision.spawn = std::min<std::uint32_t>(decision.spawn, 1);
+        decision.busy = decision.burst = false;
+    }
     if (decision.reached_max_request_workers) {
         log_->error("server reached max_request_workers ({}); consider raising it",
                     spare_.policy().max_request_workers);
@@ -112,6 +148,12 @@ void ProcessMpm::maintain() noexcept {
 
 void ProcessMpm::stop(StopMode mode) noexcept {
     stopping_ = true;
+    // Marked first, so the scoreboard counts them as finishing (not accepting) at once.
+    for (std::size_t slot = 0; slot < pool_.capacity(); ++slot) {
+        if (pool_.pid_at(slot) != 0) {
+            scoreboard().process(std::uint32_t(slot)).set_quiescing(true);
+        }
+    }
     pool_.signal_all(mode == StopMode::graceful ? SIGUSR1 : SIGTERM);
 }
 
@@ -119,22 +161,37 @@ void ProcessMpm::kill_all() noexcept {
     pool_.signal_all(SIGKILL);
 }
 
+std::optional<std::uint32_t> ProcessMpm::free_slot() const noexcept {
+    for (std::uint32_t slot = 0; slot < pool_.capacity(); ++slot) {
+        if (pool_.pid_at(slot) == 0 && scoreboard().process(slot).pid() == 0) {
+            return slot;
+        }
+    }
+    return std::nullopt;
+}
+
 bool ProcessMpm::spawn_one() noexcept {
-    const std::optional<std::size_t> slot = pool_.free_slot();
-    if (!slot) {
+    const auto now = std::chrono::steady_clock::now();
+    if (pool_.live() >= max_children_ || !backoff_.may_spawn(now)) {
+        errno = EAGAIN;
         return false;
     }
-    const auto index = std::uint32_t(*slot);
-    scoreboard().prepare_process(index, spare_.policy().workers_per_process);
-    const pid_t pid = pool_.spawn();
+    const std::optional<std::uint32_t> slot = free_slot();
+    if (!slot) {
+        errno = EAGAIN;
+        return false;
+    }
+    scoreboard().prepare_process(*slot, spare_.policy().workers_per_process);
+    const pid_t pid = pool_.spawn_into(*slot);
     if (pid < 0) {
         const int saved = errno;
-        scoreboard().vacate_process(index);
+        scoreboard().vacate_process(*slot);
         log_->error("cannot fork a {} child: {}", name_, std::strerror(saved));
         errno = saved;
         return false;
     }
-    scoreboard().process(index).occupy(pid, context_.generation);
+    scoreboard().process(*slot).occupy(pid, context_.generation);
+    backoff_.on_spawn(now);
     return true;
 }
 

@@ -2,12 +2,17 @@
 
 // The master-side half every process-based MPM shares: it forks the generation's children
 // through ChildPool, books their scoreboard slots, keeps the pool between the spare limits
-// (SpareMaintenance), replaces children that die, and tells them to stop. An MPM derives
-// from it and supplies what runs inside a child.
+// (SpareMaintenance), replaces children that die (backing off when they die at start-up),
+// and tells them to stop. An MPM derives from it and supplies what runs inside a child.
+//
+// The scoreboard is shared by every generation alive at once (a graceful restart drains the
+// old one while the new one serves), so a child takes any process slot that no process of
+// any generation holds, and a generation never has more than its own server_limit children.
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -53,6 +58,10 @@ protected:
 
 private:
     bool spawn_one() noexcept;
+    /// The lowest process slot free in the scoreboard (no generation holds it).
+    std::optional<std::uint32_t> free_slot() const noexcept;
+    /// Replaces a child that ended without being asked to, or leaves it to the backoff.
+    void replace_after_exit(const ChildExit& exit) noexcept;
     /// Asks the accepting child in the highest slot to finish gracefully.
     void retire_one() noexcept;
     std::uint32_t listen_queue() const noexcept;
@@ -61,7 +70,9 @@ private:
     std::string name_;
     std::shared_ptr<spdlog::logger> log_;
     SpareMaintenance spare_;
+    std::uint32_t max_children_;  ///< this generation's server_limit, within the scoreboard
     ChildPool pool_;
+    RespawnBackoff backoff_;
     bool stopping_ = false;
 };
 

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -112,6 +113,78 @@ void close_listeners(std::vector<Listener>& listeners) noexcept {
         }
     }
     listeners.clear();
+}
+
+namespace {
+
+std::string listener_key(const ListenAddress& address) {
+    return address.host + "|" + std::to_string(address.port);
+}
+
+}  // namespace
+
+Result<std::vector<Listener>> ListenerRegistry::acquire(const std::vector<ListenAddress>& addresses,
+                                                        int backlog) {
+    std::vector<Listener> out;
+    std::vector<std::string> bound_now;
+    for (const ListenAddress& address : addresses) {
+        const std::string key = listener_key(address);
+        auto existing = std::find_if(entries_.begin(), entries_.end(),
+                                     [&](const Entry& entry) { return entry.key == key; });
+        if (existing != entries_.end()) {
+            out.push_back(Listener{existing->listener.fd, address.text});
+            continue;
+        }
+        auto bound = bind_listeners({address}, backlog);
+        if (!bound) {
+            // Undo only this call's binds: earlier uncommitted ones belong to the caller.
+            for (const std::string& done : bound_now) {
+                auto entry = std::find_if(entries_.begin(), entries_.end(),
+                                          [&](const Entry& e) { return e.key == done; });
+                ::close(entry->listener.fd);
+                entries_.erase(entry);
+            }
+            return bound.error();
+        }
+        entries_.push_back(Entry{key, bound->front(), false});
+        bound_now.push_back(key);
+        out.push_back(bound->front());
+    }
+    return out;
+}
+
+std::vector<std::string> ListenerRegistry::commit(const std::vector<Listener>& in_use) {
+    std::vector<std::string> closed;
+    std::vector<Entry> kept;
+    for (Entry& entry : entries_) {
+        const bool used = std::any_of(in_use.begin(), in_use.end(),
+                                      [&](const Listener& l) { return l.fd == entry.listener.fd; });
+        if (used) {
+            entry.committed = true;
+            kept.push_back(std::move(entry));
+        } else {
+            ::close(entry.listener.fd);
+            closed.push_back(entry.listener.name);
+        }
+    }
+    entries_ = std::move(kept);
+    return closed;
+}
+
+void ListenerRegistry::rollback() noexcept {
+    std::erase_if(entries_, [](const Entry& entry) {
+        if (!entry.committed) {
+            ::close(entry.listener.fd);
+        }
+        return !entry.committed;
+    });
+}
+
+void ListenerRegistry::close_all() noexcept {
+    for (Entry& entry : entries_) {
+        ::close(entry.listener.fd);
+    }
+    entries_.clear();
 }
 
 }  // namespace trident

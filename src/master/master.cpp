@@ -3,21 +3,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <vector>
 
-#include "http/router.hpp"
-#include "log/access_log.hpp"
 #include "log/error_log.hpp"
+#include "master/generation.hpp"
 #include "master/listeners.hpp"
-#include "master/module_loader.hpp"
+#include "master/notify.hpp"
 #include "master/pid_file.hpp"
-#include "process/mpm_directives.hpp"
-#include "status/status_handler.hpp"
 #include "trident/mpm.hpp"
 #include "trident/scoreboard.hpp"
 
@@ -33,6 +32,10 @@ constexpr auto kStopGrace = std::chrono::seconds(5);
 constexpr auto kKillWait = std::chrono::seconds(5);
 // How often the MPM replaces lost children and adjusts its spare capacity.
 constexpr auto kMaintenanceInterval = std::chrono::seconds(1);
+// How often systemd gets a STATUS= line.
+constexpr auto kStatusInterval = std::chrono::seconds(5);
+// A scoreboard larger than this is worth a warning at start.
+constexpr std::size_t kLargeScoreboard = std::size_t(64) << 20;
 
 /// The signals the master takes synchronously with sigtimedwait. Blocked before the first
 /// fork; children unblock them (prepare_child_process).
@@ -45,92 +48,103 @@ sigset_t master_signals() {
     return set;
 }
 
-/// Waits up to `timeout` for one of the master's signals; 0 on timeout.
+/// Waits up to `timeout` for one of `set`; 0 on timeout.
 int wait_signal(const sigset_t& set, Clock::duration timeout) {
-    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count();
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        std::max(timeout, Clock::duration::zero()))
+                        .count();
     timespec ts{time_t(ns / 1'000'000'000), long(ns % 1'000'000'000)};
     const int sig = sigtimedwait(&set, nullptr, &ts);
     return sig > 0 ? sig : 0;
 }
 
-/// Process slots and worker slots per process for the configured MPM.
-std::pair<std::uint32_t, std::uint32_t> scoreboard_shape(const Config& config) {
-    if (config.mpm == "prefork") {
-        return {config.prefork.server_limit, 1};
+std::string listener_names(const std::vector<Listener>& listeners) {
+    std::string names;
+    for (const Listener& listener : listeners) {
+        names += (names.empty() ? "" : ", ") + listener.name;
     }
-    const ThreadedMpmConfig& threaded = config.mpm == "worker"
-                                            ? config.worker
-                                            : static_cast<const ThreadedMpmConfig&>(config.event);
-    return {threaded.server_limit, threaded.thread_limit};
+    return names;
 }
+
+/// A generation that was replaced and is finishing its children's work.
+struct Draining {
+    std::unique_ptr<Generation> generation;
+    std::optional<Clock::time_point> kill_at;  ///< SIGKILL then (a restart's stop grace)
+};
 
 class Master {
 public:
-    explicit Master(const Config& config) : config_(config), log_(log::get("core")) {}
+    explicit Master(const Config& config) : start_config_(config), log_(log::get("core")) {}
+    ~Master();
     int run();
 
 private:
+    /// Builds and starts generation 1; false (after logging) when the server cannot start.
+    bool start_first_generation();
+    /// SIGUSR1 (graceful) or SIGHUP (immediate): a new generation from the re-read config;
+    /// with a config that does not load or validate, the running one keeps serving.
+    void restart(StopMode old_generation_stop);
     void reap_children() noexcept;
+    /// Drops drained generations; SIGKILLs one whose stop grace ran out.
+    void tend_draining_generations();
+    std::size_t live_children() const noexcept;
+    void stop_all(StopMode mode) noexcept;
+    void kill_all() noexcept;
     /// Waits, reaping, until every child is gone or `deadline` passes (none: no bound).
     /// A SIGTERM/SIGINT meanwhile turns a graceful stop into a stop (sets `escalated`).
     bool wait_children(std::optional<Clock::time_point> deadline, bool& escalated);
     void shut_down(StopMode mode);
+    void send_status();
     int fail(const std::string& message);
 
-    Config config_;  ///< as loaded, then with the MPM's directives clamped
+    Config start_config_;  ///< as loaded by main(); later generations re-read its file
     std::shared_ptr<spdlog::logger> log_;
     sigset_t signals_ = master_signals();
-    std::optional<MpmModule> module_;       // declared before mpm_: unmapped only after it is gone
-    std::optional<Scoreboard> scoreboard_;  // likewise outlives mpm_
-    std::unique_ptr<Mpm> mpm_;
+    ServiceNotifier notifier_;
+    PidFile pid_file_;
+    ListenerRegistry listeners_;
+    std::optional<Scoreboard> scoreboard_;  // outlives every generation
+    std::unique_ptr<Generation> current_;
+    std::vector<Draining> draining_;
 };
+
+Master::~Master() {
+    // Generations point into the scoreboard: they go first.
+    draining_.clear();
+    current_.reset();
+}
 
 int Master::fail(const std::string& message) {
     log_->critical("{}", message);
     return 1;
 }
 
-int Master::run() {
-    if (!config_.user.empty() || !config_.group.empty()) {
-        // Parsed so configs stay valid, but not applied yet: say so rather than let an
-        // operator believe the children dropped privileges.
-        log_->warn("user/group are not applied by this version; children run as uid {}", getuid());
-    }
-    std::vector<std::string> clamped;
-    clamp_mpm_directives(config_, clamped);
-    for (const std::string& warning : clamped) {
+bool Master::start_first_generation() {
+    std::vector<std::string> warnings;
+    auto built = build_generation(start_config_, 1, *scoreboard_, listeners_, warnings);
+    for (const std::string& warning : warnings) {
         log_->warn("{}", warning);
     }
-    // Listeners first, before any module code runs (DESIGN §1): they outlive generations.
-    auto bound = bind_listeners(config_.listen);
-    if (!bound) {
-        return fail(bound.error().message);
+    if (!built) {
+        listeners_.rollback();
+        log_->critical("{}", built.error().message);
+        return false;
     }
-    std::vector<Listener> listeners = std::move(bound.value());
+    current_ = std::move(built.value());
+    listeners_.commit(current_->listeners);
+    return true;
+}
 
-    const auto module_dir = config_.module_dir.empty() ? default_module_dir() : config_.module_dir;
-    auto loaded = MpmModule::load(module_dir, config_.mpm);
-    if (!loaded) {
-        close_listeners(listeners);
-        return fail(loaded.error().message);
-    }
-    module_.emplace(std::move(loaded.value()));
-
-    std::unique_ptr<Router> router;
-    try {
-        router = std::make_unique<Router>(config_);
-    } catch (const std::exception& e) {
-        close_listeners(listeners);
-        return fail(std::string("cannot set up request routing: ") + e.what());
-    }
-    if ((module_->descriptor().traits & kMpmThreaded) != 0) {
-        for (const Handler* handler : router->handlers()) {
-            if (!handler->thread_safe()) {
-                close_listeners(listeners);
-                return fail("handler '" + std::string(handler->name()) +
-                            "' is not thread-safe and cannot run under the threaded '" +
-                            config_.mpm + "' MPM; use mpm: prefork");
-            }
+int Master::run() {
+    if (!start_config_.pid_file.empty()) {
+        const PidFileStatus holder = inspect_pid_file(start_config_.pid_file);
+        if (holder.state == PidFileStatus::State::running) {
+            return fail("trident is already running (pid " + std::to_string(holder.pid) +
+                        ", pid file " + start_config_.pid_file.string() + ")");
+        }
+        if (holder.state == PidFileStatus::State::stale) {
+            log_->info("pid file {} is stale ({}); taking it over", start_config_.pid_file.string(),
+                       holder.detail);
         }
     }
 
@@ -138,91 +152,205 @@ int Master::run() {
     sigprocmask(SIG_BLOCK, &signals_, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
 
-    // The scoreboard exists before the first fork, so every child maps the same memory.
-    const auto [process_slots, worker_slots] = scoreboard_shape(config_);
-    auto scoreboard =
-        Scoreboard::create(process_slots, worker_slots, config_.mpm, config_.scoreboard_file);
+    // The scoreboard exists before the first fork, so every child maps the same memory, and
+    // it is sized once for two generations of the largest MPM section (generation.hpp).
+    const ScoreboardShape shape = scoreboard_shape(start_config_);
+    if (const std::size_t bytes = Scoreboard::layout_size(shape.process_slots, shape.thread_slots);
+        bytes > kLargeScoreboard) {
+        // The price of fitting any section's generation beside any other's: say where it goes.
+        log_->warn(
+            "the scoreboard takes {} MiB ({} process slots x {} worker slots, for two "
+            "generations of any MPM section); lower server_limit and thread_limit of the "
+            "sections you never switch to",
+            bytes >> 20, shape.process_slots, shape.thread_slots);
+    }
+    auto scoreboard = Scoreboard::create(shape.process_slots, shape.thread_slots, start_config_.mpm,
+                                         start_config_.scoreboard_file);
     if (!scoreboard) {
-        close_listeners(listeners);
         return fail(scoreboard.error().message);
     }
     scoreboard_.emplace(std::move(scoreboard.value()));
-    scoreboard_->set_generation(1);
-    // Opened before the first fork, so children write to it whatever user they become.
-    auto access_log = log::AccessLog::open(config_.access_log);
-    auto status = status::make_status_handler(config_, *scoreboard_);
-    if (!access_log || !status) {
-        close_listeners(listeners);
-        return fail(!access_log ? access_log.error().message : status.error().message);
-    }
-    router->mount(config_.status.path, std::move(status.value()));
 
+    // Listeners are bound inside, after every other check and before any module code runs
+    // (DESIGN §1); they outlive generations.
+    if (!start_first_generation()) {
+        return 1;
+    }
+    scoreboard_->set_generation(1);
     // Written once the master is set up (listeners, module, scoreboard): tools may take
     // it as the sign that the server is there.
-    PidFile pid_file;
-    if (!config_.pid_file.empty()) {
-        if (auto written = pid_file.write(config_.pid_file, getpid()); !written) {
-            close_listeners(listeners);
+    if (!start_config_.pid_file.empty()) {
+        if (auto written = pid_file_.write(start_config_.pid_file, getpid()); !written) {
             return fail(written.error().message);
         }
     }
-    MpmContext context{&config_, listeners, router.get(), &*scoreboard_, 1};
-    context.access_log = access_log->get();
-    mpm_.reset(module_->descriptor().create(&context));
-    if (!mpm_) {
-        close_listeners(listeners);
-        return fail("the " + config_.mpm + " MPM could not be created");
-    }
     std::string error;
-    if (!mpm_->start(error)) {
+    if (!current_->mpm->start(error)) {
         shut_down(StopMode::immediate);
-        close_listeners(listeners);
         return fail(error);
     }
-    std::string names;
-    for (const Listener& listener : listeners) {
-        names += (names.empty() ? "" : ", ") + listener.name;
-    }
-    log_->info("Trident/{} ({} MPM) listening on {} -- resuming normal operations", TRIDENT_VERSION,
-               config_.mpm, names);
+    log::notice(*log_, "Trident/{} ({} MPM) listening on {} -- resuming normal operations",
+                TRIDENT_VERSION, current_->config.mpm, listener_names(current_->listeners));
+    notifier_.ready(notifier_.status_text(*scoreboard_, current_->number));
 
     auto next_maintenance = Clock::now() + kMaintenanceInterval;
+    auto next_status = Clock::now() + kStatusInterval;
     for (;;) {
         const auto now = Clock::now();
         if (now >= next_maintenance) {
             // On a clock, not on a quiet second: a stream of SIGCHLD must not starve it.
-            mpm_->maintain();
+            current_->mpm->maintain();
+            tend_draining_generations();
             next_maintenance = now + kMaintenanceInterval;
         }
-        const int sig = wait_signal(signals_, next_maintenance - Clock::now());
+        if (now >= next_status) {
+            send_status();
+            next_status = now + kStatusInterval;
+        }
+        const int sig =
+            wait_signal(signals_, std::min(next_maintenance, next_status) - Clock::now());
         if (sig == SIGCHLD) {
             reap_children();
         } else if (sig == SIGTERM || sig == SIGINT) {
-            log_->info("caught {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            log::notice(*log_, "caught {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
             shut_down(StopMode::immediate);
             break;
         } else if (sig == SIGWINCH) {
-            log_->info("caught SIGWINCH, shutting down gracefully");
+            log::notice(*log_, "caught SIGWINCH, shutting down gracefully");
             shut_down(StopMode::graceful);
             break;
-        } else if (sig == SIGHUP || sig == SIGUSR1) {
-            log_->warn("caught {}: restarts are not supported by this version; still serving",
-                       sig == SIGHUP ? "SIGHUP" : "SIGUSR1");
+        } else if (sig == SIGUSR1) {
+            log::notice(*log_, "caught SIGUSR1, graceful restart requested");
+            restart(StopMode::graceful);
+        } else if (sig == SIGHUP) {
+            log::notice(*log_, "caught SIGHUP, restart requested");
+            restart(StopMode::immediate);
         }
     }
-    mpm_.reset();  // before the module is unmapped
-    close_listeners(listeners);
-    log_->info("stopped");
+    draining_.clear();
+    current_.reset();  // before the listeners close and the modules are unmapped
+    listeners_.close_all();
+    log::notice(*log_, "stopped");
     return 0;
+}
+
+void Master::restart(StopMode old_generation_stop) {
+    const std::uint32_t running = current_->number;
+    const std::filesystem::path file = start_config_.file;
+    auto keep_serving = [&](const std::string& why) {
+        log_->error("restart failed, generation {} keeps serving with the old configuration: {}",
+                    running, why);
+    };
+    auto loaded = load_config(file);
+    if (!loaded) {
+        keep_serving(loaded.error().message);
+        return;
+    }
+    notifier_.reloading();
+    std::vector<std::string> warnings;
+    auto built = build_generation(std::move(loaded.value()), running + 1, *scoreboard_, listeners_,
+                                  warnings);
+    for (const std::string& warning : warnings) {
+        log_->warn("{}", warning);
+    }
+    if (!built) {
+        listeners_.rollback();
+        keep_serving(built.error().message);
+        notifier_.ready(notifier_.status_text(*scoreboard_, running));
+        return;
+    }
+    std::unique_ptr<Generation> next = std::move(built.value());
+    if (auto reopened = reopen_generation_logs(*next); !reopened) {
+        log_->error("cannot reopen the error log: {}; logging goes on where it went",
+                    reopened.error().message);
+    }
+
+    // Sockets the new config dropped close before the new children fork, so none inherits
+    // one; the old children hold their own copies until they exit (they stop accepting now).
+    for (const std::string& closed : listeners_.commit(next->listeners)) {
+        log_->info("no longer listening on {}", closed);
+    }
+    std::unique_ptr<Generation> previous = std::move(current_);
+    current_ = std::move(next);
+    scoreboard_->set_generation(current_->number);
+    // New children first, then the old ones are told: the listen queues never lack a taker.
+    std::string error;
+    if (!current_->mpm->start(error)) {
+        log_->error("generation {}: {}; maintenance keeps trying", current_->number, error);
+    }
+    previous->mpm->stop(old_generation_stop);
+    Draining finishing{std::move(previous), std::nullopt};
+    if (old_generation_stop == StopMode::immediate) {
+        finishing.kill_at = Clock::now() + kStopGrace;
+    }
+    log::notice(*log_, "generation {} ({} MPM) serving on {}; generation {} ({} MPM) {}",
+                current_->number, current_->config.mpm, listener_names(current_->listeners),
+                running, finishing.generation->config.mpm,
+                old_generation_stop == StopMode::graceful ? "finishing its requests" : "stopping");
+    draining_.push_back(std::move(finishing));
+    reap_children();
+    notifier_.ready(notifier_.status_text(*scoreboard_, current_->number));
 }
 
 void Master::reap_children() noexcept {
     int status = 0;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        if (!mpm_ || !mpm_->on_child_exit(pid, status)) {
+        bool claimed = current_ && current_->mpm->on_child_exit(pid, status);
+        for (Draining& old : draining_) {
+            claimed = claimed || old.generation->mpm->on_child_exit(pid, status);
+        }
+        if (!claimed) {
             log_->debug("reaped unknown child pid {}", pid);
         }
+    }
+    tend_draining_generations();
+}
+
+void Master::tend_draining_generations() {
+    const auto now = Clock::now();
+    std::erase_if(draining_, [&](Draining& old) {
+        if (old.generation->mpm->live_children() == 0) {
+            log_->info("generation {} ({} MPM) has finished: all its children are gone",
+                       old.generation->number, old.generation->config.mpm);
+            return true;
+        }
+        if (old.kill_at && now >= *old.kill_at) {
+            log_->warn("generation {}: {} children outlived the stop grace; sending SIGKILL",
+                       old.generation->number, old.generation->mpm->live_children());
+            old.generation->mpm->kill_all();
+            old.kill_at.reset();
+        }
+        return false;
+    });
+}
+
+std::size_t Master::live_children() const noexcept {
+    std::size_t live = current_ ? current_->mpm->live_children() : 0;
+    for (const Draining& old : draining_) {
+        live += old.generation->mpm->live_children();
+    }
+    return live;
+}
+
+void Master::stop_all(StopMode mode) noexcept {
+    if (current_) {
+        current_->mpm->stop(mode);
+    }
+    for (Draining& old : draining_) {
+        // A generation already finishing gracefully needs no second graceful signal.
+        if (mode == StopMode::immediate) {
+            old.generation->mpm->stop(mode);
+        }
+    }
+}
+
+void Master::kill_all() noexcept {
+    if (current_) {
+        current_->mpm->kill_all();
+    }
+    for (Draining& old : draining_) {
+        old.generation->mpm->kill_all();
     }
 }
 
@@ -234,7 +362,7 @@ bool Master::wait_children(std::optional<Clock::time_point> deadline, bool& esca
         sigaddset(&wanted, sig);
     }
     reap_children();
-    while (mpm_->live_children() > 0) {
+    while (live_children() > 0) {
         auto slice = Clock::duration(std::chrono::milliseconds(200));
         if (deadline) {
             const auto now = Clock::now();
@@ -245,10 +373,10 @@ bool Master::wait_children(std::optional<Clock::time_point> deadline, bool& esca
         }
         const int sig = wait_signal(wanted, slice);
         if ((sig == SIGTERM || sig == SIGINT) && !escalated) {
-            log_->info("caught {} during a graceful stop; stopping now",
-                       sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            log::notice(*log_, "caught {} during a graceful stop; stopping now",
+                        sig == SIGTERM ? "SIGTERM" : "SIGINT");
             escalated = true;
-            mpm_->stop(StopMode::immediate);
+            stop_all(StopMode::immediate);
             const auto grace = Clock::now() + kStopGrace;
             deadline = deadline ? std::min(*deadline, grace) : grace;
         }
@@ -258,24 +386,29 @@ bool Master::wait_children(std::optional<Clock::time_point> deadline, bool& esca
 }
 
 void Master::shut_down(StopMode mode) {
-    if (!mpm_) {
+    if (!current_) {
         return;
     }
-    mpm_->stop(mode);
+    notifier_.stopping();
+    stop_all(mode);
     std::optional<Clock::time_point> deadline;
     if (mode == StopMode::immediate) {
         deadline = Clock::now() + kStopGrace;
-    } else if (config_.timeouts.graceful_shutdown.count() > 0) {
-        deadline = Clock::now() + config_.timeouts.graceful_shutdown;
+    } else if (current_->config.timeouts.graceful_shutdown.count() > 0) {
+        deadline = Clock::now() + current_->config.timeouts.graceful_shutdown;
     }
     bool escalated = mode == StopMode::immediate;
     if (!wait_children(deadline, escalated)) {
-        log_->warn("{} children still running; sending SIGKILL", mpm_->live_children());
-        mpm_->kill_all();
+        log_->warn("{} children still running; sending SIGKILL", live_children());
+        kill_all();
         if (!wait_children(Clock::now() + kKillWait, escalated)) {
-            log_->error("{} children did not exit after SIGKILL", mpm_->live_children());
+            log_->error("{} children did not exit after SIGKILL", live_children());
         }
     }
+}
+
+void Master::send_status() {
+    notifier_.status(notifier_.status_text(*scoreboard_, current_->number));
 }
 
 }  // namespace

@@ -1,15 +1,46 @@
 #include "process/child_pool.hpp"
 
+#include <grp.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 
+#include "log/error_log.hpp"
+
 namespace trident {
+
+namespace {
+
+/// Test-only hook, documented in docs/operations.md: while the file this variable names
+/// exists, every child dies of SIGSEGV right after it starts. It is how the integration
+/// tests make an honest crash loop (a real signal death at start-up) without a crashing
+/// build; nothing else reads it, and an unset variable costs one getenv per fork.
+constexpr const char* kCrashHookVariable = "TRIDENT_TEST_CRASH_CHILD_FILE";
+
+void crash_if_asked_to() noexcept {
+    const char* file = std::getenv(kCrashHookVariable);
+    if (file == nullptr || ::access(file, F_OK) != 0) {
+        return;
+    }
+    const rlimit no_core{0, 0};
+    ::setrlimit(RLIMIT_CORE, &no_core);  // a test leaves no core files behind
+    // The default action, even under a sanitizer that would turn the signal into an abort.
+    struct sigaction default_action {};
+    default_action.sa_handler = SIG_DFL;
+    sigemptyset(&default_action.sa_mask);
+    ::sigaction(SIGSEGV, &default_action, nullptr);
+    ::raise(SIGSEGV);
+}
+
+}  // namespace
 
 bool ChildExit::exited_cleanly() const noexcept {
     return WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0;
@@ -30,8 +61,12 @@ std::string ChildExit::describe() const {
     return "ended with wait status " + std::to_string(wait_status);
 }
 
-ChildPool::ChildPool(std::size_t capacity, ChildMain child_main, void (*on_graceful_stop)(int))
-    : slots_(capacity), child_main_(std::move(child_main)), on_graceful_stop_(on_graceful_stop) {}
+ChildPool::ChildPool(std::size_t capacity, ChildMain child_main, void (*on_graceful_stop)(int),
+                     const ChildIdentity* identity)
+    : slots_(capacity),
+      child_main_(std::move(child_main)),
+      on_graceful_stop_(on_graceful_stop),
+      identity_(identity) {}
 
 std::optional<std::size_t> ChildPool::free_slot() const noexcept {
     for (std::size_t slot = 0; slot < slots_.size(); ++slot) {
@@ -48,15 +83,29 @@ pid_t ChildPool::spawn() {
         errno = EAGAIN;
         return -1;
     }
-    const std::size_t slot = *free;
+    return spawn_into(*free);
+}
+
+pid_t ChildPool::spawn_into(std::size_t slot) {
+    if (slot >= slots_.size() || slots_[slot].pid != 0) {
+        errno = EINVAL;
+        return -1;
+    }
     const pid_t master = getpid();
     const pid_t pid = fork();
     if (pid < 0) {
         return -1;
     }
     if (pid == 0) {
-        int status = 1;
+        int status = kSetupFailedStatus;
         if (prepare_child_process(master, on_graceful_stop_)) {
+            std::string error;
+            if (identity_ != nullptr && !become_child_identity(*identity_, master, error)) {
+                log::get("core")->error("child pid {} cannot run as {}: {}", getpid(),
+                                        identity_->user, error);
+                _exit(kSetupFailedStatus);
+            }
+            crash_if_asked_to();
             try {
                 status = child_main_(slot);
             } catch (...) {
@@ -131,6 +180,87 @@ bool prepare_child_process(pid_t master_pid, void (*on_graceful_stop)(int)) noex
     // A child never outlives its master, even when the master is killed with SIGKILL.
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     return getppid() == master_pid;
+}
+
+bool become_child_identity(const ChildIdentity& identity, pid_t master_pid,
+                           std::string& error) noexcept {
+    if (!identity.switch_user) {
+        return true;
+    }
+    auto failed = [&](const char* step) {
+        error = std::string(step) + ": " + std::strerror(errno);
+        return false;
+    };
+    // Groups first: once the user is dropped, the right to change them is gone.
+    if (::setgroups(identity.groups.size(), identity.groups.data()) != 0) {
+        return failed("setgroups");
+    }
+    if (::setgid(identity.gid) != 0) {
+        return failed("setgid");
+    }
+    if (::setuid(identity.uid) != 0) {
+        return failed("setuid");
+    }
+    if (identity.uid != 0 && ::setuid(0) == 0) {
+        error = "setuid(0) still succeeds after dropping to uid " + std::to_string(identity.uid);
+        return false;
+    }
+    // The kernel clears the parent-death signal on a change of credentials.
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != master_pid) {
+        error = "the master is gone";
+        return false;
+    }
+    return true;
+}
+
+// --- RespawnBackoff --------------------------------------------------------------------------
+
+RespawnBackoff::Verdict RespawnBackoff::on_exit(bool clean, Clock::duration lifetime,
+                                                Clock::time_point now) noexcept {
+    probe_pending_ = false;
+    Verdict verdict;
+    if (clean || lifetime >= kYoungDeath) {
+        // Not a start-up crash; in a crash loop the probes still decide when it is over.
+        crashes_ = in_episode_ ? crashes_ : 0;
+        verdict.respawn_now = may_spawn(now);
+        verdict.crashes_in_a_row = crashes_;
+        return verdict;
+    }
+    ++crashes_;
+    verdict.crashes_in_a_row = crashes_;
+    if (crashes_ < kCrashLoopThreshold) {
+        verdict.respawn_now = true;
+        return verdict;
+    }
+    const int doublings = std::min(crashes_ - kCrashLoopThreshold, 16);
+    delay_ = std::min<Clock::duration>(kFirstDelay * (1 << doublings), kMaxDelay);
+    next_spawn_ = now + delay_;
+    verdict.episode_started = !in_episode_;
+    verdict.delay = delay_;
+    in_episode_ = true;
+    return verdict;
+}
+
+bool RespawnBackoff::may_spawn(Clock::time_point now) const noexcept {
+    return !in_episode_ || (!probe_pending_ && now >= next_spawn_);
+}
+
+void RespawnBackoff::on_spawn(Clock::time_point now) noexcept {
+    if (in_episode_) {
+        probe_pending_ = true;
+        probe_started_ = now;
+    }
+}
+
+bool RespawnBackoff::check_recovered(Clock::time_point now) noexcept {
+    if (!in_episode_ || !probe_pending_ || now - probe_started_ < kYoungDeath) {
+        return false;
+    }
+    in_episode_ = false;
+    probe_pending_ = false;
+    crashes_ = 0;
+    return true;
 }
 
 }  // namespace trident

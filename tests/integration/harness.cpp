@@ -104,6 +104,9 @@ std::string render_config(const ServerConfig& config, std::uint16_t port,
          << "listen: [\"" << address << "\"]\n"
          << "document_root: \"" << config.document_root.string() << "\"\n"
          << "pid_file: \"" << pid_file.string() << "\"\n";
+    if (::geteuid() == 0 && config.extra_yaml.find("user:") == std::string::npos) {
+        yaml << "user: root\n";  // started as root, the master wants the children's user said
+    }
     if (config.write_module_dir) {
         const fs::path module_dir =
             config.module_dir.value_or(fs::path(TRIDENT_BINARY).parent_path());
@@ -531,6 +534,93 @@ std::optional<HttpResponse> ServerTest::fetch(std::string_view request, bool hea
 
 std::optional<HttpResponse> ServerTest::get(std::string_view target, std::string_view extra) {
     return fetch(make_request("GET", target, extra));
+}
+
+// --- a bounded load -------------------------------------------------------------------------
+
+std::string LoadResult::describe() const {
+    std::string text = std::to_string(ok) + " ok, " + std::to_string(retried) +
+                       " retried on a new connection, " + std::to_string(failed) + " failed";
+    for (const std::string& error : errors) {
+        text += "\n  " + error;
+    }
+    return text;
+}
+
+Load::Load(std::uint16_t port, std::string target, std::string expected_body, int clients)
+    : target_(std::move(target)), expected_(std::move(expected_body)) {
+    for (int i = 0; i < clients; ++i) {
+        threads_.emplace_back([this, port, i] { client(port, i); });
+    }
+}
+
+Load::~Load() {
+    finish();
+}
+
+LoadResult Load::finish() {
+    stop_ = true;
+    for (std::thread& thread : threads_) {
+        if (thread.joinable()) {
+            thread.join();
+        }
+    }
+    std::lock_guard lock(mutex_);
+    return result_;
+}
+
+void Load::record(bool ok, bool retried, const std::string& error) {
+    std::lock_guard lock(mutex_);
+    if (ok) {
+        ++result_.ok;
+    } else if (retried) {
+        ++result_.retried;
+    } else {
+        ++result_.failed;
+        if (result_.errors.size() < 5) {
+            result_.errors.push_back(error);
+        }
+    }
+}
+
+void Load::client(std::uint16_t port, int index) {
+    const auto deadline = Clock::now() + kMaxDuration;
+    std::uint64_t sent = 0;
+    for (int round = 0; !stop_ && sent < kMaxRequestsPerClient && Clock::now() < deadline;
+         ++round) {
+        std::this_thread::sleep_for(kPause);
+        RawClient connection;
+        if (!connection.connect(port)) {
+            record(false, false, "connect: " + connection.error());
+            continue;
+        }
+        const int run = (round + index) % 2 == 0 ? 1 : 5;
+        for (int k = 0; k < run && !stop_; ++k) {
+            ++sent;
+            const bool last = k + 1 == run;
+            if (!connection.send(
+                    make_request("GET", target_, last ? "Connection: close\r\n" : ""))) {
+                record(false, k > 0, "send: " + connection.error());
+                break;
+            }
+            const auto response = connection.read_response();
+            if (!response) {
+                const bool nothing = connection.pending().empty();
+                record(false, k > 0 && nothing,
+                       "request " + std::to_string(k + 1) + " of a run of " + std::to_string(run) +
+                           ": " + connection.error());
+                break;
+            }
+            if (response->status != 200 || response->body != expected_) {
+                record(false, false, "unexpected response:\n" + response->head_text());
+                break;
+            }
+            record(true, false, "");
+            if (response->header("Connection").value_or("") == "close") {
+                break;  // the server said so: a graceful stop at a request boundary
+            }
+        }
+    }
 }
 
 }  // namespace trident::test

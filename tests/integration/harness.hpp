@@ -7,6 +7,10 @@
 #include <gtest/gtest.h>
 #include <sys/types.h>
 
+#include <atomic>
+#include <mutex>
+#include <thread>
+
 #include <chrono>
 #include <csignal>
 #include <cstdint>
@@ -273,6 +277,50 @@ protected:
     Site site_;
     std::unique_ptr<TridentServer> server_;
     std::string last_error_;  ///< why the last fetch() failed
+};
+
+// --- a bounded load (lifecycle tests) --------------------------------------------------------
+
+/// What a load run saw.
+struct LoadResult {
+    std::uint64_t ok = 0;             ///< 200 with the right body
+    std::uint64_t retried = 0;        ///< reused connection closed before any byte of a response
+    std::uint64_t failed = 0;         ///< anything else: refused, reset mid-response, wrong answer
+    std::vector<std::string> errors;  ///< the first few failures, for the message
+
+    std::string describe() const;
+};
+
+/// Client threads that alternate new connections and keep-alive runs of five requests
+/// against `target` until finished, each bounded in requests and in time, with a short
+/// pause between connections. A request sent on a reused connection that the server closes
+/// before answering any byte is retried on a new connection, as RFC 9112 §9.3.1 lets a
+/// client do for idempotent requests: that is the race every HTTP server has when it closes
+/// an idle keep-alive connection, not a lost request. Every other miss is a failure.
+class Load {
+public:
+    static constexpr std::uint64_t kMaxRequestsPerClient = 100000;
+    static constexpr Millis kPause{5};
+    static constexpr std::chrono::seconds kMaxDuration{90};
+
+    Load(std::uint16_t port, std::string target, std::string expected_body, int clients);
+    ~Load();
+    Load(const Load&) = delete;
+    Load& operator=(const Load&) = delete;
+
+    /// Stops the clients and returns what they saw.
+    LoadResult finish();
+
+private:
+    void client(std::uint16_t port, int index);
+    void record(bool ok, bool retried, const std::string& error);
+
+    std::string target_;
+    std::string expected_;
+    std::atomic<bool> stop_{false};
+    std::mutex mutex_;
+    LoadResult result_;
+    std::vector<std::thread> threads_;
 };
 
 }  // namespace trident::test

@@ -130,5 +130,101 @@ TEST(ChildPool, GracefulSignalSentRightAfterForkReachesTheHandler) {
     EXPECT_TRUE(exit->exited_cleanly()) << exit->describe();
 }
 
+TEST(ChildPool, SpawnIntoTakesTheSlotAskedFor) {
+    ChildPool pool(4, [](std::size_t slot) { return int(slot); });
+    const pid_t pid = pool.spawn_into(2);
+    ASSERT_GT(pid, 0);
+    EXPECT_EQ(pool.pid_at(2), pid);
+    EXPECT_EQ(pool.pid_at(0), 0);
+    EXPECT_EQ(pool.spawn_into(2), -1);  // taken
+    EXPECT_EQ(errno, EINVAL);
+    EXPECT_EQ(pool.spawn_into(4), -1);  // no such slot
+    const auto [reaped, status] = reap_one();
+    ASSERT_EQ(reaped, pid);
+    EXPECT_EQ(WEXITSTATUS(status), 2);  // it ran in slot 2
+    ASSERT_TRUE(pool.on_exit(pid, status));
+}
+
+TEST(ChildPool, KeepingTheMastersIdentityChangesNothing) {
+    std::string error;
+    EXPECT_TRUE(become_child_identity(ChildIdentity{}, getppid(), error)) << error;
+    EXPECT_TRUE(error.empty());
+}
+
+using Backoff = RespawnBackoff;
+constexpr auto kYoung = std::chrono::milliseconds(100);
+
+TEST(RespawnBackoff, YoungCrashesBelowTheThresholdAreReplacedAtOnce) {
+    Backoff backoff;
+    const auto now = Backoff::Clock::now();
+    for (int i = 1; i < Backoff::kCrashLoopThreshold; ++i) {
+        const auto verdict = backoff.on_exit(false, kYoung, now);
+        EXPECT_TRUE(verdict.respawn_now);
+        EXPECT_FALSE(verdict.episode_started);
+        EXPECT_EQ(verdict.crashes_in_a_row, i);
+    }
+    EXPECT_FALSE(backoff.in_crash_loop());
+}
+
+TEST(RespawnBackoff, ACleanOrOldDeathIsNoCrashLoop) {
+    Backoff backoff;
+    const auto now = Backoff::Clock::now();
+    for (int i = 0; i < 10; ++i) {
+        EXPECT_TRUE(backoff.on_exit(true, kYoung, now).respawn_now);  // recycled young
+        EXPECT_TRUE(backoff.on_exit(false, std::chrono::seconds(5), now).respawn_now);
+    }
+    EXPECT_FALSE(backoff.in_crash_loop());
+}
+
+TEST(RespawnBackoff, ACrashLoopDoublesTheWaitUpToTheCapAndStartsOneProbe) {
+    Backoff backoff;
+    auto now = Backoff::Clock::now();
+    Backoff::Verdict verdict;
+    for (int i = 0; i < Backoff::kCrashLoopThreshold; ++i) {
+        verdict = backoff.on_exit(false, kYoung, now);
+    }
+    EXPECT_FALSE(verdict.respawn_now);
+    EXPECT_TRUE(verdict.episode_started);
+    EXPECT_EQ(verdict.delay, Backoff::kFirstDelay);
+    EXPECT_TRUE(backoff.in_crash_loop());
+    EXPECT_FALSE(backoff.may_spawn(now));
+    EXPECT_FALSE(backoff.may_spawn(now + Backoff::kFirstDelay / 2));
+
+    Backoff::Clock::duration expected = Backoff::kFirstDelay;
+    for (int round = 0; round < 8; ++round) {
+        now += verdict.delay;
+        ASSERT_TRUE(backoff.may_spawn(now)) << "round " << round;
+        backoff.on_spawn(now);
+        EXPECT_FALSE(backoff.may_spawn(now)) << "a second child while the probe runs";
+        now += kYoung;
+        verdict = backoff.on_exit(false, kYoung, now);
+        EXPECT_FALSE(verdict.episode_started) << "logged once per episode";
+        EXPECT_FALSE(verdict.respawn_now);
+        expected = std::min<Backoff::Clock::duration>(2 * expected, Backoff::kMaxDelay);
+        EXPECT_EQ(verdict.delay, expected) << "round " << round;
+    }
+    EXPECT_EQ(verdict.delay, Backoff::kMaxDelay);
+}
+
+TEST(RespawnBackoff, AProbeThatLivesEndsTheEpisode) {
+    Backoff backoff;
+    auto now = Backoff::Clock::now();
+    Backoff::Verdict verdict;
+    for (int i = 0; i < Backoff::kCrashLoopThreshold; ++i) {
+        verdict = backoff.on_exit(false, kYoung, now);
+    }
+    now += verdict.delay;
+    backoff.on_spawn(now);
+    EXPECT_FALSE(backoff.check_recovered(now + Backoff::kYoungDeath / 2));
+    EXPECT_TRUE(backoff.check_recovered(now + Backoff::kYoungDeath));
+    EXPECT_FALSE(backoff.in_crash_loop());
+    EXPECT_TRUE(backoff.may_spawn(now + Backoff::kYoungDeath));
+    // A new episode needs the threshold again, and is logged again.
+    for (int i = 1; i < Backoff::kCrashLoopThreshold; ++i) {
+        EXPECT_TRUE(backoff.on_exit(false, kYoung, now).respawn_now);
+    }
+    EXPECT_TRUE(backoff.on_exit(false, kYoung, now).episode_started);
+}
+
 }  // namespace
 }  // namespace trident
