@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "handlers/root_guard.hpp"
+#include "http/html.hpp"
 
 namespace trident {
 
@@ -23,30 +24,6 @@ struct ListingEntry {
     std::uint64_t size = 0;
     std::time_t mtime = 0;
 };
-
-void append_html_escaped(std::string& out, std::string_view text) {
-    for (char c : text) {
-        switch (c) {
-            case '<':
-                out += "&lt;";
-                break;
-            case '>':
-                out += "&gt;";
-                break;
-            case '&':
-                out += "&amp;";
-                break;
-            case '"':
-                out += "&quot;";
-                break;
-            case '\'':
-                out += "&#39;";
-                break;
-            default:
-                out += c;
-        }
-    }
-}
 
 /// A name as one path segment of a relative reference: only unreserved characters stay as
 /// they are (RFC 3986 §2.3), so ':' cannot start a scheme and '?', '#' cannot cut the link.
@@ -130,7 +107,7 @@ void append_row(std::string& html, const ListingEntry& entry) {
         html += '/';
     }
     html += "\">";
-    append_html_escaped(html, entry.name);
+    http::append_html_escaped(html, entry.name);
     if (entry.directory) {
         html += '/';
     }
@@ -154,9 +131,9 @@ std::string render_directory_listing(int dir_fd, std::string_view path, const Ro
     std::string html;
     html.reserve(512 + entries.size() * 128);
     html += "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of ";
-    append_html_escaped(html, path);
+    http::append_html_escaped(html, path);
     html += "</title></head>\n<body><h1>Index of ";
-    append_html_escaped(html, path);
+    http::append_html_escaped(html, path);
     html += "</h1>\n<table>\n<tr><th>Name</th><th>Last modified (UTC)</th><th>Size</th></tr>\n";
     if (path != "/") {
         html += "<tr><td><a href=\"../\">Parent Directory</a></td><td></td><td>-</td></tr>\n";

@@ -3,24 +3,13 @@
 #include <optional>
 #include <vector>
 
+#include "http/syntax.hpp"
+
 namespace trident {
 
 using http::Status;
 
 namespace {
-
-int hex_value(char c) noexcept {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
 
 bool is_control(unsigned char c) noexcept {
     return c < 0x20 || c == 0x7F;
@@ -36,8 +25,8 @@ std::optional<Status> decode_segment(std::string_view raw, std::string& out) {
             if (i + 2 >= raw.size()) {
                 return Status::bad_request;
             }
-            const int high = hex_value(raw[i + 1]);
-            const int low = hex_value(raw[i + 2]);
+            const int high = http::hex_digit_value(raw[i + 1]);
+            const int low = http::hex_digit_value(raw[i + 2]);
             if (high < 0 || low < 0) {
                 return Status::bad_request;
             }

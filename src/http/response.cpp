@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "http/html.hpp"
+
 namespace trident {
 
 void UniqueFd::reset(int fd) noexcept {
@@ -17,9 +19,17 @@ void UniqueFd::reset(int fd) noexcept {
 
 namespace trident::http {
 
-namespace {
+std::uint64_t Response::body_length() const noexcept {
+    if (const auto* bytes = std::get_if<std::string>(&body)) {
+        return bytes->size();
+    }
+    if (const auto* file = std::get_if<FileBody>(&body)) {
+        return file->length;
+    }
+    return 0;
+}
 
-void append_escaped(std::string& out, std::string_view text) {
+void append_html_escaped(std::string& out, std::string_view text) {
     for (char c : text) {
         switch (c) {
             case '<':
@@ -43,18 +53,6 @@ void append_escaped(std::string& out, std::string_view text) {
     }
 }
 
-}  // namespace
-
-std::uint64_t Response::body_length() const noexcept {
-    if (const auto* bytes = std::get_if<std::string>(&body)) {
-        return bytes->size();
-    }
-    if (const auto* file = std::get_if<FileBody>(&body)) {
-        return file->length;
-    }
-    return 0;
-}
-
 Response make_error_response(Status status, std::string_view detail) {
     Response response;
     response.status = status;
@@ -69,7 +67,7 @@ Response make_error_response(Status status, std::string_view detail) {
     html += "</h1>\n";
     if (!detail.empty()) {
         html += "<p>";
-        append_escaped(html, detail);
+        append_html_escaped(html, detail);
         html += "</p>\n";
     }
     html += "</body></html>\n";

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <string_view>
 
+#include "http/html.hpp"
 #include "trident/build_info.hpp"
 
 namespace trident::status {
@@ -76,30 +77,6 @@ std::pair<double, double> cpu_seconds(pid_t pid) {
     fields >> user >> system;
     const double tick = double(::sysconf(_SC_CLK_TCK));
     return {double(user) / tick, double(system) / tick};
-}
-
-std::string html_escape(std::string_view text) {
-    std::string out;
-    out.reserve(text.size());
-    for (const char c : text) {
-        switch (c) {
-            case '<':
-                out += "&lt;";
-                break;
-            case '>':
-                out += "&gt;";
-                break;
-            case '&':
-                out += "&amp;";
-                break;
-            case '"':
-                out += "&quot;";
-                break;
-            default:
-                out += c;
-        }
-    }
-    return out;
 }
 
 std::string json_string(std::string_view text) {
@@ -294,9 +271,9 @@ std::string render_html(const StatusReport& report) {
     out +=
         "<!DOCTYPE html>\n<html><head>\n<meta charset=\"utf-8\">\n"
         "<title>Trident Status</title>\n</head><body>\n<h1>Trident Server Status for " +
-        html_escape(report.server_name) +
-        "</h1>\n\n<dl><dt>Server Version: " + html_escape(report.server_version) +
-        "</dt>\n<dt>Server MPM: " + html_escape(report.mpm) +
+        http::html_escaped(report.server_name) +
+        "</h1>\n\n<dl><dt>Server Version: " + http::html_escaped(report.server_version) +
+        "</dt>\n<dt>Server MPM: " + http::html_escaped(report.mpm) +
         "</dt>\n<dt>Server Built: " + report.built +
         "</dt></dl><hr /><dl>\n<dt>Current Time: " + apache_time(report.now) +
         "</dt>\n<dt>Restart Time: " + apache_time(report.restart_time) +
@@ -350,7 +327,8 @@ std::string render_html(const StatusReport& report) {
                "</b></td><td>" + (w.pid > 0 ? std::to_string(w.pid) : "-") + "</td><td>" +
                std::to_string(w.accesses) + "</td><td><b>" + std::string(1, w.state) +
                "</b></td><td>" + seconds + "</td><td>" + std::to_string(w.bytes) + "</td><td>" +
-               html_escape(w.client) + "</td><td nowrap>" + html_escape(w.request) + "</td></tr>\n";
+               http::html_escaped(w.client) + "</td><td nowrap>" + http::html_escaped(w.request) +
+               "</td></tr>\n";
     }
     out +=
         "</table>\n<hr />\n<table>\n"
