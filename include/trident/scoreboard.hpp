@@ -91,6 +91,10 @@ public:
     /// Alive and serving, but taking no new connections for now: the event MPM's
     /// async_request_worker_factor limit is reached (Apache's not_accepting).
     bool not_accepting() const noexcept { return not_accepting_.load(std::memory_order_relaxed); }
+    /// Whether the slot's worker slots exist yet: they are built when a process first takes
+    /// the slot, so memory for slots never used (most of a scoreboard sized for two
+    /// generations of any MPM) is never touched. Until then every worker reads '.'.
+    bool workers_ready() const noexcept { return workers_ready_.load(std::memory_order_acquire); }
 
     /// Master, right after fork: the slot now belongs to `pid` of `generation`.
     void occupy(pid_t pid, std::uint32_t generation) noexcept {
@@ -120,6 +124,8 @@ private:
     std::atomic<std::uint32_t> generation_{0};
     std::atomic<bool> quiescing_{false};
     std::atomic<bool> not_accepting_{false};
+    std::atomic<bool> workers_ready_{false};  ///< set once by the master; vacate() keeps it
+    friend class Scoreboard;
     std::atomic<std::uint32_t> gauges_[kConnectionGauges];
 };
 
@@ -265,6 +271,7 @@ public:
     /// mapped read-only). Indices must be below server_limit and thread_limit.
     ProcessSlot& process(std::uint32_t slot) noexcept;
     const ProcessSlot& process(std::uint32_t slot) const noexcept;
+    /// A worker slot; only of a process slot whose workers_ready() is true.
     WorkerSlot& worker(std::uint32_t process, std::uint32_t thread) noexcept;
     const WorkerSlot& worker(std::uint32_t process, std::uint32_t thread) const noexcept;
 

@@ -23,6 +23,7 @@
 #include <spdlog/logger.h>
 
 #include "common/connection_driver.hpp"
+#include "common/threaded_child.hpp"
 #include "common/work_queue.hpp"
 #include "trident/http/response.hpp"
 #include "trident/scoreboard.hpp"
@@ -149,6 +150,7 @@ private:
 };
 
 int EventChild::run() {
+    limit_malloc_arenas();
     try {
         for (const Listener& listener : context_.listeners) {
             sockaddr_storage address{};

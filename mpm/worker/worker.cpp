@@ -12,6 +12,7 @@
 #include "common/connection_driver.hpp"
 #include "common/listener_set.hpp"
 #include "common/process_mpm.hpp"
+#include "common/threaded_child.hpp"
 #include "common/work_queue.hpp"
 #include "trident/scoreboard.hpp"
 
@@ -28,6 +29,7 @@ private:
     std::uint32_t start_servers() const noexcept override { return settings_.start_servers; }
 
     int child_main(std::uint32_t slot) noexcept override {
+        limit_malloc_arenas();
         const auto& stop = graceful_stop_requested();
         WorkQueue<int> queue;
         std::vector<std::thread> workers;

@@ -37,7 +37,8 @@ std::string ServiceNotifier::status_text(const Scoreboard& scoreboard, std::uint
     // Every worker slot's counter, live process or not: they only grow (scoreboard.hpp).
     std::uint64_t total = 0;
     for (std::uint32_t p = 0; p < scoreboard.server_limit(); ++p) {
-        for (std::uint32_t t = 0; t < scoreboard.thread_limit(); ++t) {
+        for (std::uint32_t t = 0;
+             scoreboard.process(p).workers_ready() && t < scoreboard.thread_limit(); ++t) {
             total += scoreboard.worker(p, t).accesses();
         }
     }

@@ -188,10 +188,8 @@ Result<Scoreboard> Scoreboard::create(std::uint32_t server_limit, std::uint32_t 
     for (std::uint32_t i = 0; i < server_limit; ++i) {
         new (processes + i) ProcessSlot;
     }
-    auto* workers = reinterpret_cast<WorkerSlot*>(processes + server_limit);
-    for (std::size_t i = 0; i < std::size_t(server_limit) * thread_limit; ++i) {
-        new (workers + i) WorkerSlot;
-    }
+    // Worker slots are built by prepare_process() when a process first takes their slot:
+    // writing them all now would make every page of a large scoreboard resident.
 
     header->layout_version = kScoreboardLayoutVersion;
     header->header_size = sizeof(ScoreboardHeader);
@@ -362,6 +360,13 @@ const WorkerSlot& Scoreboard::worker(std::uint32_t process, std::uint32_t thread
 }
 
 void Scoreboard::prepare_process(std::uint32_t slot, std::uint32_t workers) noexcept {
+    ProcessSlot& process_slot = process(slot);
+    if (!process_slot.workers_ready()) {
+        for (std::uint32_t thread = 0; thread < thread_limit(); ++thread) {
+            new (&worker(slot, thread)) WorkerSlot;
+        }
+        process_slot.workers_ready_.store(true, std::memory_order_release);
+    }
     for (std::uint32_t thread = 0; thread < thread_limit(); ++thread) {
         WorkerSlot& worker_slot = worker(slot, thread);
         worker_slot.clear_text();
@@ -370,7 +375,8 @@ void Scoreboard::prepare_process(std::uint32_t slot, std::uint32_t workers) noex
 }
 
 void Scoreboard::vacate_process(std::uint32_t slot) noexcept {
-    for (std::uint32_t thread = 0; thread < thread_limit(); ++thread) {
+    for (std::uint32_t thread = 0; process(slot).workers_ready() && thread < thread_limit();
+         ++thread) {
         WorkerSlot& worker_slot = worker(slot, thread);
         worker_slot.clear_text();
         worker_slot.set_state(WorkerState::open);
@@ -448,6 +454,10 @@ std::string Scoreboard::status_line() const {
     std::string line;
     line.reserve(std::size_t(server_limit()) * thread_limit());
     for (std::uint32_t slot = 0; slot < server_limit(); ++slot) {
+        if (!process(slot).workers_ready()) {
+            line.append(thread_limit(), char(WorkerState::open));
+            continue;
+        }
         for (std::uint32_t thread = 0; thread < thread_limit(); ++thread) {
             line.push_back(char(worker(slot, thread).state()));
         }

@@ -206,7 +206,8 @@ StatusReport take_report(const Scoreboard& scoreboard, std::string server_name,
             report.cpu_user += user;
             report.cpu_system += system;
         }
-        for (std::uint32_t t = 0; t < scoreboard.thread_limit(); ++t) {
+        for (std::uint32_t t = 0;
+             scoreboard.process(p).workers_ready() && t < scoreboard.thread_limit(); ++t) {
             const WorkerSlot& slot = scoreboard.worker(p, t);
             report.accesses += slot.accesses();
             report.bytes += slot.bytes();

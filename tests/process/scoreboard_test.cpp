@@ -57,6 +57,9 @@ TEST(Scoreboard, CreateAndAttachRoundTripThroughAFile) {
         EXPECT_EQ(fs::file_size(file), Scoreboard::layout_size(4, 3));
 
         board.set_generation(7);
+        EXPECT_FALSE(board.process(1).workers_ready());  // built when a process takes the slot
+        board.prepare_process(1, 0);  // no worker starting: the test sets the states
+        EXPECT_TRUE(board.process(1).workers_ready());
         board.process(1).occupy(4242, 7);
         board.process(1).add_connections(ConnectionGauge::keep_alive, 2);
         WorkerSlot& worker = board.worker(1, 2);
@@ -81,7 +84,7 @@ TEST(Scoreboard, CreateAndAttachRoundTripThroughAFile) {
         EXPECT_EQ(view.worker(1, 2).bytes(), 512u);
         EXPECT_EQ(view.worker(1, 2).text().client, "192.0.2.7");
         EXPECT_EQ(view.worker(1, 2).text().request, "GET /index.html HTTP/1.1");
-        EXPECT_EQ(view.worker(0, 0).state(), WorkerState::open);
+        EXPECT_FALSE(view.process(0).workers_ready());  // never used: shown as open slots
 
         // The read-only mapping sees later writes as they happen.
         worker.set_state(WorkerState::keep_alive);
@@ -96,6 +99,7 @@ TEST(Scoreboard, IsSharedWithAForkedChild) {
     ASSERT_TRUE(created) << created.error().message;
     Scoreboard& board = *created;
 
+    board.prepare_process(1, 2);
     const pid_t child = fork();
     ASSERT_GE(child, 0);
     if (child == 0) {
@@ -143,6 +147,8 @@ TEST(Scoreboard, TallyAndStatusLine) {
     Scoreboard& board = *created;
     EXPECT_EQ(board.status_line(), "........");
 
+    board.prepare_process(0, 2);
+    board.prepare_process(1, 2);
     board.process(0).occupy(100, 1);  // accepting: one idle, one writing
     board.worker(0, 0).set_state(WorkerState::waiting);
     board.worker(0, 1).set_state(WorkerState::writing);
@@ -196,6 +202,7 @@ TEST(Scoreboard, TallyAndStatusLine) {
 TEST(Scoreboard, ReaderNeverSeesATornString) {
     auto created = Scoreboard::create(1, 1, "prefork");
     ASSERT_TRUE(created) << created.error().message;
+    created->prepare_process(0, 1);
     WorkerSlot& slot = created->worker(0, 0);
     // Two texts of different lengths and bytes: any mix of them is detectable.
     const std::string client_a(63, 'a');
@@ -243,6 +250,7 @@ TEST(Scoreboard, ReaderNeverSeesATornString) {
 TEST(Scoreboard, LongTextIsCutNotOverflowed) {
     auto created = Scoreboard::create(1, 2, "event");
     ASSERT_TRUE(created) << created.error().message;
+    created->prepare_process(0, 2);
     WorkerSlot& slot = created->worker(0, 0);
     slot.set_client(std::string(500, 'c'));
     slot.set_request("GET /" + std::string(500, 'x'));
@@ -299,6 +307,7 @@ TEST(Scoreboard, MovesOwnershipOfTheMapping) {
     auto created = Scoreboard::create(2, 1, "prefork");
     ASSERT_TRUE(created) << created.error().message;
     Scoreboard first = std::move(*created);
+    first.prepare_process(1, 1);
     first.worker(1, 0).set_state(WorkerState::closing);
     Scoreboard second = std::move(first);
     EXPECT_EQ(second.worker(1, 0).state(), WorkerState::closing);
