@@ -184,6 +184,15 @@ void ConnectionDriver::start_phase() noexcept {
     hard_deadline_ = max.count() == 0 ? Clock::time_point::max() : now + std::max(timeout, max);
 }
 
+void ConnectionDriver::took_bytes(std::size_t bytes) noexcept {
+    mark_request_start();
+    conn_.commit_input(bytes);
+    if (phase_ == http::Wait::keep_alive) {
+        start_phase();
+    }
+    extend_deadline(bytes);
+}
+
 void ConnectionDriver::extend_deadline(std::size_t bytes) noexcept {
     const std::uint32_t rate = config_.timeouts.min_data_rate;
     if (rate == 0 || phase_ == http::Wait::keep_alive) {
@@ -374,9 +383,7 @@ ConnectionDriver::Received ConnectionDriver::receive() {
     const std::span<char> space = conn_.input_space();
     const ssize_t n = ::recv(fd_, space.data(), space.size(), 0);
     if (n > 0) {
-        mark_request_start();
-        conn_.commit_input(std::size_t(n));
-        extend_deadline(std::size_t(n));
+        took_bytes(std::size_t(n));
         return Received::data;
     }
     if (n == 0) {

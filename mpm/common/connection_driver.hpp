@@ -63,14 +63,16 @@ public:
         if (bytes == 0) {
             conn_.on_peer_eof();
         } else {
-            mark_request_start();
-            conn_.commit_input(bytes);
-            extend_deadline(bytes);
+            took_bytes(bytes);
         }
     }
 
     /// The parked wait's deadline passed: the next run() answers 408 or closes.
     void expire() noexcept { expired_ = true; }
+
+    /// The event loop gives up on a response it was finishing (timeouts.send, an error, a
+    /// stop): logged as aborted, as a failed blocking write is.
+    void abandon_write() noexcept { response_failed(); }
 
     /// After Outcome::writing: sends more of the response without blocking. Needs no
     /// worker: the event MPM's listener finishes large writes to slow readers this way.
@@ -120,6 +122,10 @@ private:
     }
     void report_response() noexcept;
     void start_phase() noexcept;
+    /// Bytes of a request arrived in the buffer: the wait moves on from keep-alive to the
+    /// head (so the header clock runs, and the connection is no longer idle), and a head or
+    /// body deadline is extended by the data rate.
+    void took_bytes(std::size_t bytes) noexcept;
     /// mod_reqtimeout's MinRate: bytes of a head or body push the deadline out by a second
     /// per `min_data_rate` bytes, never past the phase's hard maximum.
     void extend_deadline(std::size_t bytes) noexcept;

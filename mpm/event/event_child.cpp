@@ -13,6 +13,7 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -25,6 +26,7 @@
 #include "common/connection_driver.hpp"
 #include "common/threaded_child.hpp"
 #include "common/work_queue.hpp"
+#include "log/access_log.hpp"
 #include "trident/http/response.hpp"
 #include "trident/scoreboard.hpp"
 
@@ -68,6 +70,7 @@ struct EventConnection {
     ConnectionDriver::Clock::time_point deadline;  ///< when the wait ends without data
     bool lingering = false;                        ///< listener thread only
     bool writing = false;  ///< listener thread only: finishing a response to a slow reader
+    bool counted_keep_alive = false;  ///< under `mutex`: in the keep-alive gauge while parked
 };
 
 using ConnectionPtr = std::shared_ptr<EventConnection>;
@@ -104,6 +107,8 @@ private:
                  std::size_t bytes);
     /// Listener thread: ends the waits whose deadline passed.
     void expire_waits();
+    /// Keeps the process's keep-alive gauge; called under the connection's mutex.
+    void count_keep_alive(EventConnection& conn, bool idle) noexcept;
     void linger(const ConnectionPtr& conn);
     /// Write completion: waits for room in the socket and sends the rest of a response that
     /// a worker could not, without a thread.
@@ -186,7 +191,17 @@ int EventChild::run() {
     }
     work_.emplace(io_.get_executor());
     housekeeping();
-    io_.run();
+    int status = 0;
+    try {
+        io_.run();
+    } catch (const std::exception& e) {
+        // Out of memory in the event loop: stop this child cleanly; the master replaces it.
+        log_.error("event child: {}; exiting", e.what());
+        status = 1;
+    }
+    if (context_.access_log != nullptr) {
+        context_.access_log->flush();  // lines of responses the listener finished writing
+    }
 
     queue_.close();
     for (std::thread& worker : workers_) {
@@ -197,7 +212,7 @@ int EventChild::run() {
         acceptor->cancel(ignored);
         acceptor->release();
     }
-    return 0;
+    return status;
 }
 
 bool EventChild::accept_allowed() const {
@@ -251,6 +266,12 @@ void EventChild::arm_accept(std::size_t index) {
 
 void EventChild::on_accepted(int fd) {
     ++accepted_;
+    if (draining_ && !work_) {
+        // Accepted in the round the drain finished (the accept completed before it was
+        // cancelled): keep the loop and its deadline sweep running to serve it.
+        work_.emplace(io_.get_executor());
+        housekeeping();
+    }
     UniqueFd socket(fd);
     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
     ::fcntl(fd, F_SETFD, FD_CLOEXEC);
@@ -289,6 +310,9 @@ bool EventChild::park(const ConnectionPtr& conn) {
     const std::uint64_t id = ++conn->wait_id;
     conn->waiting = true;
     conn->deadline = conn->driver.deadline();
+    if (conn->driver.idle_keep_alive()) {
+        count_keep_alive(*conn, true);  // mod_status's ConnsAsyncKeepAlive
+    }
     // async_read_some, not async_wait: the reactor is edge-triggered, and only a read is
     // tried at once when data may already be there (an edge nobody was waiting for).
     const std::span<char> space = conn->driver.read_buffer();
@@ -299,6 +323,13 @@ bool EventChild::park(const ConnectionPtr& conn) {
     return true;
 }
 
+void EventChild::count_keep_alive(EventConnection& conn, bool idle) noexcept {
+    if (conn.counted_keep_alive != idle) {
+        conn.counted_keep_alive = idle;
+        process_slot().add_connections(ConnectionGauge::keep_alive, idle ? 1 : -1);
+    }
+}
+
 void EventChild::on_read(const ConnectionPtr& conn, std::uint64_t id, const error_code& ec,
                          std::size_t bytes) {
     {
@@ -307,6 +338,7 @@ void EventChild::on_read(const ConnectionPtr& conn, std::uint64_t id, const erro
             return;  // stale: the wait ended another way
         }
         conn->waiting = false;
+        count_keep_alive(*conn, false);
     }
     if (!ec && bytes > 0) {
         conn->driver.received(bytes);
@@ -334,6 +366,7 @@ void EventChild::expire_waits() {
         }
         if (conn->waiting && conn->deadline <= now) {
             conn->waiting = false;
+            count_keep_alive(*conn, false);
             // After cancel() returns, the read can no longer touch the buffer; its handler
             // sees the wait ended and does nothing.
             error_code ignored;
@@ -346,7 +379,6 @@ void EventChild::expire_waits() {
     }
     for (const ConnectionPtr& conn : expired) {
         if (conn->writing) {
-            end_writing(conn);
             close(conn);  // timeouts.send passed without the client taking a byte
         } else if (conn->lingering || conn->driver.between_requests()) {
             close(conn);
@@ -408,8 +440,7 @@ void EventChild::on_writable(const ConnectionPtr& conn, std::uint64_t id, const 
         conn->waiting = false;
     }
     if (ec) {
-        end_writing(conn);
-        close(conn);
+        close(conn);  // logs the response as aborted
         return;
     }
     write_more(conn);
@@ -424,7 +455,7 @@ void EventChild::write_more(const ConnectionPtr& conn) {
             end_writing(conn);
             dispatch(conn);  // a worker goes on: the next request may need a handler
             break;
-        case ConnectionDriver::WriteStep::failed:
+        case ConnectionDriver::WriteStep::failed:  // already logged as aborted by the driver
             end_writing(conn);
             close(conn);
             break;
@@ -442,8 +473,13 @@ void EventChild::close(const ConnectionPtr& conn) {
     {
         std::lock_guard lock(conn->mutex);
         conn->waiting = false;
+        count_keep_alive(*conn, false);
         error_code ignored;
         conn->stream.cancel(ignored);
+    }
+    if (conn->writing) {
+        conn->driver.abandon_write();  // a response cut short: the access log says so
+        end_writing(conn);
     }
     if (conn->lingering) {
         conn->lingering = false;
@@ -481,19 +517,27 @@ void EventChild::dispatch(const ConnectionPtr& conn) {
 void EventChild::worker_loop(WorkerSlot& worker) {
     worker.set_state(WorkerState::waiting);
     while (std::optional<ConnectionPtr> conn = queue_.pop()) {
-        const auto outcome = (*conn)->driver.run(drain_flag_, true, &worker);
-        worker.set_state(WorkerState::waiting);
-        // Parking is this thread's job: the common case of a keep-alive connection waiting
-        // for its next request costs the listener no wake-up. Ending a connection changes
-        // the listener's books, so that goes through it.
-        if (outcome == ConnectionDriver::Outcome::parked && park(*conn)) {
-            if (accept_blocked_.load(std::memory_order_relaxed)) {
-                asio::post(io_, [this] { resume_accepting(); });  // a worker is free again
+        try {
+            const auto outcome = (*conn)->driver.run(drain_flag_, true, &worker);
+            worker.set_state(WorkerState::waiting);
+            // Parking is this thread's job: the common case of a keep-alive connection
+            // waiting for its next request costs the listener no wake-up. Ending a
+            // connection changes the listener's books, so that goes through it.
+            if (outcome == ConnectionDriver::Outcome::parked && park(*conn)) {
+                if (accept_blocked_.load(std::memory_order_relaxed)) {
+                    asio::post(io_, [this] { resume_accepting(); });  // a worker is free again
+                }
+                continue;
             }
-            continue;
+            asio::post(io_,
+                       [this, conn = std::move(*conn), outcome] { on_worker_done(conn, outcome); });
+        } catch (const std::exception& e) {
+            // Out of memory registering a wait or handing the connection back: it can no
+            // longer be tracked, so this child cannot drain cleanly. Exit at once; the
+            // master logs it and starts a replacement.
+            log_.error("event worker: {}; the child exits", e.what());
+            std::_Exit(1);
         }
-        asio::post(io_,
-                   [this, conn = std::move(*conn), outcome] { on_worker_done(conn, outcome); });
     }
     worker.set_state(WorkerState::graceful);
 }
@@ -547,7 +591,8 @@ void EventChild::begin_drain() {
     std::vector<ConnectionPtr> idle;
     for (const auto& [raw, conn] : connections_) {
         std::lock_guard lock(conn->mutex);
-        if (conn->waiting && !conn->lingering && conn->driver.idle_keep_alive()) {
+        // Not one finishing a response: it waits for room, not for a request.
+        if (conn->waiting && !conn->lingering && !conn->writing && conn->driver.idle_keep_alive()) {
             idle.push_back(conn);
         }
     }

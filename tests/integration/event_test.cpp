@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -125,6 +126,7 @@ TEST_F(EventMpmTest, SlowHeadHoldsNoWorker) {
 /// window, so the server's socket fills up mid-response.
 class StalledReader {
 public:
+    /// Connects and sends GET `target`; with an empty target, sends nothing yet.
     StalledReader(std::uint16_t port, std::string_view target) {
         fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         const int small = 4096;
@@ -134,11 +136,14 @@ public:
         address.sin_port = htons(port);
         address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
-        const std::string request = make_request("GET", target);
-        connected_ = connected_ && ::send(fd_, request.data(), request.size(), MSG_NOSIGNAL) ==
-                                       ssize_t(request.size());
+        if (connected_ && !target.empty()) {
+            connected_ = send(make_request("GET", target));
+        }
     }
     ~StalledReader() { ::close(fd_); }
+    bool send(std::string_view bytes) {
+        return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) == ssize_t(bytes.size());
+    }
     StalledReader(const StalledReader&) = delete;
     StalledReader& operator=(const StalledReader&) = delete;
     bool connected() const { return connected_; }
@@ -204,6 +209,41 @@ TEST_F(EventMpmTest, SlowReaderOfALargeResponseHoldsNoWorker) {
     EXPECT_NE(received.find("Content-Length: " + std::to_string(large.size())), std::string::npos);
     ASSERT_EQ(received.size() - head_end - 4, large.size());
     EXPECT_TRUE(received.compare(head_end + 4, large.size(), large) == 0);
+}
+
+TEST_F(EventMpmTest, GracefulStopFinishesAResponseToASlowReader) {
+    std::string large(4 << 20, '\0');
+    for (std::size_t i = 0; i < large.size(); ++i) {
+        large[i] = char('a' + (i * 13 + i / 1000) % 26);
+    }
+    write_file(site_.root / "large.bin", large);
+    ServerConfig config;
+    config.mpm = "event";
+    config.document_root = site_.root;
+    config.start_servers = 1;
+    config.mpm_extra = "threads_per_child: 2, min_spare_threads: 1, max_spare_threads: 4";
+    server_ = std::make_unique<TridentServer>(dir_.path(), config);
+    ASSERT_TRUE(server_->start());
+    ASSERT_EQ(server_->wait_for_children(1).size(), 1u);
+
+    // A first request on the connection, then the large one as the second: the connection
+    // has been idle in keep-alive in between, which once made a graceful stop take it for
+    // an idle one while its response was still being written.
+    StalledReader client(server_->port(), "");
+    ASSERT_TRUE(client.connected());
+    ASSERT_TRUE(client.send(make_request("GET", "/hello.txt")));
+    const std::string first = client.read_all(site_.text.size(), Millis(5000));
+    ASSERT_NE(first.find(site_.text), std::string::npos) << first;
+    std::this_thread::sleep_for(Millis(100));  // parked between requests
+    ASSERT_TRUE(client.send(make_request("GET", "/large.bin")));
+    std::this_thread::sleep_for(Millis(300));  // the socket fills; the listener holds it
+
+    ASSERT_EQ(::kill(server_->pid(), SIGWINCH), 0);  // graceful stop
+    std::this_thread::sleep_for(Millis(300));
+    const std::string received = client.read_all(large.size() + 4096, Millis(20000));
+    const std::size_t head_end = received.find("\r\n\r\n");
+    ASSERT_NE(head_end, std::string::npos);
+    EXPECT_EQ(received.size() - head_end - 4, large.size()) << "the response was cut short";
 }
 
 }  // namespace
