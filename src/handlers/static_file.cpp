@@ -194,6 +194,10 @@ struct Representation {
     bool varies = false;  ///< a sibling exists: the choice depends on Accept-Encoding
     bool has_br = false;  ///< which siblings exist, for the file cache
     bool has_gzip = false;
+    /// A sibling's name exists but it could not be used (unreadable, a dangling link): it
+    /// may become usable without the folder changing, so the file cache must not remember
+    /// "no sibling".
+    bool sibling_unsettled = false;
     const std::string* content = nullptr;  ///< the bytes from the file cache, else the fd
 };
 
@@ -223,6 +227,10 @@ void choose_sibling(const http::Request& request, int dir_fd, const std::string&
         const std::string sibling = name + std::string(content_coding_suffix(codings[i]));
         siblings[i] = open_file(dir_fd, sibling.c_str(), guard);
         exists[i] = siblings[i].failure == Status::ok && S_ISREG(siblings[i].info.st_mode);
+        struct stat link {};
+        if (!exists[i] && ::fstatat(dir_fd, sibling.c_str(), &link, AT_SYMLINK_NOFOLLOW) == 0) {
+            chosen.sibling_unsettled = true;
+        }
     }
     chosen.has_br = exists[0];
     chosen.has_gzip = exists[1];
@@ -476,7 +484,8 @@ Response StaticFileHandler::serve(const http::Request& request) const {
         const int dir_fd = directory.valid() ? directory.get() : AT_FDCWD;
         choose_sibling(request, dir_fd, file_name, guard, chosen);
     }
-    if (cacheable && chosen.coding == ContentCoding::identity && cache_->admits(chosen.file.info)) {
+    if (cacheable && chosen.coding == ContentCoding::identity && !chosen.sibling_unsettled &&
+        cache_->admits(chosen.file.info)) {
         const std::string served_path =
             directory.valid() ? root_ + std::string(path) + file_name : root_ + std::string(path);
         remember(*cache_, std::string(path), served_path,
