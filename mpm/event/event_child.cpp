@@ -266,12 +266,6 @@ void EventChild::arm_accept(std::size_t index) {
 
 void EventChild::on_accepted(int fd) {
     ++accepted_;
-    if (draining_ && !work_) {
-        // Accepted in the round the drain finished (the accept completed before it was
-        // cancelled): keep the loop and its deadline sweep running to serve it.
-        work_.emplace(io_.get_executor());
-        housekeeping();
-    }
     UniqueFd socket(fd);
     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
     ::fcntl(fd, F_SETFD, FD_CLOEXEC);
@@ -287,6 +281,11 @@ void EventChild::on_accepted(int fd) {
         // client costs a socket, not a thread.
         if (!park(conn)) {
             close(conn);
+        } else if (draining_ && !work_) {
+            // Accepted in the round the drain finished (the accept completed before it was
+            // cancelled): keep the loop and its deadline sweep running to serve it.
+            work_.emplace(io_.get_executor());
+            housekeeping();
         }
     } catch (const std::exception& e) {
         log_.error("cannot take a connection: {}", e.what());
