@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "handlers/static_file.hpp"
+#include "response_reader.hpp"
 
 namespace trident {
 namespace {
@@ -23,51 +24,9 @@ namespace fs = std::filesystem;
 using http::Method;
 using http::Response;
 using http::Status;
-
-std::string header(const Response& response, std::string_view name) {
-    for (const auto& [field, value] : response.headers) {
-        if (http::iequals(field, name)) {
-            return value;
-        }
-    }
-    return {};
-}
-
-std::size_t header_count(const Response& response, std::string_view name) {
-    std::size_t count = 0;
-    for (const auto& [field, value] : response.headers) {
-        count += http::iequals(field, name) ? 1 : 0;
-    }
-    return count;
-}
-
-std::string read_range(int fd, std::uint64_t offset, std::uint64_t length) {
-    std::string out(length, '\0');
-    const ssize_t n = ::pread(fd, out.data(), out.size(), static_cast<off_t>(offset));
-    EXPECT_EQ(n, static_cast<ssize_t>(length));
-    return out;
-}
-
-/// What the driver would send for this body: bytes, a file range, or pieces.
-std::string body_of(const Response& response) {
-    if (const auto* bytes = std::get_if<std::string>(&response.body)) {
-        return *bytes;
-    }
-    const auto* file = std::get_if<http::FileBody>(&response.body);
-    if (file == nullptr) {
-        return {};
-    }
-    if (file->pieces.empty()) {
-        return read_range(file->fd.get(), file->offset, file->length);
-    }
-    std::string out;
-    for (const http::BodyPiece& piece : file->pieces) {
-        out += piece.bytes;
-        out += read_range(file->fd.get(), piece.file_offset, piece.file_length);
-    }
-    EXPECT_EQ(out.size(), file->length);
-    return out;
-}
+using test::body_of;
+using test::header;
+using test::header_count;
 
 std::string boundary_of(const Response& response) {
     const std::string type = header(response, "Content-Type");

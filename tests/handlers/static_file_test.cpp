@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "response_reader.hpp"
+
 namespace trident {
 namespace {
 
@@ -26,49 +28,17 @@ constexpr std::time_t kHelloMtime = 1000000000;  // Sun, 09 Sep 2001 01:46:40 GM
 constexpr long kHelloMtimeNs = 123456789;
 constexpr std::string_view kHelloLastModified = "Sun, 09 Sep 2001 01:46:40 GMT";
 
-std::string header(const Response& response, std::string_view name) {
-    for (const auto& [field, value] : response.headers) {
-        if (http::iequals(field, name)) {
-            return value;
-        }
-    }
-    return {};
-}
+using test::has_header;
+using test::header;
 
-bool has_header(const Response& response, std::string_view name) {
-    for (const auto& [field, value] : response.headers) {
-        if (http::iequals(field, name)) {
-            return true;
-        }
-    }
-    return false;
-}
-
-std::string read_range(int fd, std::uint64_t offset, std::uint64_t length) {
-    std::string out(length, '\0');
-    const ssize_t n = ::pread(fd, out.data(), out.size(), static_cast<off_t>(offset));
-    EXPECT_EQ(n, static_cast<ssize_t>(length));
-    return out;
-}
-
-/// The bytes a FileBody would send, read with pread as sendfile would: its range, or its
-/// pieces in order.
+/// The bytes of the response's open-file body; a failure when it is not one.
 std::string file_body(const Response& response) {
     const auto* file = std::get_if<http::FileBody>(&response.body);
     if (file == nullptr || !file->fd.valid()) {
         ADD_FAILURE() << "body is not an open file";
         return {};
     }
-    if (file->pieces.empty()) {
-        return read_range(file->fd.get(), file->offset, file->length);
-    }
-    std::string out;
-    for (const http::BodyPiece& piece : file->pieces) {
-        out += piece.bytes;
-        out += read_range(file->fd.get(), piece.file_offset, piece.file_length);
-    }
-    EXPECT_EQ(out.size(), file->length) << "length and pieces disagree";
-    return out;
+    return test::file_body_bytes(*file);
 }
 
 std::size_t open_fd_count() {

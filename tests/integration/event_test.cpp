@@ -172,22 +172,35 @@ private:
     bool connected_ = false;
 };
 
-TEST_F(EventMpmTest, SlowReaderOfALargeResponseHoldsNoWorker) {
-    // 4 MiB: far more than the socket buffers on both ends hold.
+/// Writes <root>/large.bin: 4 MiB, far more than the socket buffers on both ends hold, in
+/// a pattern that shows any byte out of place. Returns its content.
+std::string write_large_file(const Site& site) {
     std::string large(4 << 20, '\0');
     for (std::size_t i = 0; i < large.size(); ++i) {
         large[i] = char('a' + (i * 7 + i / 4096) % 26);
     }
-    write_file(site_.root / "large.bin", large);
+    write_file(site.root / "large.bin", large);
+    return large;
+}
 
+/// One event child with `threads` workers.
+std::unique_ptr<TridentServer> start_one_child(const TempDir& dir, const Site& site, int threads) {
     ServerConfig config;
     config.mpm = "event";
-    config.document_root = site_.root;
+    config.document_root = site.root;
     config.start_servers = 1;
-    config.mpm_extra = "threads_per_child: 1, min_spare_threads: 1, max_spare_threads: 2";
-    server_ = std::make_unique<TridentServer>(dir_.path(), config);
-    ASSERT_TRUE(server_->start());
-    ASSERT_EQ(server_->wait_for_children(1).size(), 1u);
+    config.mpm_extra = "threads_per_child: " + std::to_string(threads) +
+                       ", min_spare_threads: 1, max_spare_threads: " + std::to_string(2 * threads);
+    auto server = std::make_unique<TridentServer>(dir.path(), config);
+    EXPECT_TRUE(server->start());
+    EXPECT_EQ(server->wait_for_children(1).size(), 1u);
+    return server;
+}
+
+TEST_F(EventMpmTest, SlowReaderOfALargeResponseHoldsNoWorker) {
+    const std::string large = write_large_file(site_);
+    server_ = start_one_child(dir_, site_, 1);
+    ASSERT_TRUE(server_->running());
 
     StalledReader stalled(server_->port(), "/large.bin");
     ASSERT_TRUE(stalled.connected());
@@ -212,19 +225,9 @@ TEST_F(EventMpmTest, SlowReaderOfALargeResponseHoldsNoWorker) {
 }
 
 TEST_F(EventMpmTest, GracefulStopFinishesAResponseToASlowReader) {
-    std::string large(4 << 20, '\0');
-    for (std::size_t i = 0; i < large.size(); ++i) {
-        large[i] = char('a' + (i * 13 + i / 1000) % 26);
-    }
-    write_file(site_.root / "large.bin", large);
-    ServerConfig config;
-    config.mpm = "event";
-    config.document_root = site_.root;
-    config.start_servers = 1;
-    config.mpm_extra = "threads_per_child: 2, min_spare_threads: 1, max_spare_threads: 4";
-    server_ = std::make_unique<TridentServer>(dir_.path(), config);
-    ASSERT_TRUE(server_->start());
-    ASSERT_EQ(server_->wait_for_children(1).size(), 1u);
+    const std::string large = write_large_file(site_);
+    server_ = start_one_child(dir_, site_, 2);
+    ASSERT_TRUE(server_->running());
 
     // A first request on the connection, then the large one as the second: the connection
     // has been idle in keep-alive in between, which once made a graceful stop take it for

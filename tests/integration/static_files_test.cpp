@@ -96,7 +96,7 @@ TEST_P(StaticFilesTest, OtherMethodsOnAFileAre405WithAllow) {
         ASSERT_TRUE(response) << method << ": " << last_error_;
         EXPECT_EQ(response->status, 405) << method << "\n" << response->head_text();
         EXPECT_EQ(response->header("Allow"), "GET, HEAD, OPTIONS") << method << "\n"
-                                                          << response->head_text();
+                                                                   << response->head_text();
     }
 }
 
