@@ -110,21 +110,10 @@ ConnectionDriver::ConnectionDriver(int fd, const Router& router, const Config& c
       conn_(router, config),
       phase_(conn_.waiting_for()),
       access_log_(access_log),
-      endpoints_(log::Endpoints::of(fd)),
+      endpoints_(log::Endpoints::of(fd, /*with_local=*/access_log != nullptr)),
       request_start_(Clock::now()) {
     conn_.set_client_address(endpoints_.client);
     start_phase();
-    sockaddr_storage peer{};
-    socklen_t length = sizeof peer;
-    if (::getpeername(fd_, reinterpret_cast<sockaddr*>(&peer), &length) == 0) {
-        if (peer.ss_family == AF_INET) {
-            ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&peer)->sin_addr, client_,
-                        sizeof client_);
-        } else if (peer.ss_family == AF_INET6) {
-            ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&peer)->sin6_addr, client_,
-                        sizeof client_);
-        }
-    }
 }
 
 void ConnectionDriver::report_reading() noexcept {
@@ -154,7 +143,7 @@ void ConnectionDriver::report_response() noexcept {
         append(request->version.minor == 0 ? " HTTP/1.0" : " HTTP/1.1");
     }
     const std::string_view text(line, used);
-    slot_->set_text(client_, text);
+    slot_->set_text(endpoints_.client, text);
 }
 
 ConnectionDriver::~ConnectionDriver() {

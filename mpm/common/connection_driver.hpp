@@ -146,7 +146,6 @@ private:
     bool responded_ = false;  ///< a response went out: a close should linger
     bool expired_ = false;
     WorkerSlot* slot_ = nullptr;  ///< during run(): where to report
-    char client_[48] = {};        ///< the peer's address, for the scoreboard
     log::AccessLog* access_log_;  ///< null: access_log off
     log::Endpoints endpoints_;
     Clock::time_point request_start_;

@@ -165,7 +165,7 @@ ThreadBuffer::~ThreadBuffer() {
     drain();  // a worker thread's exit
 }
 
-Endpoints Endpoints::of(int fd) noexcept {
+Endpoints Endpoints::of(int fd, bool with_local) noexcept {
     Endpoints ends;
     sockaddr_storage address{};
     socklen_t length = sizeof address;
@@ -174,7 +174,7 @@ Endpoints Endpoints::of(int fd) noexcept {
     }
     address = {};
     length = sizeof address;
-    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
+    if (with_local && ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
         numeric_address(address, ends.local, ends.local_port);
     }
     return ends;

@@ -19,9 +19,9 @@ struct Endpoints {
     std::uint16_t client_port = 0;
     std::uint16_t local_port = 0;
 
-    /// getpeername() and getsockname() of a connected socket; fields it cannot learn stay
-    /// empty.
-    static Endpoints of(int fd) noexcept;
+    /// getpeername() and, `with_local`, getsockname() of a connected socket (the local end
+    /// is for the access log only); fields it cannot learn stay empty.
+    static Endpoints of(int fd, bool with_local = true) noexcept;
 };
 
 struct AccessRecord {
