@@ -387,6 +387,7 @@ ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stoppin
     slot_ = slot;
     try {
         bool after_response = false;  ///< the last step wrote a response
+        bool tried_early = false;     ///< the first request was looked for before any poll
         if (resumed_) {
             // continue_write() finished a response off this thread: count it here.
             resumed_ = false;
@@ -446,6 +447,20 @@ ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stoppin
                 return Outcome::parked;
             }
             after_response = false;
+            if (!parks && phase_ == http::Wait::first_request && !tried_early) {
+                // A fresh connection's request has usually arrived by the time it is
+                // accepted: read first, and poll only when nothing is there.
+                tried_early = true;
+                const Received got = receive();
+                if (got == Received::broken) {
+                    responded_ = false;
+                    break;
+                }
+                if (got == Received::data) {
+                    action = advance(stopping);
+                    continue;
+                }
+            }
             if (!parks) {
                 const Ready ready = wait_ready(fd_, POLLIN, deadline_, idle ? &stopping : nullptr);
                 if (ready == Ready::stopped || ready == Ready::failed) {
