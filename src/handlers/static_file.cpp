@@ -392,7 +392,7 @@ StaticFileHandler::StaticFileHandler(std::filesystem::path document_root,
 }
 
 std::optional<Response> StaticFileHandler::serve_from_cache(const http::Request& request) const {
-    const std::shared_ptr<const FileCache::Entry> entry = cache_->find(std::string(request.path));
+    const std::shared_ptr<const FileCache::Entry> entry = cache_->find(request.path);
     if (!entry) {
         return std::nullopt;
     }
