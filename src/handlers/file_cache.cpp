@@ -22,6 +22,12 @@ bool unchanged(const std::string& path, const struct stat& recorded) noexcept {
     return ::stat(path.c_str(), &now) == 0 && FileCache::same_file(recorded, now);
 }
 
+std::int64_t steady_nanoseconds() noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
 }  // namespace
 
 bool FileCache::same_file(const struct stat& a, const struct stat& b) noexcept {
@@ -32,22 +38,36 @@ bool FileCache::same_file(const struct stat& a, const struct stat& b) noexcept {
            a.st_ctim.tv_nsec == b.st_ctim.tv_nsec;
 }
 
-std::shared_ptr<const FileCache::Entry> FileCache::find(const std::string& key) const {
-    std::shared_ptr<const Entry> entry;
+std::shared_ptr<const FileCache::Entry> FileCache::find(const std::string& key,
+                                                        bool check_directory) {
+    std::shared_ptr<Kept> kept;
     {
         std::lock_guard lock(mutex_);
         const auto found = entries_.find(key);
         if (found == entries_.end()) {
             return nullptr;
         }
-        entry = found->second;
+        kept = found->second;
     }
-    // Checked outside the lock: two system calls must not serialise the other threads.
-    if (!unchanged(entry->file_path, entry->file_info) ||
-        !unchanged(entry->dir_path, entry->dir_info)) {
+    // Checked outside the lock: system calls must not serialise the other threads.
+    const std::int64_t now = steady_nanoseconds();
+    const bool directory =
+        check_directory || now - kept->directory_checked.load(std::memory_order_relaxed) >=
+                               std::chrono::nanoseconds(limits_.directory_recheck).count();
+    if (!unchanged(kept->entry.file_path, kept->entry.file_info) ||
+        (directory && !unchanged(kept->entry.dir_path, kept->entry.dir_info))) {
+        std::lock_guard lock(mutex_);
+        if (const auto found = entries_.find(key);
+            found != entries_.end() && found->second == kept) {
+            total_ -= kept->entry.content.size();
+            entries_.erase(found);
+        }
         return nullptr;
     }
-    return entry;
+    if (directory) {
+        kept->directory_checked.store(now, std::memory_order_relaxed);
+    }
+    return {kept, &kept->entry};
 }
 
 bool FileCache::store(const std::string& key, Entry entry, int fd, std::time_t now) {
@@ -79,18 +99,18 @@ bool FileCache::store(const std::string& key, Entry entry, int fd, std::time_t n
         return false;
     }
 
-    auto kept = std::make_shared<const Entry>(std::move(entry));
+    auto kept = std::make_shared<Kept>(std::move(entry), steady_nanoseconds());
     std::lock_guard lock(mutex_);
     if (const auto old = entries_.find(key); old != entries_.end()) {
-        total_ -= old->second->content.size();
+        total_ -= old->second->entry.content.size();
         entries_.erase(old);
     }
     // Full: make room by dropping arbitrary entries. A site with more small files than the
     // cache holds keeps working, only with some of them read from disk again.
-    const std::size_t bytes = kept->content.size();
+    const std::size_t bytes = kept->entry.content.size();
     while (!entries_.empty() &&
            (entries_.size() >= limits_.max_entries || total_ + bytes > limits_.max_total)) {
-        total_ -= entries_.begin()->second->content.size();
+        total_ -= entries_.begin()->second->entry.content.size();
         entries_.erase(entries_.begin());
     }
     if (entries_.size() >= limits_.max_entries || total_ + bytes > limits_.max_total) {

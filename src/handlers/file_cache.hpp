@@ -9,12 +9,17 @@
 // file moves its ctime, a replacement its inode; adding or removing a file in the
 // directory (a new index, a new ".gz" sibling) moves the directory's times. So a hit
 // costs two stat calls instead of opening, checking and closing the directory, the file
-// and its siblings, and it never serves stale content. Files or directories changed in the
+// and its siblings, and it never serves stale content. When the directory cannot change
+// the body (a file named by its path, for a client that takes no coding), the file's stat
+// alone decides, and the directory is looked at once a second: a new sibling's Vary header
+// is then up to a second late for such clients. Files or directories changed in the
 // last two seconds are not kept at all: file times tick coarsely, and two same-size
 // writes within one tick would otherwise look alike (git's "racy clean" rule).
 
 #include <sys/stat.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <ctime>
@@ -32,6 +37,9 @@ public:
         std::size_t max_entries = 1024;
         std::uint64_t max_file_size = 64 * 1024;  ///< larger files are always sent from disk
         std::uint64_t max_total = 16 * 1024 * 1024;
+        /// How long a hit may go without checking the directory when the caller says its
+        /// listing cannot change the answer: how late Vary may follow a new sibling.
+        std::chrono::milliseconds directory_recheck{1000};
     };
 
     /// One resolved request path.
@@ -57,9 +65,13 @@ public:
         return S_ISREG(info.st_mode) && std::uint64_t(info.st_size) <= limits_.max_file_size;
     }
 
-    /// The entry for `key` if its file and directory are, by a fresh stat of each, the
-    /// very ones it was made from, unchanged; nullptr otherwise.
-    std::shared_ptr<const Entry> find(const std::string& key) const;
+    /// The entry for `key` if its file and its directory are, by a fresh stat of each, the
+    /// very ones it was made from, unchanged; nullptr otherwise, and a changed entry is
+    /// dropped. Without `check_directory` (the caller knows the listing cannot change the
+    /// body: the path named a file, not a directory's index, and the client takes no
+    /// content coding a sibling could offer) the directory is checked only once per
+    /// `directory_recheck`.
+    std::shared_ptr<const Entry> find(const std::string& key, bool check_directory = true);
 
     /// Reads the open regular file `fd` into `entry` (whose paths and stats the caller
     /// filled in) and keeps it under `key`. Returns whether it is kept: not when the file
@@ -73,9 +85,15 @@ public:
     static bool same_file(const struct stat& a, const struct stat& b) noexcept;
 
 private:
+    struct Kept {
+        explicit Kept(Entry e, std::int64_t now) : entry(std::move(e)), directory_checked(now) {}
+        Entry entry;
+        std::atomic<std::int64_t> directory_checked;  ///< steady clock, nanoseconds
+    };
+
     Limits limits_;
     mutable std::mutex mutex_;
-    std::unordered_map<std::string, std::shared_ptr<const Entry>> entries_;
+    std::unordered_map<std::string, std::shared_ptr<Kept>> entries_;
     std::uint64_t total_ = 0;  ///< bytes of content held
 };
 

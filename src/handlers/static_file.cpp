@@ -392,7 +392,18 @@ StaticFileHandler::StaticFileHandler(std::filesystem::path document_root,
 }
 
 std::optional<Response> StaticFileHandler::serve_from_cache(const http::Request& request) const {
-    const std::shared_ptr<const FileCache::Entry> entry = cache_->find(request.path);
+    bool present = false;
+    const std::string accept = accept_encoding(request, present);
+    // Whether a ".br" or ".gz" sibling, had one appeared since, would be sent instead.
+    const bool negotiates =
+        options_.precompressed &&
+        choose_content_coding(accept, present, true, true) != ContentCoding::identity;
+    // The directory's listing picks the index file and the siblings. When neither can
+    // change this answer, the file's own stat is enough: a sibling added since would only
+    // have added Vary (RFC 9110 §12.5.5), and this client would get these bytes anyway.
+    const bool check_directory = request.path.ends_with('/') || negotiates;
+    const std::shared_ptr<const FileCache::Entry> entry =
+        cache_->find(request.path, check_directory);
     if (!entry) {
         return std::nullopt;
     }
@@ -401,13 +412,10 @@ std::optional<Response> StaticFileHandler::serve_from_cache(const http::Request&
     chosen.content_type = entry->content_type;
     chosen.varies = entry->varies;
     chosen.content = &entry->content;
-    if (entry->varies) {
-        bool present = false;
-        const std::string accept = accept_encoding(request, present);
-        if (choose_content_coding(accept, present, entry->has_br, entry->has_gzip) !=
+    if (entry->varies && negotiates &&
+        choose_content_coding(accept, present, entry->has_br, entry->has_gzip) !=
             ContentCoding::identity) {
-            return std::nullopt;  // an encoded sibling is wanted: the ordinary path sends it
-        }
+        return std::nullopt;  // an encoded sibling is wanted: the ordinary path sends it
     }
     return serve_file(request, std::move(chosen));  // `entry` outlives the copy made there
 }

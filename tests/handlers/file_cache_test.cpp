@@ -111,6 +111,34 @@ TEST_F(FileCacheTest, ANewFileInTheDirectoryMisses) {
     EXPECT_EQ(cache.find("/"), nullptr);
 }
 
+TEST_F(FileCacheTest, ADirectoryTheAnswerDoesNotDependOnIsCheckedOncePerInterval) {
+    const std::string path = write("a.html", "<p>hello</p>");
+    FileCache::Limits limits;
+    limits.directory_recheck = std::chrono::milliseconds(200);
+    FileCache cache(limits);
+    ASSERT_TRUE(store(cache, "/a.html", path));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    write("a.html.gz", "zz");  // only the directory changes
+    // A client that takes no coding gets the same bytes either way: the file's stat decides.
+    EXPECT_NE(cache.find("/a.html", false), nullptr);
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    // Once the interval passed, the directory is looked at again, and the entry goes.
+    EXPECT_EQ(cache.find("/a.html", false), nullptr);
+    EXPECT_EQ(cache.size(), 0u);
+}
+
+TEST_F(FileCacheTest, AMissForAChangedDirectoryDropsTheEntry) {
+    const std::string path = write("a.html", "<p>hello</p>");
+    FileCache cache;
+    ASSERT_TRUE(store(cache, "/a.html", path));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    write("a.html.br", "zz");
+    EXPECT_EQ(cache.find("/a.html", true), nullptr);  // a client that takes br would miss it
+    // ... and so the next client that takes no coding resolves the name afresh, with Vary.
+    EXPECT_EQ(cache.find("/a.html", false), nullptr);
+    EXPECT_EQ(cache.size(), 0u);
+}
+
 TEST_F(FileCacheTest, ADeletedFileMisses) {
     const std::string path = write("a.html", "<p>hello</p>");
     FileCache cache;

@@ -39,7 +39,8 @@ TEST_P(FileCacheTest, ChangesAreSeenByTheNextRequest) {
     ASSERT_TRUE(response) << last_error_;
     EXPECT_EQ(response->body, "<p>version C, longer</p>");
 
-    // A sibling appears: gzip-accepting clients get it, and everyone gets Vary.
+    // A sibling appears: gzip-accepting clients get it, and everyone gets Vary (the cache
+    // drops the entry the gzip request found out of date).
     write_file(site_.root / "cached.html.gz", "not really gzip");
     response = get("/cached.html", "Accept-Encoding: gzip\r\n");
     ASSERT_TRUE(response) << last_error_;
