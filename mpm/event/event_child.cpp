@@ -4,7 +4,10 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <array>
 #include <boost/asio/executor_work_guard.hpp>
@@ -13,10 +16,13 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <cerrno>
 #include <cstdlib>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <system_error>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -25,7 +31,6 @@
 
 #include "common/connection_driver.hpp"
 #include "common/threaded_child.hpp"
-#include "common/work_queue.hpp"
 #include "log/access_log.hpp"
 #include "trident/http/response.hpp"
 #include "trident/scoreboard.hpp"
@@ -41,32 +46,53 @@ constexpr auto kLingerTime = std::chrono::seconds(2);
 // How often the listener expires waits whose deadline passed, looks at the stop flag and
 // at whether accepting may resume: the resolution of every timeout of a parked connection.
 constexpr auto kHousekeeping = std::chrono::milliseconds(100);
+// The parked set's key for the hand-over queue's eventfd. A connection's key is its
+// descriptor in the high half, so it never has all bits set.
+constexpr std::uint64_t kHandOverKey = ~std::uint64_t{0};
 
-/// A connection and the listener thread's means of waiting on it. Registered with the
-/// listener thread, lent to one worker at a time through the queue. A worker parks it
-/// again itself (registering the read with the reactor needs no listener round trip), so
-/// the parked state is guarded by `mutex` against the listener's expiry sweep.
+[[noreturn]] void throw_errno(const char* what) {
+    throw std::system_error(errno, std::generic_category(), what);
+}
+
+/// A connection and the child's means of waiting on it. Registered with the listener
+/// thread, which keeps its deadline; served by one worker at a time.
+///
+/// While it waits for the client's next request it sits in the child's parked set (an
+/// epoll instance, armed one-shot), where an idle worker picks it up. While the listener
+/// finishes a write or drains a lingering close, it is watched by the listener's io_context
+/// instead, never by both at once: an edge on a descriptor the reactor watches wakes the
+/// listener even with no operation pending.
 struct EventConnection {
     /// Takes the socket from `fd` as the driver is built (which cannot fail), so the socket
-    /// has exactly one owner whether or not registering it with epoll throws afterwards.
+    /// has exactly one owner whatever throws afterwards.
     EventConnection(asio::io_context& io, UniqueFd& fd, const Router& router, const Config& config,
                     log::AccessLog* access_log)
-        : driver(fd.release(), router, config, access_log), stream(io) {
-        stream.assign(driver.fd());
+        : driver(fd.release(), router, config, access_log), stream(io) {}
+    ~EventConnection() { unwatch(); }
+
+    /// Listener thread: lets the io_context wait on the socket.
+    void watch() {
+        if (!stream.is_open()) {
+            stream.assign(driver.fd());
+        }
     }
-    ~EventConnection() {
-        // Deregister from epoll before the driver closes the socket, so a reused descriptor
-        // number can never be mistaken for this one.
-        error_code ignored;
-        stream.cancel(ignored);
-        stream.release();
+    /// Listener thread (or the last owner): the io_context stops watching the socket.
+    /// Deregistering before the driver closes it means a reused descriptor number can never
+    /// be mistaken for this one.
+    void unwatch() noexcept {
+        if (stream.is_open()) {
+            error_code ignored;
+            stream.cancel(ignored);
+            stream.release();
+        }
     }
 
     ConnectionDriver driver;  // first: destroyed last, closing the socket
     asio::posix::stream_descriptor stream;
-    std::mutex mutex;  ///< guards the wait: wait_id, waiting, deadline, and starting a read
-    std::uint64_t wait_id = 0;  ///< names the current wait; completions of older ones are stale
-    bool waiting = false;       ///< a read is registered with the reactor for this wait
+    std::mutex mutex;           ///< guards the wait: wait_id, waiting, deadline, armed
+    std::uint32_t wait_id = 0;  ///< names the current wait; events of older ones are stale
+    bool waiting = false;       ///< a wait (parked set or io_context) is in place
+    bool armed = false;         ///< registered with the parked set (perhaps disarmed since)
     ConnectionDriver::Clock::time_point deadline;  ///< when the wait ends without data
     bool lingering = false;                        ///< listener thread only
     bool writing = false;  ///< listener thread only: finishing a response to a slow reader
@@ -80,6 +106,64 @@ bool writable_now(int fd) noexcept {
     return ::poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLOUT) != 0;
 }
 
+/// Connections the listener gives to a worker: a partial request to answer with 408, or
+/// one whose response the listener finished writing. Also carries the workers' stop. Its
+/// eventfd sits in the parked set, level-triggered, so a waiting worker wakes for either.
+class HandOver {
+public:
+    HandOver() : event_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+        if (event_.get() < 0) {
+            throw_errno("eventfd");
+        }
+    }
+    int fd() const noexcept { return event_.get(); }
+
+    void push(ConnectionPtr conn) {
+        std::lock_guard lock(mutex_);
+        items_.push_back(std::move(conn));
+        signal();
+    }
+    /// Every worker sees it: the eventfd stays readable from now on.
+    void close() {
+        std::lock_guard lock(mutex_);
+        closed_ = true;
+        signal();
+    }
+    /// Nothing: closed. A null pointer: another worker took what there was.
+    std::optional<ConnectionPtr> pop() {
+        std::lock_guard lock(mutex_);
+        if (closed_) {
+            return std::nullopt;
+        }
+        if (items_.empty()) {
+            return ConnectionPtr{};
+        }
+        ConnectionPtr conn = std::move(items_.front());
+        items_.pop_front();
+        if (items_.empty()) {
+            std::uint64_t count = 0;  // under the lock: a push after this signals afresh
+            [[maybe_unused]] const ssize_t n = ::read(event_.get(), &count, sizeof count);
+            signalled_ = false;
+        }
+        return conn;
+    }
+
+private:
+    void signal() noexcept {
+        if (!signalled_) {
+            const std::uint64_t one = 1;
+            [[maybe_unused]] const ssize_t n = ::write(event_.get(), &one, sizeof one);
+            signalled_ = true;
+        }
+    }
+
+    UniqueFd event_;
+    std::mutex mutex_;
+    std::deque<ConnectionPtr> items_;
+    bool signalled_ = false;
+    bool closed_ = false;
+};
+
 class EventChild {
 public:
     EventChild(const MpmContext& context, const EventChildSettings& settings,
@@ -88,7 +172,18 @@ public:
           settings_(settings),
           stopping_(stopping),
           log_(log),
-          housekeeping_(io_) {}
+          parked_(::epoll_create1(EPOLL_CLOEXEC)),
+          housekeeping_(io_) {
+        if (parked_.get() < 0) {
+            throw_errno("epoll_create1");
+        }
+        epoll_event ev{};
+        ev.events = EPOLLIN;  // level-triggered: every waiting worker sees a stop
+        ev.data.u64 = kHandOverKey;
+        if (::epoll_ctl(parked_.get(), EPOLL_CTL_ADD, hand_over_.fd(), &ev) != 0) {
+            throw_errno("epoll_ctl");
+        }
+    }
 
     int run();
 
@@ -100,11 +195,15 @@ private:
     void on_accepted(int fd);
 
     // Waiting for the client without a thread.
-    /// Registers a read for the next request; any thread that holds the connection. False
-    /// when a graceful stop means the idle connection should close instead.
+    /// Puts the connection in the parked set until its next request arrives; any thread
+    /// that holds the connection. False when a graceful stop means the idle connection
+    /// should close instead.
     bool park(const ConnectionPtr& conn);
-    void on_read(const ConnectionPtr& conn, std::uint64_t id, const error_code& ec,
-                 std::size_t bytes);
+    /// (Re)arms the connection's one-shot entry in the parked set under a fresh wait id;
+    /// the caller holds the connection's mutex.
+    void arm(EventConnection& conn, std::uint32_t events);
+    /// Takes a connection out of the parked set (it is no longer waiting); under its mutex.
+    void disarm(EventConnection& conn) noexcept;
     /// Listener thread: ends the waits whose deadline passed.
     void expire_waits();
     /// Keeps the process's keep-alive gauge; called under the connection's mutex.
@@ -113,15 +212,20 @@ private:
     /// Write completion: waits for room in the socket and sends the rest of a response that
     /// a worker could not, without a thread.
     void await_writable(const ConnectionPtr& conn);
-    void on_writable(const ConnectionPtr& conn, std::uint64_t id, const error_code& ec);
+    void on_writable(const ConnectionPtr& conn, std::uint32_t id, const error_code& ec);
     void write_more(const ConnectionPtr& conn);
     void end_writing(const ConnectionPtr& conn);
     void close(const ConnectionPtr& conn);
 
-    // Handing over to and back from the workers.
-    void dispatch(const ConnectionPtr& conn);
-    void on_worker_done(const ConnectionPtr& conn, ConnectionDriver::Outcome outcome);
+    // The workers' side.
     void worker_loop(WorkerSlot& worker);
+    /// The connection a parked-set event names, if that wait is still current; it is the
+    /// caller's to serve from then on.
+    ConnectionPtr claim(std::uint64_t key);
+    void serve(WorkerSlot& worker, ConnectionPtr conn);
+    /// Listener thread: gives a connection it holds to a worker.
+    void hand_over(const ConnectionPtr& conn);
+    void on_worker_done(const ConnectionPtr& conn, ConnectionDriver::Outcome outcome);
 
     void housekeeping();
     void begin_drain();
@@ -136,6 +240,18 @@ private:
     spdlog::logger& log_;
 
     asio::io_context io_;  // first: outlives every descriptor and timer bound to it
+    HandOver hand_over_;
+    /// The parked set: connections waiting for their next request. Idle workers wait on it
+    /// themselves, so a request that arrives on a parked connection is served by the first
+    /// free worker with no hand-off through the listener: on a busy core, a worker goes from
+    /// one ready connection to the next without a context switch.
+    UniqueFd parked_;
+    std::atomic<std::uint32_t> next_wait_id_{0};
+    std::atomic<std::size_t> idle_workers_{0};  ///< workers waiting on the parked set
+    /// Lets a worker find the connection a parked-set event names, by descriptor.
+    std::mutex registry_mutex_;
+    std::vector<ConnectionPtr> by_fd_;
+
     asio::steady_timer housekeeping_;
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
     std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> acceptors_;
@@ -148,9 +264,6 @@ private:
     bool draining_ = false;
     std::atomic<bool> drain_flag_{false};  ///< what workers see: finish up, keep nothing open
     std::array<char, 4096> scratch_{};     ///< lingering reads land here, all on this thread
-    WorkQueue<ConnectionPtr> queue_;
-    std::vector<ConnectionPtr> ready_;  ///< dispatched this round, not yet queued
-    bool hand_over_posted_ = false;
     std::vector<std::thread> workers_;
 };
 
@@ -174,7 +287,7 @@ int EventChild::run() {
         }
     } catch (const std::exception& e) {
         log_.error("event child cannot start: {}", e.what());
-        queue_.close();
+        hand_over_.close();
         for (std::thread& worker : workers_) {
             worker.join();
         }
@@ -186,8 +299,13 @@ int EventChild::run() {
 
     // Accepting needs an idle worker (Apache's rule), so start once the workers are ready;
     // otherwise nothing would arm the acceptors until the first housekeeping tick.
-    if (!queue_.wait_for_idle_workers(settings_.threads, std::chrono::seconds(5))) {
-        log_.warn("event child: worker threads slow to start; accepting anyway");
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (idle_workers_.load() < settings_.threads) {
+        if (std::chrono::steady_clock::now() >= give_up) {
+            log_.warn("event child: worker threads slow to start; accepting anyway");
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     work_.emplace(io_.get_executor());
     housekeeping();
@@ -203,7 +321,7 @@ int EventChild::run() {
         context_.access_log->flush();  // lines of responses the listener finished writing
     }
 
-    queue_.close();
+    hand_over_.close();
     for (std::thread& worker : workers_) {
         worker.join();
     }
@@ -222,7 +340,7 @@ bool EventChild::accept_allowed() const {
     // Apache event's rule: a child takes new connections only while it has an idle worker
     // and fewer than threads_per_child + idle × async_request_worker_factor connections
     // (lingering ones excepted), so a busy child leaves new clients to the others.
-    const std::size_t idle = queue_.idle_workers();
+    const std::size_t idle = idle_workers_.load(std::memory_order_relaxed);
     const std::size_t active = connections_.size() - lingering_;
     return idle > 0 && active < settings_.threads + idle * settings_.async_factor;
 }
@@ -277,8 +395,15 @@ void EventChild::on_accepted(int fd) {
                                                  context_.access_log);
         connections_.emplace(conn.get(), conn);
         process_slot().add_connections(ConnectionGauge::total, 1);
-        // A new connection waits for its first request here, holding no worker: a slow
-        // client costs a socket, not a thread.
+        {
+            std::lock_guard lock(registry_mutex_);
+            if (std::size_t(fd) >= by_fd_.size()) {
+                by_fd_.resize(std::max<std::size_t>(std::size_t(fd) + 1, by_fd_.size() * 2));
+            }
+            by_fd_[std::size_t(fd)] = conn;
+        }
+        // A new connection waits for its first request in the parked set, holding no
+        // worker: a slow client costs a socket, not a thread.
         if (!park(conn)) {
             close(conn);
         } else if (draining_ && !work_) {
@@ -306,44 +431,43 @@ bool EventChild::park(const ConnectionPtr& conn) {
     if (drain_flag_.load(std::memory_order_relaxed) && conn->driver.idle_keep_alive()) {
         return false;  // a graceful stop lets idle keep-alive connections go
     }
-    const std::uint64_t id = ++conn->wait_id;
+    // Level-triggered: bytes that came before the entry was armed raise the event at once.
+    arm(*conn, EPOLLIN);
     conn->waiting = true;
     conn->deadline = conn->driver.deadline();
     if (conn->driver.idle_keep_alive()) {
         count_keep_alive(*conn, true);  // mod_status's ConnsAsyncKeepAlive
     }
-    // async_read_some, not async_wait: the reactor is edge-triggered, and only a read is
-    // tried at once when data may already be there (an edge nobody was waiting for).
-    const std::span<char> space = conn->driver.read_buffer();
-    conn->stream.async_read_some(asio::buffer(space.data(), space.size()),
-                                 [this, conn, id](const error_code& ec, std::size_t bytes) {
-                                     on_read(conn, id, ec, bytes);
-                                 });
     return true;
+}
+
+void EventChild::arm(EventConnection& conn, std::uint32_t events) {
+    const std::uint32_t id = next_wait_id_.fetch_add(1, std::memory_order_relaxed) + 1;
+    epoll_event ev{};
+    // One-shot: the entry is disarmed as it wakes one worker, so no other worker can take
+    // the connection until the next arm().
+    ev.events = events | EPOLLONESHOT;
+    ev.data.u64 = std::uint64_t(std::uint32_t(conn.driver.fd())) << 32 | id;
+    if (::epoll_ctl(parked_.get(), conn.armed ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, conn.driver.fd(),
+                    &ev) != 0) {
+        throw_errno("epoll_ctl");
+    }
+    conn.armed = true;
+    conn.wait_id = id;
+}
+
+void EventChild::disarm(EventConnection& conn) noexcept {
+    if (conn.armed) {
+        epoll_event ev{};
+        ::epoll_ctl(parked_.get(), EPOLL_CTL_DEL, conn.driver.fd(), &ev);
+        conn.armed = false;
+    }
 }
 
 void EventChild::count_keep_alive(EventConnection& conn, bool idle) noexcept {
     if (conn.counted_keep_alive != idle) {
         conn.counted_keep_alive = idle;
         process_slot().add_connections(ConnectionGauge::keep_alive, idle ? 1 : -1);
-    }
-}
-
-void EventChild::on_read(const ConnectionPtr& conn, std::uint64_t id, const error_code& ec,
-                         std::size_t bytes) {
-    {
-        std::lock_guard lock(conn->mutex);
-        if (id != conn->wait_id || !conn->waiting) {
-            return;  // stale: the wait ended another way
-        }
-        conn->waiting = false;
-        count_keep_alive(*conn, false);
-    }
-    if (!ec && bytes > 0) {
-        conn->driver.received(bytes);
-        dispatch(conn);
-    } else {
-        close(conn);  // end of stream or an error while waiting for a request: nothing to answer
     }
 }
 
@@ -366,8 +490,9 @@ void EventChild::expire_waits() {
         if (conn->waiting && conn->deadline <= now) {
             conn->waiting = false;
             count_keep_alive(*conn, false);
-            // After cancel() returns, the read can no longer touch the buffer; its handler
-            // sees the wait ended and does nothing.
+            // After this, an event of the parked set for this wait is stale, and after
+            // cancel() returns a read of the io_context can no longer touch the buffer.
+            disarm(*conn);
             error_code ignored;
             conn->stream.cancel(ignored);
             expired.push_back(conn);
@@ -383,22 +508,23 @@ void EventChild::expire_waits() {
             close(conn);
         } else {
             conn->driver.expire();  // part of a request arrived: a worker answers 408
-            dispatch(conn);
+            hand_over(conn);
         }
     }
 }
 
 void EventChild::linger(const ConnectionPtr& conn) {
+    conn->watch();
     std::lock_guard lock(conn->mutex);
     if (!conn->lingering) {
         conn->lingering = true;
         ++lingering_;
         process_slot().add_connections(ConnectionGauge::lingering, 1);
-        ++conn->wait_id;
+        conn->wait_id = next_wait_id_.fetch_add(1, std::memory_order_relaxed) + 1;
         conn->waiting = true;
         conn->deadline = ConnectionDriver::Clock::now() + kLingerTime;
     }
-    const std::uint64_t id = conn->wait_id;
+    const std::uint32_t id = conn->wait_id;
     conn->stream.async_read_some(asio::buffer(scratch_),
                                  [this, conn, id](const error_code& ec, std::size_t) {
                                      {
@@ -420,8 +546,10 @@ void EventChild::await_writable(const ConnectionPtr& conn) {
         conn->writing = true;
         process_slot().add_connections(ConnectionGauge::writing, 1);
     }
+    conn->watch();
     std::lock_guard lock(conn->mutex);
-    const std::uint64_t id = ++conn->wait_id;
+    const std::uint32_t id = next_wait_id_.fetch_add(1, std::memory_order_relaxed) + 1;
+    conn->wait_id = id;
     conn->waiting = true;
     conn->deadline = conn->driver.write_deadline();
     // The socket was full a moment ago and the kernel still holds unsent bytes, so the
@@ -430,7 +558,7 @@ void EventChild::await_writable(const ConnectionPtr& conn) {
                             [this, conn, id](const error_code& ec) { on_writable(conn, id, ec); });
 }
 
-void EventChild::on_writable(const ConnectionPtr& conn, std::uint64_t id, const error_code& ec) {
+void EventChild::on_writable(const ConnectionPtr& conn, std::uint32_t id, const error_code& ec) {
     {
         std::lock_guard lock(conn->mutex);
         if (id != conn->wait_id || !conn->waiting) {
@@ -452,7 +580,7 @@ void EventChild::write_more(const ConnectionPtr& conn) {
             break;
         case ConnectionDriver::WriteStep::done:
             end_writing(conn);
-            dispatch(conn);  // a worker goes on: the next request may need a handler
+            hand_over(conn);  // a worker goes on: the next request may need a handler
             break;
         case ConnectionDriver::WriteStep::failed:  // already logged as aborted by the driver
             end_writing(conn);
@@ -473,6 +601,7 @@ void EventChild::close(const ConnectionPtr& conn) {
         std::lock_guard lock(conn->mutex);
         conn->waiting = false;
         count_keep_alive(*conn, false);
+        disarm(*conn);
         error_code ignored;
         conn->stream.cancel(ignored);
     }
@@ -484,6 +613,13 @@ void EventChild::close(const ConnectionPtr& conn) {
         conn->lingering = false;
         --lingering_;
         process_slot().add_connections(ConnectionGauge::lingering, -1);
+    }
+    {
+        std::lock_guard lock(registry_mutex_);
+        const auto fd = std::size_t(conn->driver.fd());
+        if (fd < by_fd_.size() && by_fd_[fd] == conn) {
+            by_fd_[fd].reset();
+        }
     }
     if (connections_.erase(conn.get()) > 0) {  // destroyed once the cancelled handlers let go
         process_slot().add_connections(ConnectionGauge::total, -1);
@@ -499,46 +635,81 @@ void EventChild::finish_if_drained() {
     }
 }
 
-void EventChild::dispatch(const ConnectionPtr& conn) {
-    // Collected for the whole round of ready events: handing them over one by one would
-    // let each woken worker preempt this thread (on a busy core), two context switches a
-    // request instead of a few a round.
-    ready_.push_back(conn);
-    if (!hand_over_posted_) {
-        hand_over_posted_ = true;
-        asio::post(io_, [this] {
-            hand_over_posted_ = false;
-            queue_.push_all(ready_);
-        });
-    }
+void EventChild::hand_over(const ConnectionPtr& conn) {
+    conn->unwatch();  // the worker's next wait is in the parked set
+    hand_over_.push(conn);
 }
 
 void EventChild::worker_loop(WorkerSlot& worker) {
     worker.set_state(WorkerState::waiting);
-    while (std::optional<ConnectionPtr> conn = queue_.pop()) {
-        try {
-            const auto outcome = (*conn)->driver.run(drain_flag_, true, &worker);
-            worker.set_state(WorkerState::waiting);
-            // Parking is this thread's job: the common case of a keep-alive connection
-            // waiting for its next request costs the listener no wake-up. Ending a
-            // connection changes the listener's books, so that goes through it.
-            if (outcome == ConnectionDriver::Outcome::parked && park(*conn)) {
-                if (accept_blocked_.load(std::memory_order_relaxed)) {
-                    asio::post(io_, [this] { resume_accepting(); });  // a worker is free again
-                }
-                continue;
+    for (;;) {
+        epoll_event ev{};
+        idle_workers_.fetch_add(1, std::memory_order_relaxed);
+        const int n = ::epoll_wait(parked_.get(), &ev, 1, -1);
+        idle_workers_.fetch_sub(1, std::memory_order_relaxed);
+        if (n != 1) {
+            continue;  // EINTR; nothing else can fail on a valid epoll descriptor
+        }
+        ConnectionPtr conn;
+        if (ev.data.u64 == kHandOverKey) {
+            std::optional<ConnectionPtr> given = hand_over_.pop();
+            if (!given) {
+                break;  // the child is done
             }
-            asio::post(io_,
-                       [this, conn = std::move(*conn), outcome] { on_worker_done(conn, outcome); });
-        } catch (const std::exception& e) {
-            // Out of memory registering a wait or handing the connection back: it can no
-            // longer be tracked, so this child cannot drain cleanly. Exit at once; the
-            // master logs it and starts a replacement.
-            log_.error("event worker: {}; the child exits", e.what());
-            std::_Exit(1);
+            conn = std::move(*given);
+        } else {
+            conn = claim(ev.data.u64);
+        }
+        if (conn) {
+            serve(worker, std::move(conn));
         }
     }
     worker.set_state(WorkerState::graceful);
+}
+
+ConnectionPtr EventChild::claim(std::uint64_t key) {
+    const auto fd = std::size_t(key >> 32);
+    ConnectionPtr conn;
+    {
+        std::lock_guard lock(registry_mutex_);
+        if (fd < by_fd_.size()) {
+            conn = by_fd_[fd];
+        }
+    }
+    if (!conn) {
+        return conn;  // closed since: the event is stale
+    }
+    std::lock_guard lock(conn->mutex);
+    // A wait the sweep expired, or one whose descriptor number a newer connection took.
+    if (!conn->waiting || conn->wait_id != std::uint32_t(key)) {
+        return nullptr;
+    }
+    conn->waiting = false;
+    count_keep_alive(*conn, false);
+    return conn;
+}
+
+void EventChild::serve(WorkerSlot& worker, ConnectionPtr conn) {
+    try {
+        const auto outcome = conn->driver.run(drain_flag_, true, &worker);
+        worker.set_state(WorkerState::waiting);
+        // Parking is this thread's job: the common case of a keep-alive connection waiting
+        // for its next request costs the listener no wake-up. Ending a connection changes
+        // the listener's books, so that goes through it.
+        if (outcome == ConnectionDriver::Outcome::parked && park(conn)) {
+            if (accept_blocked_.load(std::memory_order_relaxed)) {
+                asio::post(io_, [this] { resume_accepting(); });  // a worker is free again
+            }
+            return;
+        }
+        asio::post(io_, [this, conn = std::move(conn), outcome] { on_worker_done(conn, outcome); });
+    } catch (const std::exception& e) {
+        // Out of memory arming a wait or handing the connection back: it can no longer be
+        // tracked, so this child cannot drain cleanly. Exit at once; the master logs it and
+        // starts a replacement.
+        log_.error("event worker: {}; the child exits", e.what());
+        std::_Exit(1);
+    }
 }
 
 void EventChild::on_worker_done(const ConnectionPtr& conn, ConnectionDriver::Outcome outcome) {
@@ -592,6 +763,10 @@ void EventChild::begin_drain() {
         std::lock_guard lock(conn->mutex);
         // Not one finishing a response: it waits for room, not for a request.
         if (conn->waiting && !conn->lingering && !conn->writing && conn->driver.idle_keep_alive()) {
+            // Taken under the lock, so no worker can claim it before close() below.
+            conn->waiting = false;
+            count_keep_alive(*conn, false);
+            disarm(*conn);
             idle.push_back(conn);
         }
     }

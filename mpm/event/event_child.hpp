@@ -1,10 +1,11 @@
 #pragma once
 
 // One event-MPM child: a listener thread running a Boost.Asio io_context that accepts,
-// holds connections while they wait for the client (fresh, idle keep-alive, or part of a
-// head received), and drains lingering closes; plus a fixed pool of worker threads that run
-// requests through the shared connection driver and hand each connection back whenever it
-// would wait for the client again.
+// keeps the deadline of every connection, finishes writes to slow readers and drains
+// lingering closes; plus a fixed pool of worker threads that run requests through the
+// shared connection driver. A connection waiting for its client (fresh, idle keep-alive,
+// or part of a head received) holds no thread: it is parked in an epoll set, armed
+// one-shot, on which the idle workers wait, so a request wakes one worker directly.
 
 #include <atomic>
 #include <cstdint>
