@@ -230,7 +230,8 @@ ConnectionDriver::Sent ConnectionDriver::send_some() noexcept {
         msg.msg_iovlen = std::size_t(count);
         // MSG_MORE only when file bytes follow: otherwise the kernel would hold the head
         // back until its cork timer (200 ms) fires.
-        const ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL | (in_file > 0 ? MSG_MORE : 0));
+        const ssize_t n =
+            ::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT | (in_file > 0 ? MSG_MORE : 0));
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
@@ -260,7 +261,8 @@ ConnectionDriver::Sent ConnectionDriver::send_some() noexcept {
             msg.msg_iovlen = 1;
             // MSG_MORE on every write but the last, so the end leaves without the cork timer.
             const bool more = !last || piece.file_length > 0;
-            const ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+            const ssize_t n =
+                ::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT | (more ? MSG_MORE : 0));
             if (n < 0) {
                 if (errno == EINTR) {
                     continue;
@@ -282,6 +284,18 @@ ConnectionDriver::Sent ConnectionDriver::send_some() noexcept {
 ConnectionDriver::Sent ConnectionDriver::send_file_part(int file, std::uint64_t offset,
                                                         std::uint64_t length,
                                                         std::uint64_t base) noexcept {
+    if (blocking_ && !send_timeout_set_ && sent_file_bytes_ < base + length) {
+        // sendfile() has no "don't wait" flag: on a blocking socket it waits for room, up
+        // to SO_SNDTIMEO, which is then Apache's Timeout for one step of the write.
+        const auto us = std::max<std::int64_t>(
+            std::chrono::duration_cast<std::chrono::microseconds>(config_.timeouts.send).count(),
+            1000);
+        const timeval tv{time_t(us / 1'000'000), suseconds_t(us % 1'000'000)};
+        if (::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0) {
+            return Sent::failed;
+        }
+        send_timeout_set_ = true;
+    }
     while (sent_file_bytes_ < base + length) {
         const std::uint64_t done = sent_file_bytes_ - base;
         off_t position = off_t(offset + done);
@@ -297,7 +311,9 @@ ConnectionDriver::Sent ConnectionDriver::send_file_part(int file, std::uint64_t 
         if (errno == EINTR) {
             continue;
         }
-        return errno == EAGAIN ? Sent::blocked : Sent::failed;
+        // Blocking: EAGAIN means a whole timeouts.send passed without the client taking a
+        // byte.
+        return errno == EAGAIN && !blocking_ ? Sent::blocked : Sent::failed;
     }
     return Sent::done;
 }
@@ -370,7 +386,7 @@ ConnectionDriver::WriteStep ConnectionDriver::continue_write() noexcept {
 
 ConnectionDriver::Received ConnectionDriver::receive() {
     const std::span<char> space = conn_.input_space();
-    const ssize_t n = ::recv(fd_, space.data(), space.size(), 0);
+    const ssize_t n = ::recv(fd_, space.data(), space.size(), MSG_DONTWAIT);
     if (n > 0) {
         took_bytes(std::size_t(n));
         return Received::data;
@@ -382,9 +398,58 @@ ConnectionDriver::Received ConnectionDriver::receive() {
     return errno == EAGAIN || errno == EINTR ? Received::nothing : Received::broken;
 }
 
+bool ConnectionDriver::set_receive_timeout(Clock::duration timeout) noexcept {
+    // Zero would mean "no timeout": the shortest slice is a millisecond.
+    const auto us = std::max<std::int64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(timeout).count(), 1000);
+    const Clock::duration wanted = std::chrono::microseconds(us);
+    if (wanted == receive_timeout_) {
+        return true;
+    }
+    const timeval tv{time_t(us / 1'000'000), suseconds_t(us % 1'000'000)};
+    if (::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0) {
+        return false;
+    }
+    receive_timeout_ = wanted;
+    return true;
+}
+
+ConnectionDriver::Waited ConnectionDriver::receive_blocking(
+    const std::atomic<bool>* stopping) noexcept {
+    for (;;) {
+        if (stopping != nullptr && stopping->load(std::memory_order_relaxed)) {
+            return Waited::stopped;
+        }
+        const auto now = Clock::now();
+        if (now >= deadline_) {
+            return Waited::timeout;
+        }
+        // One recv both waits and reads: a keep-alive request costs no poll. The slice is
+        // a second in all but a wait's last one, so the option is set once per connection.
+        if (!set_receive_timeout(std::min<Clock::duration>(deadline_ - now, kPollSlice))) {
+            return Waited::broken;
+        }
+        const std::span<char> space = conn_.input_space();
+        const ssize_t n = ::recv(fd_, space.data(), space.size(), 0);
+        if (n > 0) {
+            took_bytes(std::size_t(n));
+            return Waited::data;
+        }
+        if (n == 0) {
+            conn_.on_peer_eof();
+            return Waited::data;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            return Waited::broken;
+        }
+        // The slice ran out, or a signal came: look at the stop flag and the deadline.
+    }
+}
+
 ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stopping, bool park,
                                                 WorkerSlot* slot) noexcept {
     slot_ = slot;
+    blocking_ = !park;
     try {
         bool after_response = false;  ///< the last step wrote a response
         bool tried_early = false;     ///< the first request was looked for before any poll
@@ -460,6 +525,18 @@ ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stoppin
                     action = advance(stopping);
                     continue;
                 }
+            }
+            if (blocking_) {
+                const Waited got = receive_blocking(idle ? &stopping : nullptr);
+                if (got == Waited::stopped || got == Waited::broken) {
+                    responded_ = false;  // idle, or reset by the peer: no response in flight
+                    break;
+                }
+                if (got == Waited::timeout) {
+                    expire();
+                }
+                action = advance(stopping);
+                continue;
             }
             if (!parks) {
                 const Ready ready = wait_ready(fd_, POLLIN, deadline_, idle ? &stopping : nullptr);

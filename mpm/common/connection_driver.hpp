@@ -40,8 +40,9 @@ public:
         failed,   ///< the peer is gone: close without lingering
     };
 
-    /// Takes ownership of the accepted, non-blocking socket `fd`. Each response is written
-    /// to `access_log` when one is given.
+    /// Takes ownership of the accepted socket `fd`: non-blocking for run() with `park`,
+    /// blocking without (a wait for the client is then one recv, with SO_RCVTIMEO slices).
+    /// Each response is written to `access_log` when one is given.
     ConnectionDriver(int fd, const Router& router, const Config& config,
                      log::AccessLog* access_log = nullptr);
     ~ConnectionDriver();
@@ -55,17 +56,6 @@ public:
     /// `slot`, when given, is the scoreboard slot of the thread running this: the driver
     /// keeps its state ('R', 'K', 'W', 'C'), counters and texts current.
     Outcome run(const std::atomic<bool>& stopping, bool park, WorkerSlot* slot = nullptr) noexcept;
-
-    /// While parked: where bytes from the client go, and how many arrived (0: end of
-    /// stream). Lets an event loop read for a parked connection without a thread.
-    std::span<char> read_buffer() { return conn_.input_space(); }
-    void received(std::size_t bytes) noexcept {
-        if (bytes == 0) {
-            conn_.on_peer_eof();
-        } else {
-            took_bytes(bytes);
-        }
-    }
 
     /// The parked wait's deadline passed: the next run() answers 408 or closes.
     void expire() noexcept { expired_ = true; }
@@ -110,9 +100,15 @@ private:
     void response_failed() noexcept;
 
     enum class Received : std::uint8_t { data, nothing, broken };
-    /// One recv into the connection's buffer: bytes or the end of stream (data), an empty
-    /// socket (nothing), or an error (broken).
+    /// One recv into the connection's buffer without waiting: bytes or the end of stream
+    /// (data), an empty socket (nothing), or an error (broken).
     Received receive();
+    enum class Waited : std::uint8_t { data, timeout, stopped, broken };
+    /// Blocking mode: a recv that waits for the client until deadline_ or, with `stopping`,
+    /// until a graceful stop is seen (within a second: it waits in slices of at most that).
+    Waited receive_blocking(const std::atomic<bool>* stopping) noexcept;
+    /// Sets SO_RCVTIMEO when it differs from what the socket has.
+    bool set_receive_timeout(Clock::duration timeout) noexcept;
     void report_reading() noexcept;
     /// The first bytes of a request arrived: its duration (%D, Total Duration) runs from now.
     void mark_request_start() noexcept {
@@ -145,13 +141,16 @@ private:
     bool resumed_ = false;    ///< continue_write() finished a response: run() goes on from it
     bool responded_ = false;  ///< a response went out: a close should linger
     bool expired_ = false;
-    WorkerSlot* slot_ = nullptr;  ///< during run(): where to report
-    log::AccessLog* access_log_;  ///< null: access_log off
+    bool blocking_ = false;               ///< during run() without `park`: the socket blocks
+    bool send_timeout_set_ = false;       ///< SO_SNDTIMEO is timeouts.send (blocking sendfile)
+    Clock::duration receive_timeout_{0};  ///< the socket's SO_RCVTIMEO; 0: none set yet
+    WorkerSlot* slot_ = nullptr;          ///< during run(): where to report
+    log::AccessLog* access_log_;          ///< null: access_log off
     log::Endpoints endpoints_;
     Clock::time_point request_start_;
 };
 
-/// Serves the accepted, non-blocking socket `fd` from start to close, blocking.
+/// Serves the accepted, blocking socket `fd` from start to close.
 void serve_connection(int fd, const Router& router, const Config& config,
                       const std::atomic<bool>& stopping, WorkerSlot* slot = nullptr,
                       log::AccessLog* access_log = nullptr) noexcept;

@@ -31,7 +31,8 @@ int ListenerSet::accept(const std::atomic<bool>& stop, spdlog::logger& log) {
                 continue;
             }
             next_ = (next_ + i + 1) % fds_.size();
-            const int client = ::accept4(pfd.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            // Blocking: the connection driver waits for a request in recv itself.
+            const int client = ::accept4(pfd.fd, nullptr, nullptr, SOCK_CLOEXEC);
             if (client >= 0) {
                 const int one = 1;
                 ::setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
