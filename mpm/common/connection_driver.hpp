@@ -1,7 +1,7 @@
 #pragma once
 
-// Moves bytes for the HTTP core over one connection: poll-based deadlines, recv, sendmsg
-// and sendfile. Prefork and worker run it blocking from accept to close; the event MPM's
+// Moves bytes for the HTTP core over one connection: deadlines, recv, sendmsg and
+// sendfile. Prefork and worker run it blocking from accept to close; the event MPM's
 // workers run it in parking mode, where it hands the connection back whenever the next
 // step would be to wait for the client to send a request.
 
@@ -72,6 +72,8 @@ public:
 
     /// When the parked wait ends without data.
     Clock::time_point deadline() const noexcept { return deadline_; }
+    /// The latest the current read phase may last however the client trickles.
+    Clock::time_point hard_deadline() const noexcept { return hard_deadline_; }
 
     /// Parked with no byte of a request yet (a fresh or an idle keep-alive connection).
     bool between_requests() const noexcept;

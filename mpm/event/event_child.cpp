@@ -101,9 +101,9 @@ struct EventConnection {
 
 using ConnectionPtr = std::shared_ptr<EventConnection>;
 
-bool writable_now(int fd) noexcept {
-    pollfd pfd{fd, POLLOUT, 0};
-    return ::poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLOUT) != 0;
+bool ready_now(int fd, short events) noexcept {
+    pollfd pfd{fd, events, 0};
+    return ::poll(&pfd, 1, 0) == 1 && (pfd.revents & events) != 0;
 }
 
 /// Connections the listener gives to a worker: a partial request to answer with 408, or
@@ -192,7 +192,11 @@ private:
     bool accept_allowed() const;
     void resume_accepting();
     void arm_accept(std::size_t index);
-    void on_accepted(int fd);
+    /// Registers a freshly accepted socket; `fresh_` holds it until park_fresh().
+    void on_accepted(int fd, bool flags_set);
+    /// Parks the connections accepted this round. Done once the round's accepts are over:
+    /// each park may wake a worker, which on a busy core would preempt the accepting.
+    void park_fresh();
 
     // Waiting for the client without a thread.
     /// Puts the connection in the parked set until its next request arrives; any thread
@@ -261,9 +265,11 @@ private:
     std::uint64_t accepted_ = 0;
     bool not_accepting_ = false;               ///< accepting paused by the worker-factor rule
     std::atomic<bool> accept_blocked_{false};  ///< same, for workers: nudge when one is idle
+    std::atomic<bool> nudge_posted_{false};    ///< a worker's nudge waits in the io_context
     bool draining_ = false;
     std::atomic<bool> drain_flag_{false};  ///< what workers see: finish up, keep nothing open
     std::array<char, 4096> scratch_{};     ///< lingering reads land here, all on this thread
+    std::vector<ConnectionPtr> fresh_;     ///< accepted this round, parked at its end
     std::vector<std::thread> workers_;
 };
 
@@ -371,7 +377,18 @@ void EventChild::arm_accept(std::size_t index) {
         [this, index](const error_code& ec, asio::ip::tcp::socket socket) {
             accept_armed_[index] = false;
             if (!ec) {
-                on_accepted(socket.release());
+                on_accepted(socket.release(), false);
+                // Take what else waits on this listener in the same round (a burst of new
+                // clients), as far as Apache's rule allows, before any worker wakes.
+                while (accept_allowed()) {
+                    const int fd = ::accept4(acceptors_[index]->native_handle(), nullptr, nullptr,
+                                             SOCK_NONBLOCK | SOCK_CLOEXEC);
+                    if (fd < 0) {
+                        break;  // none left (EAGAIN); an error shows in the next async_accept
+                    }
+                    on_accepted(fd, true);
+                }
+                park_fresh();
             } else if (ec == asio::error::operation_aborted) {
                 return;
             } else if (ec == asio::error::no_descriptors || ec.value() == ENFILE) {
@@ -382,11 +399,13 @@ void EventChild::arm_accept(std::size_t index) {
         });
 }
 
-void EventChild::on_accepted(int fd) {
+void EventChild::on_accepted(int fd, bool flags_set) {
     ++accepted_;
     UniqueFd socket(fd);
-    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-    ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    if (!flags_set) {
+        ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
     const int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     ConnectionPtr conn;
@@ -402,16 +421,7 @@ void EventChild::on_accepted(int fd) {
             }
             by_fd_[std::size_t(fd)] = conn;
         }
-        // A new connection waits for its first request in the parked set, holding no
-        // worker: a slow client costs a socket, not a thread.
-        if (!park(conn)) {
-            close(conn);
-        } else if (draining_ && !work_) {
-            // Accepted in the round the drain finished (the accept completed before it was
-            // cancelled): keep the loop and its deadline sweep running to serve it.
-            work_.emplace(io_.get_executor());
-            housekeeping();
-        }
+        fresh_.push_back(conn);
     } catch (const std::exception& e) {
         log_.error("cannot take a connection: {}", e.what());
         if (conn) {
@@ -421,6 +431,27 @@ void EventChild::on_accepted(int fd) {
     if (settings_.max_connections != 0 && accepted_ >= settings_.max_connections) {
         begin_drain();  // recycled: finish what was accepted, then exit
     }
+}
+
+void EventChild::park_fresh() {
+    for (const ConnectionPtr& conn : fresh_) {
+        try {
+            // A new connection waits for its first request in the parked set, holding no
+            // worker: a slow client costs a socket, not a thread.
+            if (!park(conn)) {
+                close(conn);
+            } else if (draining_ && !work_) {
+                // Accepted in the round the drain finished (the accept completed before it
+                // was cancelled): keep the loop and its deadline sweep running to serve it.
+                work_.emplace(io_.get_executor());
+                housekeeping();
+            }
+        } catch (const std::exception& e) {
+            log_.error("cannot take a connection: {}", e.what());
+            close(conn);
+        }
+    }
+    fresh_.clear();
 }
 
 bool EventChild::park(const ConnectionPtr& conn) {
@@ -478,7 +509,7 @@ void EventChild::expire_waits() {
     for (const auto& [raw, conn] : connections_) {
         std::lock_guard lock(conn->mutex);
         if (conn->writing && conn->waiting && conn->deadline > now &&
-            writable_now(conn->driver.fd())) {
+            ready_now(conn->driver.fd(), POLLOUT)) {
             // A safety net under the edge-triggered reactor: should the edge that made room
             // have come before the wait was registered, the sweep notices within a tick.
             conn->waiting = false;
@@ -504,7 +535,15 @@ void EventChild::expire_waits() {
     for (const ConnectionPtr& conn : expired) {
         if (conn->writing) {
             close(conn);  // timeouts.send passed without the client taking a byte
-        } else if (conn->lingering || conn->driver.between_requests()) {
+        } else if (conn->lingering) {
+            close(conn);
+        } else if (ready_now(conn->driver.fd(), POLLIN) &&
+                   (conn->driver.between_requests() || now < conn->driver.hard_deadline())) {
+            // Bytes wait in the socket: the client spoke in time, but every worker was busy
+            // (a parked connection's bytes stay in the kernel until a worker takes it). A
+            // request is served, never reset; a trickling head still ends at its maximum.
+            hand_over(conn);
+        } else if (conn->driver.between_requests()) {
             close(conn);
         } else {
             conn->driver.expire();  // part of a request arrived: a worker answers 408
@@ -645,6 +684,19 @@ void EventChild::worker_loop(WorkerSlot& worker) {
     for (;;) {
         epoll_event ev{};
         idle_workers_.fetch_add(1, std::memory_order_relaxed);
+        // Counted idle first, so the listener's look finds this worker. One nudge at a time:
+        // a child that stays full must not wake its listener on every request.
+        if (accept_blocked_.load(std::memory_order_relaxed) &&
+            !nudge_posted_.exchange(true, std::memory_order_relaxed)) {
+            try {
+                asio::post(io_, [this] {
+                    nudge_posted_.store(false, std::memory_order_relaxed);
+                    resume_accepting();
+                });
+            } catch (const std::exception&) {
+                nudge_posted_.store(false, std::memory_order_relaxed);  // the sweep looks anyway
+            }
+        }
         const int n = ::epoll_wait(parked_.get(), &ev, 1, -1);
         idle_workers_.fetch_sub(1, std::memory_order_relaxed);
         if (n != 1) {
@@ -696,16 +748,23 @@ void EventChild::serve(WorkerSlot& worker, ConnectionPtr conn) {
         // Parking is this thread's job: the common case of a keep-alive connection waiting
         // for its next request costs the listener no wake-up. Ending a connection changes
         // the listener's books, so that goes through it.
-        if (outcome == ConnectionDriver::Outcome::parked && park(conn)) {
-            if (accept_blocked_.load(std::memory_order_relaxed)) {
-                asio::post(io_, [this] { resume_accepting(); });  // a worker is free again
+        ConnectionDriver::Outcome done = outcome;
+        if (outcome == ConnectionDriver::Outcome::parked) {
+            try {
+                if (park(conn)) {
+                    return;
+                }
+            } catch (const std::exception& e) {
+                // The parked set cannot take it (out of memory, max_user_watches): this
+                // connection ends, the child goes on.
+                log_.error("cannot park a connection: {}", e.what());
+                done = ConnectionDriver::Outcome::closed;
             }
-            return;
         }
-        asio::post(io_, [this, conn = std::move(conn), outcome] { on_worker_done(conn, outcome); });
+        asio::post(io_, [this, conn = std::move(conn), done] { on_worker_done(conn, done); });
     } catch (const std::exception& e) {
-        // Out of memory arming a wait or handing the connection back: it can no longer be
-        // tracked, so this child cannot drain cleanly. Exit at once; the master logs it and
+        // Out of memory handing the connection back: it can no longer be tracked, so this
+        // child cannot drain cleanly. Exit at once; the master logs it and
         // starts a replacement.
         log_.error("event worker: {}; the child exits", e.what());
         std::_Exit(1);
@@ -762,7 +821,10 @@ void EventChild::begin_drain() {
     for (const auto& [raw, conn] : connections_) {
         std::lock_guard lock(conn->mutex);
         // Not one finishing a response: it waits for room, not for a request.
-        if (conn->waiting && !conn->lingering && !conn->writing && conn->driver.idle_keep_alive()) {
+        // Nor one whose next request already waits in the socket, unread only because every
+        // worker is busy: a worker serves it with "Connection: close".
+        if (conn->waiting && !conn->lingering && !conn->writing && conn->driver.idle_keep_alive() &&
+            !ready_now(conn->driver.fd(), POLLIN)) {
             // Taken under the lock, so no worker can claim it before close() below.
             conn->waiting = false;
             count_keep_alive(*conn, false);

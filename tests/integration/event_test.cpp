@@ -224,6 +224,51 @@ TEST_F(EventMpmTest, SlowReaderOfALargeResponseHoldsNoWorker) {
     EXPECT_TRUE(received.compare(head_end + 4, large.size(), large) == 0);
 }
 
+TEST_F(EventMpmTest, ARequestThatWaitsForABusyWorkerOutlivesItsConnectionsTimeout) {
+    // One worker, held for 3 s by a head that announces a body and sends none. Requests
+    // that arrive meanwhile sit unread in their sockets, past the 1 s keep-alive and head
+    // timeouts of their connections: they arrived in time, so they are served, not reset.
+    ServerConfig config;
+    config.mpm = "event";
+    config.document_root = site_.root;
+    config.start_servers = 1;
+    config.mpm_extra = "threads_per_child: 1, min_spare_threads: 1, max_spare_threads: 2";
+    config.keep_alive = "{enabled: true, timeout: 1s, max_requests: 0}";
+    config.extra_yaml = "timeouts: {request_header: 1s, request_body: 3s}\n";
+    server_ = std::make_unique<TridentServer>(dir_.path(), config);
+    ASSERT_TRUE(server_->start());
+    ASSERT_EQ(server_->wait_for_children(1).size(), 1u);
+    const std::string request = make_request("GET", "/hello.txt");
+
+    RawClient idle;  // will be parked in keep-alive when its next request comes
+    ASSERT_TRUE(idle.connect(server_->port())) << idle.error();
+    ASSERT_TRUE(idle.send(request)) << idle.error();
+    const auto first = idle.read_response();
+    ASSERT_TRUE(first) << idle.error();
+    ASSERT_EQ(first->status, 200);
+
+    RawClient holder;
+    ASSERT_TRUE(holder.connect(server_->port())) << holder.error();
+    ASSERT_TRUE(
+        holder.send("GET /hello.txt HTTP/1.1\r\nHost: localhost\r\n"
+                    "Content-Length: 1000\r\n\r\n"))
+        << holder.error();
+    std::this_thread::sleep_for(Millis(300));  // the one worker now waits for that body
+
+    RawClient fresh;
+    ASSERT_TRUE(fresh.connect(server_->port())) << fresh.error();
+    ASSERT_TRUE(fresh.send(request)) << fresh.error();
+    ASSERT_TRUE(idle.send(request)) << idle.error();
+
+    const auto from_fresh = fresh.read_response(false, Millis(10000));
+    ASSERT_TRUE(from_fresh) << "a fresh connection's request was dropped: " << fresh.error();
+    EXPECT_EQ(from_fresh->status, 200);
+    EXPECT_EQ(from_fresh->body, site_.text);
+    const auto from_idle = idle.read_response(false, Millis(10000));
+    ASSERT_TRUE(from_idle) << "a keep-alive request was dropped: " << idle.error();
+    EXPECT_EQ(from_idle->status, 200);
+}
+
 TEST_F(EventMpmTest, GracefulStopFinishesAResponseToASlowReader) {
     const std::string large = write_large_file(site_);
     server_ = start_one_child(dir_, site_, 2);
