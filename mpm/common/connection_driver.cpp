@@ -539,6 +539,9 @@ ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stoppin
                 continue;
             }
             if (!parks) {
+                if (block_hook_ != nullptr) {
+                    block_hook_(block_hook_arg_);  // a body: this thread may wait a while
+                }
                 const Ready ready = wait_ready(fd_, POLLIN, deadline_, idle ? &stopping : nullptr);
                 if (ready == Ready::stopped || ready == Ready::failed) {
                     responded_ = false;  // idle or broken: no response of ours is in flight

@@ -57,6 +57,13 @@ public:
     /// keeps its state ('R', 'K', 'W', 'C'), counters and texts current.
     Outcome run(const std::atomic<bool>& stopping, bool park, WorkerSlot* slot = nullptr) noexcept;
 
+    /// Parking mode: `hook(arg)` runs each time the thread is about to block waiting for
+    /// the client (a request body), so a pool can put another thread in its place.
+    void set_block_hook(void (*hook)(void*), void* arg) noexcept {
+        block_hook_ = hook;
+        block_hook_arg_ = arg;
+    }
+
     /// The parked wait's deadline passed: the next run() answers 408 or closes.
     void expire() noexcept { expired_ = true; }
 
@@ -143,11 +150,13 @@ private:
     bool resumed_ = false;    ///< continue_write() finished a response: run() goes on from it
     bool responded_ = false;  ///< a response went out: a close should linger
     bool expired_ = false;
-    bool blocking_ = false;               ///< during run() without `park`: the socket blocks
-    bool send_timeout_set_ = false;       ///< SO_SNDTIMEO is timeouts.send (blocking sendfile)
-    Clock::duration receive_timeout_{0};  ///< the socket's SO_RCVTIMEO; 0: none set yet
-    WorkerSlot* slot_ = nullptr;          ///< during run(): where to report
-    log::AccessLog* access_log_;          ///< null: access_log off
+    bool blocking_ = false;                ///< during run() without `park`: the socket blocks
+    bool send_timeout_set_ = false;        ///< SO_SNDTIMEO is timeouts.send (blocking sendfile)
+    Clock::duration receive_timeout_{0};   ///< the socket's SO_RCVTIMEO; 0: none set yet
+    WorkerSlot* slot_ = nullptr;           ///< during run(): where to report
+    void (*block_hook_)(void*) = nullptr;  ///< see set_block_hook()
+    void* block_hook_arg_ = nullptr;
+    log::AccessLog* access_log_;  ///< null: access_log off
     log::Endpoints endpoints_;
     Clock::time_point request_start_;
 };

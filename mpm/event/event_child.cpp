@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -17,6 +18,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdlib>
 #include <deque>
 #include <memory>
@@ -223,6 +225,13 @@ private:
 
     // The workers' side.
     void worker_loop(WorkerSlot& worker);
+    /// Waits until a worker about to block on a client promotes this one; false once the
+    /// child is done.
+    bool wait_in_reserve();
+    /// A worker is about to block waiting for a client: if no other waits on the parked
+    /// set, a reserve worker takes its place there.
+    void promote_if_needed();
+    void close_reserve();
     /// The connection a parked-set event names, if that wait is still current; it is the
     /// caller's to serve from then on.
     ConnectionPtr claim(std::uint64_t key);
@@ -251,7 +260,19 @@ private:
     /// one ready connection to the next without a context switch.
     UniqueFd parked_;
     std::atomic<std::uint32_t> next_wait_id_{0};
-    std::atomic<std::size_t> idle_workers_{0};  ///< workers waiting on the parked set
+    std::atomic<std::size_t> idle_workers_{0};  ///< workers waiting for work, either way
+    /// How many workers wait on the parked set at once: one per core the child may run on,
+    /// at least two. Each ready connection wakes one of them, so with every worker waiting
+    /// there, a saturated core would have every worker awake and most caught mid-request.
+    /// The rest wait in reserve, and one is promoted when a worker is about to block on a
+    /// client (a request body) with no other left on the set.
+    std::size_t pollers_max_ = 2;
+    std::atomic<std::size_t> pollers_{0};  ///< workers in epoll_wait on the parked set
+    std::mutex reserve_mutex_;
+    std::condition_variable reserve_cv_;
+    std::size_t in_reserve_ = 0;  ///< under reserve_mutex_, as the next two
+    std::size_t promotions_ = 0;
+    bool reserve_closed_ = false;
     /// Lets a worker find the connection a parked-set event names, by descriptor.
     std::mutex registry_mutex_;
     std::vector<ConnectionPtr> by_fd_;
@@ -287,6 +308,11 @@ int EventChild::run() {
             acceptors_.push_back(std::move(acceptor));
         }
         accept_armed_.assign(acceptors_.size(), false);
+        cpu_set_t cpus;
+        CPU_ZERO(&cpus);
+        const std::size_t cores =
+            ::sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? std::size_t(CPU_COUNT(&cpus)) : 2;
+        pollers_max_ = std::min<std::size_t>(std::max<std::size_t>(cores, 2), settings_.threads);
         for (std::uint32_t i = 0; i < settings_.threads; ++i) {
             WorkerSlot& worker = context_.scoreboard->worker(settings_.slot, i);
             workers_.emplace_back([this, &worker] { worker_loop(worker); });
@@ -294,6 +320,7 @@ int EventChild::run() {
     } catch (const std::exception& e) {
         log_.error("event child cannot start: {}", e.what());
         hand_over_.close();
+        close_reserve();
         for (std::thread& worker : workers_) {
             worker.join();
         }
@@ -328,6 +355,7 @@ int EventChild::run() {
     }
 
     hand_over_.close();
+    close_reserve();
     for (std::thread& worker : workers_) {
         worker.join();
     }
@@ -412,6 +440,8 @@ void EventChild::on_accepted(int fd, bool flags_set) {
     try {
         conn = std::make_shared<EventConnection>(io_, socket, *context_.router, *context_.config,
                                                  context_.access_log);
+        conn->driver.set_block_hook(
+            [](void* child) { static_cast<EventChild*>(child)->promote_if_needed(); }, this);
         connections_.emplace(conn.get(), conn);
         process_slot().add_connections(ConnectionGauge::total, 1);
         {
@@ -697,7 +727,13 @@ void EventChild::worker_loop(WorkerSlot& worker) {
                 nudge_posted_.store(false, std::memory_order_relaxed);  // the sweep looks anyway
             }
         }
+        if (pollers_.load(std::memory_order_relaxed) >= pollers_max_ && !wait_in_reserve()) {
+            idle_workers_.fetch_sub(1, std::memory_order_relaxed);
+            break;  // the child is done
+        }
+        pollers_.fetch_add(1, std::memory_order_relaxed);
         const int n = ::epoll_wait(parked_.get(), &ev, 1, -1);
+        pollers_.fetch_sub(1, std::memory_order_relaxed);
         idle_workers_.fetch_sub(1, std::memory_order_relaxed);
         if (n != 1) {
             continue;  // EINTR; nothing else can fail on a valid epoll descriptor
@@ -717,6 +753,35 @@ void EventChild::worker_loop(WorkerSlot& worker) {
         }
     }
     worker.set_state(WorkerState::graceful);
+}
+
+bool EventChild::wait_in_reserve() {
+    std::unique_lock lock(reserve_mutex_);
+    ++in_reserve_;
+    reserve_cv_.wait(lock, [this] { return promotions_ > 0 || reserve_closed_; });
+    --in_reserve_;
+    if (reserve_closed_) {
+        return false;
+    }
+    --promotions_;
+    return true;
+}
+
+void EventChild::promote_if_needed() {
+    if (pollers_.load(std::memory_order_relaxed) > 0) {
+        return;  // someone still takes ready connections
+    }
+    std::lock_guard lock(reserve_mutex_);
+    if (in_reserve_ > promotions_) {
+        ++promotions_;
+        reserve_cv_.notify_one();
+    }
+}
+
+void EventChild::close_reserve() {
+    std::lock_guard lock(reserve_mutex_);
+    reserve_closed_ = true;
+    reserve_cv_.notify_all();
 }
 
 ConnectionPtr EventChild::claim(std::uint64_t key) {

@@ -269,6 +269,40 @@ TEST_F(EventMpmTest, ARequestThatWaitsForABusyWorkerOutlivesItsConnectionsTimeou
     EXPECT_EQ(from_idle->status, 200);
 }
 
+TEST_F(EventMpmTest, WorkersBlockedOnBodiesLeaveOthersToServe) {
+    // Only a few workers wait on the parked set at once; the others wait in reserve. Three
+    // clients announce a body and stall, so three workers block reading; each must hand
+    // its place to a reserve worker, or the fourth client would wait for their timeouts.
+    ServerConfig config;
+    config.mpm = "event";
+    config.document_root = site_.root;
+    config.start_servers = 1;
+    config.mpm_extra = "threads_per_child: 5, min_spare_threads: 1, max_spare_threads: 10";
+    config.extra_yaml = "timeouts: {request_body: 10s}\n";
+    server_ = std::make_unique<TridentServer>(dir_.path(), config);
+    ASSERT_TRUE(server_->start());
+    ASSERT_EQ(server_->wait_for_children(1).size(), 1u);
+
+    std::vector<std::unique_ptr<RawClient>> holders;
+    for (int i = 0; i < 3; ++i) {
+        auto client = std::make_unique<RawClient>();
+        ASSERT_TRUE(client->connect(server_->port())) << client->error();
+        ASSERT_TRUE(client->send("GET /hello.txt HTTP/1.1\r\nHost: localhost\r\n"
+                                 "Content-Length: 1000\r\n\r\n"))
+            << client->error();
+        holders.push_back(std::move(client));
+        std::this_thread::sleep_for(Millis(100));  // one after the other
+    }
+    const auto asked = Clock::now();
+    RawClient fresh;
+    ASSERT_TRUE(fresh.connect(server_->port())) << fresh.error();
+    ASSERT_TRUE(fresh.send(make_request("GET", "/hello.txt"))) << fresh.error();
+    const auto answer = fresh.read_response(false, Millis(3000));
+    ASSERT_TRUE(answer) << "a request waited behind workers blocked on bodies: " << fresh.error();
+    EXPECT_EQ(answer->status, 200);
+    EXPECT_LT(std::chrono::duration_cast<Millis>(Clock::now() - asked).count(), 3000);
+}
+
 TEST_F(EventMpmTest, GracefulStopFinishesAResponseToASlowReader) {
     const std::string large = write_large_file(site_);
     server_ = start_one_child(dir_, site_, 2);
