@@ -374,7 +374,7 @@ bool EventChild::accept_allowed() const {
     // Apache event's rule: a child takes new connections only while it has an idle worker
     // and fewer than threads_per_child + idle × async_request_worker_factor connections
     // (lingering ones excepted), so a busy child leaves new clients to the others.
-    const std::size_t idle = idle_workers_.load(std::memory_order_relaxed);
+    const std::size_t idle = idle_workers_.load();
     const std::size_t active = connections_.size() - lingering_;
     return idle > 0 && active < settings_.threads + idle * settings_.async_factor;
 }
@@ -562,16 +562,20 @@ void EventChild::expire_waits() {
     for (const ConnectionPtr& conn : writable) {
         write_more(conn);
     }
+    const bool no_poller = pollers_.load() == 0;
     for (const ConnectionPtr& conn : expired) {
         if (conn->writing) {
             close(conn);  // timeouts.send passed without the client taking a byte
         } else if (conn->lingering) {
             close(conn);
         } else if (ready_now(conn->driver.fd(), POLLIN) &&
-                   (conn->driver.between_requests() || now < conn->driver.hard_deadline())) {
+                   (conn->driver.between_requests() ||
+                    (no_poller && now < conn->driver.hard_deadline()))) {
             // Bytes wait in the socket: the client spoke in time, but every worker was busy
             // (a parked connection's bytes stay in the kernel until a worker takes it). A
-            // request is served, never reset; a trickling head still ends at its maximum.
+            // request is served, never reset. The rest of a head gets this only while no
+            // worker waits on the parked set (with one there, the bytes came too late), and
+            // never past the head's maximum.
             hand_over(conn);
         } else if (conn->driver.between_requests()) {
             close(conn);
@@ -713,27 +717,28 @@ void EventChild::worker_loop(WorkerSlot& worker) {
     worker.set_state(WorkerState::waiting);
     for (;;) {
         epoll_event ev{};
-        idle_workers_.fetch_add(1, std::memory_order_relaxed);
         // Counted idle first, so the listener's look finds this worker. One nudge at a time:
-        // a child that stays full must not wake its listener on every request.
-        if (accept_blocked_.load(std::memory_order_relaxed) &&
-            !nudge_posted_.exchange(true, std::memory_order_relaxed)) {
+        // a child that stays full must not wake its listener on every request. Sequentially
+        // consistent with the listener's side: either it sees this worker, or this worker
+        // sees the flag cleared and posts.
+        idle_workers_.fetch_add(1);
+        if (accept_blocked_.load(std::memory_order_relaxed) && !nudge_posted_.exchange(true)) {
             try {
                 asio::post(io_, [this] {
-                    nudge_posted_.store(false, std::memory_order_relaxed);
+                    nudge_posted_.exchange(false);
                     resume_accepting();
                 });
             } catch (const std::exception&) {
                 nudge_posted_.store(false, std::memory_order_relaxed);  // the sweep looks anyway
             }
         }
-        if (pollers_.load(std::memory_order_relaxed) >= pollers_max_ && !wait_in_reserve()) {
+        if (pollers_.load() >= pollers_max_ && !wait_in_reserve()) {
             idle_workers_.fetch_sub(1, std::memory_order_relaxed);
             break;  // the child is done
         }
-        pollers_.fetch_add(1, std::memory_order_relaxed);
+        pollers_.fetch_add(1);
         const int n = ::epoll_wait(parked_.get(), &ev, 1, -1);
-        pollers_.fetch_sub(1, std::memory_order_relaxed);
+        pollers_.fetch_sub(1);
         idle_workers_.fetch_sub(1, std::memory_order_relaxed);
         if (n != 1) {
             continue;  // EINTR; nothing else can fail on a valid epoll descriptor
@@ -757,6 +762,11 @@ void EventChild::worker_loop(WorkerSlot& worker) {
 
 bool EventChild::wait_in_reserve() {
     std::unique_lock lock(reserve_mutex_);
+    // Looked at again under the lock that promote_if_needed() takes: a poller that goes
+    // to block in between either sees this worker in reserve or leaves it a place.
+    if (pollers_.load() < pollers_max_) {
+        return true;
+    }
     ++in_reserve_;
     reserve_cv_.wait(lock, [this] { return promotions_ > 0 || reserve_closed_; });
     --in_reserve_;
@@ -768,11 +778,13 @@ bool EventChild::wait_in_reserve() {
 }
 
 void EventChild::promote_if_needed() {
-    if (pollers_.load(std::memory_order_relaxed) > 0) {
+    if (pollers_.load() > 0) {
         return;  // someone still takes ready connections
     }
     std::lock_guard lock(reserve_mutex_);
-    if (in_reserve_ > promotions_) {
+    // A promotion under way counts as a poller: a body read in many chunks must not pull
+    // the whole reserve onto the set before the first one promoted gets there.
+    if (pollers_.load() == 0 && promotions_ == 0 && in_reserve_ > 0) {
         ++promotions_;
         reserve_cv_.notify_one();
     }
@@ -856,6 +868,12 @@ void EventChild::on_worker_done(const ConnectionPtr& conn, ConnectionDriver::Out
 
 void EventChild::housekeeping() {
     expire_waits();
+    // A safety net under the reserve: the workers off the parked set may all be busy with
+    // something other than a body (a cold file read from disk) while connections are
+    // ready. Polling the epoll descriptor does not take its events.
+    if (pollers_.load() == 0 && ready_now(parked_.get(), POLLIN)) {
+        promote_if_needed();
+    }
     if (!draining_ && stopping_.load(std::memory_order_relaxed)) {
         begin_drain();
     }
