@@ -56,6 +56,14 @@ protected:
     }
 
     /// Stores `path` under `key` with a clock after its last change; whether it was kept.
+    /// Caches "a.html" under "/a.html" in `cache`, then, once file times have ticked, adds
+    /// `sibling` beside it: only the directory changes.
+    void cache_then_add_sibling(FileCache& cache, const std::string& sibling) {
+        ASSERT_TRUE(store(cache, "/a.html", write("a.html", "<p>hello</p>")));
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        write(sibling, "zz");
+    }
+
     bool store(FileCache& cache, const std::string& key, const std::string& path) {
         FileCache::Entry entry = entry_for(path);
         const std::time_t now = later_than(entry.file_info, entry.dir_info);
@@ -112,13 +120,10 @@ TEST_F(FileCacheTest, ANewFileInTheDirectoryMisses) {
 }
 
 TEST_F(FileCacheTest, ADirectoryTheAnswerDoesNotDependOnIsCheckedOncePerInterval) {
-    const std::string path = write("a.html", "<p>hello</p>");
     FileCache::Limits limits;
     limits.directory_recheck = std::chrono::milliseconds(200);
     FileCache cache(limits);
-    ASSERT_TRUE(store(cache, "/a.html", path));
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    write("a.html.gz", "zz");  // only the directory changes
+    ASSERT_NO_FATAL_FAILURE(cache_then_add_sibling(cache, "a.html.gz"));
     // A client that takes no coding gets the same bytes either way: the file's stat decides.
     EXPECT_NE(cache.find("/a.html", false), nullptr);
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
@@ -128,11 +133,8 @@ TEST_F(FileCacheTest, ADirectoryTheAnswerDoesNotDependOnIsCheckedOncePerInterval
 }
 
 TEST_F(FileCacheTest, AMissForAChangedDirectoryDropsTheEntry) {
-    const std::string path = write("a.html", "<p>hello</p>");
     FileCache cache;
-    ASSERT_TRUE(store(cache, "/a.html", path));
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    write("a.html.br", "zz");
+    ASSERT_NO_FATAL_FAILURE(cache_then_add_sibling(cache, "a.html.br"));
     EXPECT_EQ(cache.find("/a.html", true), nullptr);  // a client that takes br would miss it
     // ... and so the next client that takes no coding resolves the name afresh, with Vary.
     EXPECT_EQ(cache.find("/a.html", false), nullptr);

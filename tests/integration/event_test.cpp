@@ -183,14 +183,21 @@ std::string write_large_file(const Site& site) {
     return large;
 }
 
-/// One event child with `threads` workers.
-std::unique_ptr<TridentServer> start_one_child(const TempDir& dir, const Site& site, int threads) {
+/// One event child with `threads` workers; `extra_yaml` is appended to the config, and
+/// `keep_alive` replaces the harness's keep-alive section when given.
+std::unique_ptr<TridentServer> start_one_child(const TempDir& dir, const Site& site, int threads,
+                                               const std::string& extra_yaml = "",
+                                               const std::string& keep_alive = "") {
     ServerConfig config;
     config.mpm = "event";
     config.document_root = site.root;
     config.start_servers = 1;
     config.mpm_extra = "threads_per_child: " + std::to_string(threads) +
                        ", min_spare_threads: 1, max_spare_threads: " + std::to_string(2 * threads);
+    config.extra_yaml = extra_yaml;
+    if (!keep_alive.empty()) {
+        config.keep_alive = keep_alive;
+    }
     auto server = std::make_unique<TridentServer>(dir.path(), config);
     EXPECT_TRUE(server->start());
     EXPECT_EQ(server->wait_for_children(1).size(), 1u);
@@ -224,20 +231,19 @@ TEST_F(EventMpmTest, SlowReaderOfALargeResponseHoldsNoWorker) {
     EXPECT_TRUE(received.compare(head_end + 4, large.size(), large) == 0);
 }
 
+/// Sends a head that announces a body and none of it: a worker then blocks reading it.
+bool send_head_without_body(RawClient& client) {
+    return client.send(
+        "GET /hello.txt HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n");
+}
+
 TEST_F(EventMpmTest, ARequestThatWaitsForABusyWorkerOutlivesItsConnectionsTimeout) {
     // One worker, held for 3 s by a head that announces a body and sends none. Requests
     // that arrive meanwhile sit unread in their sockets, past the 1 s keep-alive and head
     // timeouts of their connections: they arrived in time, so they are served, not reset.
-    ServerConfig config;
-    config.mpm = "event";
-    config.document_root = site_.root;
-    config.start_servers = 1;
-    config.mpm_extra = "threads_per_child: 1, min_spare_threads: 1, max_spare_threads: 2";
-    config.keep_alive = "{enabled: true, timeout: 1s, max_requests: 0}";
-    config.extra_yaml = "timeouts: {request_header: 1s, request_body: 3s}\n";
-    server_ = std::make_unique<TridentServer>(dir_.path(), config);
-    ASSERT_TRUE(server_->start());
-    ASSERT_EQ(server_->wait_for_children(1).size(), 1u);
+    server_ = start_one_child(dir_, site_, 1, "timeouts: {request_header: 1s, request_body: 3s}\n",
+                              "{enabled: true, timeout: 1s, max_requests: 0}");
+    ASSERT_TRUE(server_->running());
     const std::string request = make_request("GET", "/hello.txt");
 
     RawClient idle;  // will be parked in keep-alive when its next request comes
@@ -249,10 +255,7 @@ TEST_F(EventMpmTest, ARequestThatWaitsForABusyWorkerOutlivesItsConnectionsTimeou
 
     RawClient holder;
     ASSERT_TRUE(holder.connect(server_->port())) << holder.error();
-    ASSERT_TRUE(
-        holder.send("GET /hello.txt HTTP/1.1\r\nHost: localhost\r\n"
-                    "Content-Length: 1000\r\n\r\n"))
-        << holder.error();
+    ASSERT_TRUE(send_head_without_body(holder)) << holder.error();
     std::this_thread::sleep_for(Millis(300));  // the one worker now waits for that body
 
     RawClient fresh;
@@ -273,23 +276,14 @@ TEST_F(EventMpmTest, WorkersBlockedOnBodiesLeaveOthersToServe) {
     // Only a few workers wait on the parked set at once; the others wait in reserve. Three
     // clients announce a body and stall, so three workers block reading; each must hand
     // its place to a reserve worker, or the fourth client would wait for their timeouts.
-    ServerConfig config;
-    config.mpm = "event";
-    config.document_root = site_.root;
-    config.start_servers = 1;
-    config.mpm_extra = "threads_per_child: 5, min_spare_threads: 1, max_spare_threads: 10";
-    config.extra_yaml = "timeouts: {request_body: 10s}\n";
-    server_ = std::make_unique<TridentServer>(dir_.path(), config);
-    ASSERT_TRUE(server_->start());
-    ASSERT_EQ(server_->wait_for_children(1).size(), 1u);
+    server_ = start_one_child(dir_, site_, 5, "timeouts: {request_body: 10s}\n");
+    ASSERT_TRUE(server_->running());
 
     std::vector<std::unique_ptr<RawClient>> holders;
     for (int i = 0; i < 3; ++i) {
         auto client = std::make_unique<RawClient>();
         ASSERT_TRUE(client->connect(server_->port())) << client->error();
-        ASSERT_TRUE(client->send("GET /hello.txt HTTP/1.1\r\nHost: localhost\r\n"
-                                 "Content-Length: 1000\r\n\r\n"))
-            << client->error();
+        ASSERT_TRUE(send_head_without_body(*client)) << client->error();
         holders.push_back(std::move(client));
         std::this_thread::sleep_for(Millis(100));  // one after the other
     }
