@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <optional>
 
 #include "http/connection.hpp"
 #include "http/http_date.hpp"
@@ -33,20 +34,42 @@ constexpr auto kPollSlice = std::chrono::milliseconds(1000);
 
 enum class Ready : std::uint8_t { yes, timeout, stopped, failed };
 
+/// The next stretch of a wait that ends at `deadline` or (when `stopping` is given) at a
+/// graceful stop: at most kPollSlice, so the stop is seen within one. Nothing once the wait
+/// is over; `over` then says why (timeout or stopped).
+std::optional<Clock::duration> next_slice(Clock::time_point deadline,
+                                          const std::atomic<bool>* stopping, Ready& over) noexcept {
+    if (stopping != nullptr && stopping->load(std::memory_order_relaxed)) {
+        over = Ready::stopped;
+        return std::nullopt;
+    }
+    const auto now = Clock::now();
+    if (now >= deadline) {
+        over = Ready::timeout;
+        return std::nullopt;
+    }
+    return std::min<Clock::duration>(deadline - now, kPollSlice);
+}
+
+/// A socket timeout (SO_RCVTIMEO, SO_SNDTIMEO) of `timeout`, at least a millisecond: zero
+/// would mean none.
+timeval socket_timeout(Clock::duration timeout) noexcept {
+    const auto us = std::max<std::int64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(timeout).count(), 1000);
+    return timeval{time_t(us / 1'000'000), suseconds_t(us % 1'000'000)};
+}
+
 /// Waits until `fd` is ready for `events`, the deadline passes, or (when `stopping` is
 /// given) a graceful stop is requested.
 Ready wait_ready(int fd, short events, Clock::time_point deadline,
                  const std::atomic<bool>* stopping) noexcept {
     for (;;) {
-        if (stopping != nullptr && stopping->load(std::memory_order_relaxed)) {
-            return Ready::stopped;
+        Ready over = Ready::yes;
+        const std::optional<Clock::duration> slice = next_slice(deadline, stopping, over);
+        if (!slice) {
+            return over;
         }
-        const auto now = Clock::now();
-        if (now >= deadline) {
-            return Ready::timeout;
-        }
-        const auto slice = std::min<Clock::duration>(deadline - now, kPollSlice);
-        const int ms = int(std::chrono::ceil<std::chrono::milliseconds>(slice).count());
+        const int ms = int(std::chrono::ceil<std::chrono::milliseconds>(*slice).count());
         pollfd pfd{fd, events, 0};
         const int n = ::poll(&pfd, 1, ms);
         if (n > 0) {
@@ -287,10 +310,7 @@ ConnectionDriver::Sent ConnectionDriver::send_file_part(int file, std::uint64_t 
     if (blocking_ && !send_timeout_set_ && sent_file_bytes_ < base + length) {
         // sendfile() has no "don't wait" flag: on a blocking socket it waits for room, up
         // to SO_SNDTIMEO, which is then Apache's Timeout for one step of the write.
-        const auto us = std::max<std::int64_t>(
-            std::chrono::duration_cast<std::chrono::microseconds>(config_.timeouts.send).count(),
-            1000);
-        const timeval tv{time_t(us / 1'000'000), suseconds_t(us % 1'000'000)};
+        const timeval tv = socket_timeout(config_.timeouts.send);
         if (::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0) {
             return Sent::failed;
         }
@@ -399,14 +419,12 @@ ConnectionDriver::Received ConnectionDriver::receive() {
 }
 
 bool ConnectionDriver::set_receive_timeout(Clock::duration timeout) noexcept {
-    // Zero would mean "no timeout": the shortest slice is a millisecond.
-    const auto us = std::max<std::int64_t>(
-        std::chrono::duration_cast<std::chrono::microseconds>(timeout).count(), 1000);
-    const Clock::duration wanted = std::chrono::microseconds(us);
+    const timeval tv = socket_timeout(timeout);
+    const Clock::duration wanted =
+        std::chrono::seconds(tv.tv_sec) + std::chrono::microseconds(tv.tv_usec);
     if (wanted == receive_timeout_) {
         return true;
     }
-    const timeval tv{time_t(us / 1'000'000), suseconds_t(us % 1'000'000)};
     if (::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0) {
         return false;
     }
@@ -417,16 +435,14 @@ bool ConnectionDriver::set_receive_timeout(Clock::duration timeout) noexcept {
 ConnectionDriver::Waited ConnectionDriver::receive_blocking(
     const std::atomic<bool>* stopping) noexcept {
     for (;;) {
-        if (stopping != nullptr && stopping->load(std::memory_order_relaxed)) {
-            return Waited::stopped;
-        }
-        const auto now = Clock::now();
-        if (now >= deadline_) {
-            return Waited::timeout;
+        Ready over = Ready::yes;
+        const std::optional<Clock::duration> slice = next_slice(deadline_, stopping, over);
+        if (!slice) {
+            return over == Ready::stopped ? Waited::stopped : Waited::timeout;
         }
         // One recv both waits and reads: a keep-alive request costs no poll. The slice is
         // a second in all but a wait's last one, so the option is set once per connection.
-        if (!set_receive_timeout(std::min<Clock::duration>(deadline_ - now, kPollSlice))) {
+        if (!set_receive_timeout(*slice)) {
             return Waited::broken;
         }
         const std::span<char> space = conn_.input_space();

@@ -393,7 +393,8 @@ StaticFileHandler::StaticFileHandler(std::filesystem::path document_root,
 
 std::optional<Response> StaticFileHandler::serve_from_cache(const http::Request& request) const {
     bool present = false;
-    const std::string accept = accept_encoding(request, present);
+    const std::string accept =
+        options_.precompressed ? accept_encoding(request, present) : std::string();
     // Whether a ".br" or ".gz" sibling, had one appeared since, would be sent instead.
     const bool negotiates =
         options_.precompressed &&
