@@ -94,7 +94,9 @@ struct StaticConfig {
     bool precompressed = true;    ///< serve file.br / file.gz to clients that accept them
     bool autoindex = false;       ///< list a directory without index file (else 403)
     bool follow_symlinks = true;  ///< false: a link resolving outside document_root → 403
-    bool file_cache = true;       ///< keep small files in memory, checked by stat on each use
+    bool file_cache = true;       ///< keep small files in memory, checked by stat
+    /// How long a cached file is used without a stat: how late an edit may be seen (0: never).
+    Duration file_cache_valid{std::chrono::milliseconds(100)};
 };
 
 struct Config {

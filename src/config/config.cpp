@@ -535,7 +535,8 @@ void Loader::read_status(const Field& field, StatusConfig& status) {
 // --- static files ---------------------------------------------------------------------------
 
 void Loader::read_static(const Field& field, StaticConfig& static_files) {
-    const MapReader map(field, {"precompressed", "autoindex", "follow_symlinks", "file_cache"});
+    const MapReader map(
+        field, {"precompressed", "autoindex", "follow_symlinks", "file_cache", "file_cache_valid"});
     if (auto value = map.find("precompressed")) {
         static_files.precompressed = read_bool(*value);
     }
@@ -547,6 +548,9 @@ void Loader::read_static(const Field& field, StaticConfig& static_files) {
     }
     if (auto value = map.find("file_cache")) {
         static_files.file_cache = read_bool(*value);
+    }
+    if (auto value = map.find("file_cache_valid")) {
+        static_files.file_cache_valid = read_duration(*value);  // 0: stat on every use
     }
 }
 

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <ctime>
 
@@ -51,10 +52,19 @@ std::shared_ptr<const FileCache::Entry> FileCache::find(const std::string& key,
     }
     // Checked outside the lock: system calls must not serialise the other threads.
     const std::int64_t now = steady_nanoseconds();
+    const std::int64_t valid = std::chrono::nanoseconds(limits_.valid).count();
+    // Another thread may have stored a later clock reading than `now`: a negative age. With
+    // `valid` 0 every use checks regardless.
+    const auto due = [&](const std::atomic<std::int64_t>& checked, std::int64_t interval) {
+        return interval == 0 || now - checked.load(std::memory_order_relaxed) >= interval;
+    };
+    const bool file = due(kept->file_checked, valid);
     const bool directory =
-        check_directory || now - kept->directory_checked.load(std::memory_order_relaxed) >=
-                               std::chrono::nanoseconds(limits_.directory_recheck).count();
-    if (!unchanged(kept->entry.file_path, kept->entry.file_info) ||
+        due(kept->directory_checked,
+            check_directory
+                ? valid
+                : std::max(valid, std::chrono::nanoseconds(limits_.directory_recheck).count()));
+    if ((file && !unchanged(kept->entry.file_path, kept->entry.file_info)) ||
         (directory && !unchanged(kept->entry.dir_path, kept->entry.dir_info))) {
         std::lock_guard lock(mutex_);
         if (const auto found = entries_.find(key);
@@ -63,6 +73,9 @@ std::shared_ptr<const FileCache::Entry> FileCache::find(const std::string& key,
             entries_.erase(found);
         }
         return nullptr;
+    }
+    if (file) {
+        kept->file_checked.store(now, std::memory_order_relaxed);
     }
     if (directory) {
         kept->directory_checked.store(now, std::memory_order_relaxed);

@@ -4,17 +4,20 @@
 // the same path skips the work: which file it resolved to (the directory index, the
 // precompressed siblings), the file's stat, and for small files their bytes.
 //
-// An entry is used only after a fresh stat() of the file and of its directory both match
-// what was recorded: device, inode, size, modification and change times. A write to the
-// file moves its ctime, a replacement its inode; adding or removing a file in the
-// directory (a new index, a new ".gz" sibling) moves the directory's times. So a hit
-// costs two stat calls instead of opening, checking and closing the directory, the file
-// and its siblings, and it never serves stale content. When the directory cannot change
-// the body (a file named by its path, for a client that takes no coding), the file's stat
-// alone decides, and the directory is looked at once a second: a new sibling's Vary header
-// is then up to a second late for such clients. Files or directories changed in the
-// last two seconds are not kept at all: file times tick coarsely, and two same-size
-// writes within one tick would otherwise look alike (git's "racy clean" rule).
+// An entry is used only while a stat() of the file and of its directory both match what
+// was recorded: device, inode, size, modification and change times. A write to the file
+// moves its ctime, a replacement its inode; adding or removing a file in the directory (a
+// new index, a new ".gz" sibling) moves the directory's times. So a hit costs at most two
+// stat calls instead of opening, checking and closing the directory, the file and its
+// siblings. Within `Limits::valid` of the last check an entry is trusted without any
+// (lighttpd trusts a stat for the rest of its second, nginx's open_file_cache_valid for a
+// minute): that is how stale a body may be, and with 0 every use checks, so an edit is
+// seen by the very next request. When the directory cannot change the body (a file named
+// by its path, for a client that takes no coding), the file's stat alone decides, and the
+// directory is looked at once a second: a new sibling's Vary header is then up to a second
+// late for such clients. Files or directories changed in the last two seconds are not
+// kept at all: file times tick coarsely, and two same-size writes within one tick would
+// otherwise look alike (git's "racy clean" rule).
 
 #include <sys/stat.h>
 
@@ -40,6 +43,9 @@ public:
         /// How long a hit may go without checking the directory when the caller says its
         /// listing cannot change the answer: how late Vary may follow a new sibling.
         std::chrono::milliseconds directory_recheck{1000};
+        /// How long after a check an entry is used without looking at the disk again: how
+        /// late an edit may be seen. 0 checks on every use.
+        std::chrono::milliseconds valid{0};
     };
 
     /// One resolved request path.
@@ -65,12 +71,12 @@ public:
         return S_ISREG(info.st_mode) && std::uint64_t(info.st_size) <= limits_.max_file_size;
     }
 
-    /// The entry for `key` if its file and its directory are, by a fresh stat of each, the
-    /// very ones it was made from, unchanged; nullptr otherwise, and a changed entry is
-    /// dropped. Without `check_directory` (the caller knows the listing cannot change the
-    /// body: the path named a file, not a directory's index, and the client takes no
-    /// content coding a sibling could offer) the directory is checked only once per
-    /// `directory_recheck`.
+    /// The entry for `key` if its file and its directory are, by a stat of each no older
+    /// than `valid`, the very ones it was made from, unchanged; nullptr otherwise, and a
+    /// changed entry is dropped. Without `check_directory` (the caller knows the listing
+    /// cannot change the body: the path named a file, not a directory's index, and the
+    /// client takes no content coding a sibling could offer) the directory is checked only
+    /// once per `directory_recheck` (or `valid`, if longer).
     std::shared_ptr<const Entry> find(const std::string& key, bool check_directory = true);
 
     /// Reads the open regular file `fd` into `entry` (whose paths and stats the caller
@@ -86,8 +92,10 @@ public:
 
 private:
     struct Kept {
-        explicit Kept(Entry e, std::int64_t now) : entry(std::move(e)), directory_checked(now) {}
+        explicit Kept(Entry e, std::int64_t now)
+            : entry(std::move(e)), file_checked(now), directory_checked(now) {}
         Entry entry;
+        std::atomic<std::int64_t> file_checked;       ///< steady clock, nanoseconds
         std::atomic<std::int64_t> directory_checked;  ///< steady clock, nanoseconds
     };
 

@@ -387,7 +387,9 @@ StaticFileHandler::StaticFileHandler(std::filesystem::path document_root,
         root_.pop_back();  // "/" becomes "", so that root_ + path is always one slash
     }
     if (options_.file_cache) {
-        cache_ = std::make_unique<FileCache>();
+        FileCache::Limits limits;
+        limits.valid = options_.file_cache_valid;
+        cache_ = std::make_unique<FileCache>(limits);
     }
 }
 

@@ -549,6 +549,8 @@ TEST_F(ConfigTest, StaticSectionDefaultsToApacheLikeBehaviour) {
     EXPECT_TRUE(config->static_files.precompressed);
     EXPECT_FALSE(config->static_files.autoindex);
     EXPECT_TRUE(config->static_files.follow_symlinks);
+    EXPECT_TRUE(config->static_files.file_cache);
+    EXPECT_EQ(config->static_files.file_cache_valid, std::chrono::milliseconds(100));
 }
 
 TEST_F(ConfigTest, StaticSectionIsRead) {
@@ -562,6 +564,13 @@ TEST_F(ConfigTest, StaticSectionIsRead) {
     ASSERT_TRUE(partial.ok()) << partial.error().message;
     EXPECT_TRUE(partial->static_files.autoindex);
     EXPECT_TRUE(partial->static_files.precompressed);
+
+    auto cache = load("static: {file_cache_valid: 2s}\n");
+    ASSERT_TRUE(cache.ok()) << cache.error().message;
+    EXPECT_EQ(cache->static_files.file_cache_valid, std::chrono::seconds(2));
+    auto strict = load("static: {file_cache_valid: 0}\n");
+    ASSERT_TRUE(strict.ok()) << strict.error().message;
+    EXPECT_EQ(strict->static_files.file_cache_valid, std::chrono::milliseconds(0));
 }
 
 TEST_F(ConfigTest, StaticSectionErrorsArePrecise) {
@@ -569,6 +578,8 @@ TEST_F(ConfigTest, StaticSectionErrorsArePrecise) {
               "2:10: unknown key 'autoindx' in static; did you mean 'autoindex'?");
     EXPECT_TRUE(error_of(kRoot + "static: {follow_symlinks: sometimes}\n")
                     .starts_with("2:27: static.follow_symlinks: expected"));
+    EXPECT_TRUE(error_of(kRoot + "static: {file_cache_valid: soon}\n")
+                    .starts_with("2:28: static.file_cache_valid: "));
     EXPECT_EQ(error_of(kRoot + "statik: {}\n"),
               "2:1: unknown key 'statik' at the top level; did you mean 'static'?");
 }

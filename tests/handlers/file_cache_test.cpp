@@ -132,6 +132,35 @@ TEST_F(FileCacheTest, ADirectoryTheAnswerDoesNotDependOnIsCheckedOncePerInterval
     EXPECT_EQ(cache.size(), 0u);
 }
 
+TEST_F(FileCacheTest, WithinItsValidityAnEntryIsUsedWithoutAStat) {
+    FileCache::Limits limits;
+    limits.valid = std::chrono::milliseconds(300);
+    FileCache cache(limits);
+    const std::string path = write("a.html", "<p>hello</p>");
+    ASSERT_TRUE(store(cache, "/a.html", path));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    write("a.html", "<p>HELLO</p>");  // same size, edited in place
+    write("a.html.gz", "zz");         // and the directory changed too
+    // Inside the period neither the file nor, even when it matters, the directory is read.
+    const auto hit = cache.find("/a.html", true);
+    ASSERT_NE(hit, nullptr);
+    EXPECT_EQ(hit->content, "<p>hello</p>");
+    std::this_thread::sleep_for(std::chrono::milliseconds(350));
+    // Past it, the next use checks, finds the edit and drops the entry.
+    EXPECT_EQ(cache.find("/a.html", true), nullptr);
+    EXPECT_EQ(cache.size(), 0u);
+}
+
+TEST_F(FileCacheTest, WithoutValidityEveryUseChecks) {
+    FileCache cache;  // valid 0, as static.file_cache_valid: 0 configures it
+    const std::string path = write("a.html", "<p>hello</p>");
+    ASSERT_TRUE(store(cache, "/a.html", path));
+    ASSERT_NE(cache.find("/a.html", false), nullptr);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    write("a.html", "<p>HELLO</p>");
+    EXPECT_EQ(cache.find("/a.html", false), nullptr);
+}
+
 TEST_F(FileCacheTest, AMissForAChangedDirectoryDropsTheEntry) {
     FileCache cache;
     ASSERT_NO_FATAL_FAILURE(cache_then_add_sibling(cache, "a.html.br"));

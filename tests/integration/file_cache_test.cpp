@@ -1,5 +1,6 @@
-// The static handler's file cache, end to end: whatever it keeps, an edit, a replacement or
-// a new precompressed sibling is seen by the very next request.
+// The static handler's file cache, end to end: with `file_cache_valid: 0` an edit, a
+// replacement or a new precompressed sibling is seen by the very next request; with a
+// validity period, a cached body is used that long without a look at the disk.
 
 #include <chrono>
 #include <filesystem>
@@ -12,7 +13,13 @@
 namespace trident::test {
 namespace {
 
-class FileCacheTest : public ServerTest {};
+/// The strict setting: every use of an entry stats the file.
+class FileCacheTest : public ServerTest {
+protected:
+    void configure(ServerConfig& config) override {
+        config.extra_yaml = "static: {file_cache_valid: 0}\n";
+    }
+};
 
 TEST_P(FileCacheTest, ChangesAreSeenByTheNextRequest) {
     const fs::path file = site_.root / "cached.html";
@@ -74,6 +81,44 @@ TEST_P(FileCacheTest, ADirectoryIndexFollowsTheFolder) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Mpm, FileCacheTest, ::testing::ValuesIn(kMpms), mpm_test_name);
+
+class FileCacheValidityTest : public ServerTest {
+protected:
+    void configure(ServerConfig& config) override {
+        config.extra_yaml = "static: {file_cache_valid: 1h}\n";
+    }
+};
+
+TEST_P(FileCacheValidityTest, ACachedBodyIsUsedForItsValidityWithoutAStat) {
+    const fs::path file = site_.root / "cached.html";
+    write_file(file, "<p>version A</p>");
+    std::this_thread::sleep_for(std::chrono::milliseconds(2200));  // let it settle
+    // One connection, so one process and its cache answer every request.
+    RawClient client;
+    ASSERT_TRUE(client.connect(port())) << client.error();
+    const auto fetch_on_it = [&] {
+        EXPECT_TRUE(client.send(make_request("GET", "/cached.html"))) << client.error();
+        return client.read_response();
+    };
+    for (int i = 0; i < 2; ++i) {  // the first fills the cache, the second hits it
+        const auto response = fetch_on_it();
+        ASSERT_TRUE(response) << client.error();
+        EXPECT_EQ(response->body, "<p>version A</p>");
+    }
+    write_file(file, "<p>version B</p>");  // same size, edited in place
+    auto response = fetch_on_it();
+    ASSERT_TRUE(response) << client.error();
+    EXPECT_EQ(response->body, "<p>version A</p>") << "the entry was checked within its hour";
+
+    // A fresh connection may reach another process, whose cache never held the file: it
+    // reads the disk. Either way the answer is one whole version, never a mix.
+    response = get("/cached.html");
+    ASSERT_TRUE(response) << last_error_;
+    EXPECT_TRUE(response->body == "<p>version A</p>" || response->body == "<p>version B</p>")
+        << response->body;
+}
+
+INSTANTIATE_TEST_SUITE_P(Mpm, FileCacheValidityTest, ::testing::ValuesIn(kMpms), mpm_test_name);
 
 }  // namespace
 }  // namespace trident::test
