@@ -87,6 +87,9 @@ public:
 
     /// Parked between two requests of a keep-alive connection.
     bool idle_keep_alive() const noexcept { return phase_ == http::Wait::keep_alive; }
+    /// Frees the connection's buffers while it waits for a request it has no byte of yet
+    /// (the event MPM parks it so; a blocking driver reads into them at once).
+    void release_idle_memory() noexcept { conn_.release_idle_memory(); }
 
     int fd() const noexcept { return fd_; }
 

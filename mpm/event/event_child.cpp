@@ -495,6 +495,7 @@ bool EventChild::park(const ConnectionPtr& conn) {
     if (drain_flag_.load(std::memory_order_relaxed) && conn->driver.idle_keep_alive()) {
         return false;  // a graceful stop lets idle keep-alive connections go
     }
+    conn->driver.release_idle_memory();  // a parked connection holds no buffer
     // Level-triggered: bytes that came before the entry was armed raise the event at once.
     arm(*conn, EPOLLIN);
     conn->waiting = true;

@@ -44,18 +44,24 @@ Connection::Connection(const Router& router, const Config& config) noexcept
                              config.limits.request_fields}) {}
 
 std::span<char> Connection::input_space(std::size_t min_bytes) {
-    if (buffer_.size() - end_ >= min_bytes) {
-        return {buffer_.data() + end_, buffer_.size() - end_};
+    if (buffer_size_ - end_ >= min_bytes) {
+        return {buffer_.get() + end_, buffer_size_ - end_};
     }
     bool moved = false;
     if (begin_ > 0) {
-        std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
+        std::memmove(buffer_.get(), buffer_.get() + begin_, end_ - begin_);
         end_ -= begin_;
         begin_ = 0;
         moved = true;
     }
-    if (buffer_.size() - end_ < min_bytes) {
-        buffer_.resize(std::max({buffer_.size() * 2, end_ + min_bytes, kInitialBuffer}));
+    if (buffer_size_ - end_ < min_bytes) {
+        const std::size_t size = std::max({buffer_size_ * 2, end_ + min_bytes, kInitialBuffer});
+        auto larger = std::make_unique_for_overwrite<char[]>(size);
+        if (end_ > 0) {
+            std::memcpy(larger.get(), buffer_.get(), end_);
+        }
+        buffer_ = std::move(larger);
+        buffer_size_ = size;
         moved = true;
     }
     if (moved && state_ == State::head) {
@@ -63,11 +69,11 @@ std::span<char> Connection::input_space(std::size_t min_bytes) {
         parser_.reset();
         request_.clear();
     }
-    return {buffer_.data() + end_, buffer_.size() - end_};
+    return {buffer_.get() + end_, buffer_size_ - end_};
 }
 
 void Connection::commit_input(std::size_t bytes) noexcept {
-    end_ = std::min(end_ + bytes, buffer_.size());
+    end_ = std::min(end_ + bytes, buffer_size_);
 }
 
 Wait Connection::waiting_for() const noexcept {
@@ -215,7 +221,7 @@ void Connection::hold_head() {
     // them, and point every view of the request at the copy, so the access log and the
     // scoreboard still see the request line and fields once the body is read.
     const std::size_t length = parser_.head_length();
-    const char* old_begin = buffer_.data() + (begin_ - length);
+    const char* old_begin = buffer_.get() + (begin_ - length);
     const char* old_end = old_begin + length;
     held_head_.assign(old_begin, length);
     const auto rebase = [&](std::string_view view) -> std::string_view {
@@ -331,6 +337,15 @@ void Connection::serialize_head(std::string_view date) {
         head += "\r\n";
     }
     head += keep_alive_ ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
+}
+
+void Connection::release_idle_memory() noexcept {
+    if (state_ != State::head || begin_ != end_) {
+        return;  // a request, or part of one, still needs the bytes
+    }
+    buffer_.reset();
+    buffer_size_ = begin_ = end_ = 0;
+    std::string().swap(output_.head);
 }
 
 void Connection::output_sent() noexcept {

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -73,6 +74,11 @@ public:
 
     const Output& output() const noexcept { return output_; }
     void output_sent() noexcept;
+    /// Between requests, with no byte of the next one at hand: frees the input buffer and
+    /// the output head, so a connection that waits for its client holds only this object
+    /// (nginx frees an idle keep-alive connection's buffers the same way). The next read
+    /// allocates afresh. Does nothing while a request is under way.
+    void release_idle_memory() noexcept;
 
     Wait waiting_for() const noexcept;
     std::uint64_t requests_served() const noexcept { return served_; }
@@ -108,9 +114,7 @@ private:
     void reject(Status status, std::string_view reason, std::string_view date);
     void serialize_head(std::string_view date);
     bool decide_keep_alive() const noexcept;
-    std::string_view unconsumed() const noexcept {
-        return {buffer_.data() + begin_, end_ - begin_};
-    }
+    std::string_view unconsumed() const noexcept { return {buffer_.get() + begin_, end_ - begin_}; }
 
     const Router& router_;
     const Config& config_;
@@ -119,7 +123,10 @@ private:
     Response response_;
     Output output_;
 
-    std::vector<char> buffer_;
+    /// Input bytes, left uninitialised (a vector would zero each allocation), and released
+    /// while the connection idles between requests (release_idle_memory).
+    std::unique_ptr<char[]> buffer_;
+    std::size_t buffer_size_ = 0;
     std::size_t begin_ = 0;  ///< first unconsumed byte
     std::size_t end_ = 0;    ///< one past the last received byte
     std::size_t max_buffer_;

@@ -162,6 +162,32 @@ TEST_F(ConnectionTest, WaitsReportThePhase) {
     EXPECT_EQ(conn.waiting_for(), Wait::keep_alive);
 }
 
+TEST_F(ConnectionTest, ReleasingIdleMemoryKeepsEveryByteARequestStillNeeds) {
+    Connection conn(*router_, config_);
+    auto t = drive(conn, "GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n", 0, false);
+    ASSERT_EQ(t.heads.size(), 1u);
+    conn.release_idle_memory();  // between requests: everything goes
+    EXPECT_TRUE(conn.output().head.empty());
+    EXPECT_GE(conn.input_space().size(), 4096u);  // the next read gets a fresh buffer
+
+    // Part of a head, then part of a body: released at either point, nothing is lost.
+    t = drive(conn, "GET /a.txt HTTP/1.1\r\nHo", 0, false);
+    EXPECT_TRUE(t.heads.empty());
+    conn.release_idle_memory();
+    t = drive(conn, "st: x\r\n\r\nPOST /a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab",
+              0, false);
+    ASSERT_EQ(t.heads.size(), 1u);
+    EXPECT_EQ(t.bodies[0], "0123456789");
+    EXPECT_EQ(conn.waiting_for(), Wait::body);
+    conn.release_idle_memory();
+    t = drive(conn, "cdeGET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    ASSERT_EQ(t.heads.size(), 2u);
+    EXPECT_FALSE(t.heads[0].starts_with("HTTP/1.1 400 ")) << t.heads[0];
+    EXPECT_TRUE(t.heads[1].starts_with("HTTP/1.1 200 ")) << t.heads[1];
+    EXPECT_EQ(t.bodies[1], "0123456789");
+    EXPECT_EQ(conn.requests_served(), 4u);
+}
+
 TEST_F(ConnectionTest, GrowsTheBufferForALargeHeadAndReparses) {
     // A head much larger than the initial buffer, delivered in small pieces, forces the
     // buffer to move; the parse must restart cleanly each time.
