@@ -1,7 +1,8 @@
 #pragma once
 
 // The systemd notification protocol (sd_notify(3)), for a service of Type=notify. Every call
-// is a no-op when NOTIFY_SOCKET is not set, so the master calls them unconditionally.
+// is a no-op when NOTIFY_SOCKET is not set, so the master calls them unconditionally;
+// libsystemd is loaded (dlopen) on the first call that has a socket to notify.
 
 #include <chrono>
 #include <cstdint>
@@ -29,6 +30,8 @@ public:
 private:
     void send(const std::string& message);
 
+    bool looked_up_ = false;                     ///< dlopen tried
+    int (*notify_)(int, const char*) = nullptr;  ///< libsystemd's sd_notify, once loaded
     std::uint64_t last_total_ = 0;
     std::chrono::steady_clock::time_point last_time_{};
 };

@@ -535,6 +535,36 @@ TEST_F(ReloadTest, NotifiesSystemdOfReadyReloadingStatusAndStopping) {
     EXPECT_TRUE(notify.wait_for("STOPPING=1", Millis(2000))) << notify.all();
 }
 
+/// Whether process `pid` has a file whose name contains `name` mapped.
+bool maps_library(pid_t pid, std::string_view name) {
+    std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
+    std::string line;
+    while (std::getline(maps, line)) {
+        if (line.find(name) != std::string::npos) {
+            return true;
+        }
+    }
+    return false;
+}
+
+TEST_F(ReloadTest, LoadsLibsystemdOnlyForSystemd) {
+    ::unsetenv("NOTIFY_SOCKET");
+    ASSERT_TRUE(start(config_for("event")));
+    std::string error;
+    ASSERT_TRUE(serves(server_->port(), site_, &error)) << error;
+    EXPECT_FALSE(maps_library(server_->pid(), "libsystemd.so"));
+    server_->stop(SIGTERM);
+
+    NotifySocket notify(dir_.path() / "notify.sock");
+    ASSERT_TRUE(notify.bound());
+    ::setenv("NOTIFY_SOCKET", (dir_.path() / "notify.sock").c_str(), 1);
+    const bool started = start(config_for("event"));
+    ::unsetenv("NOTIFY_SOCKET");
+    ASSERT_TRUE(started);
+    EXPECT_TRUE(notify.wait_for("READY=1")) << notify.all();
+    EXPECT_TRUE(maps_library(server_->pid(), "libsystemd.so"));
+}
+
 // --- the -k commands and the pid file -------------------------------------------------------
 
 class ControlTest : public ::testing::Test, protected LifecycleBase {
