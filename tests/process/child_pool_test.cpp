@@ -12,9 +12,10 @@
 namespace trident {
 namespace {
 
-/// Waits (bounded) for one child of this process and returns its pid and status.
+/// Waits (bounded: 30 s, for a loaded machine) for one child of this process and returns
+/// its pid and status.
 std::pair<pid_t, int> reap_one() {
-    for (int i = 0; i < 500; ++i) {
+    for (int i = 0; i < 3000; ++i) {
         int status = 0;
         const pid_t pid = waitpid(-1, &status, WNOHANG);
         if (pid > 0) {
@@ -112,8 +113,9 @@ TEST(ChildPool, GracefulSignalSentRightAfterForkReachesTheHandler) {
     ChildPool pool(
         1,
         [](std::size_t) {
-            // The signal may come before or after set-up; either way the handler gets it.
-            for (int i = 0; i < 200 && !g_child_saw_graceful.load(); ++i) {
+            // The signal may come before or after set-up; either way the handler gets it
+            // (waited for up to 10 s, for a loaded machine).
+            for (int i = 0; i < 1000 && !g_child_saw_graceful.load(); ++i) {
                 std::this_thread::sleep_for(std::chrono::milliseconds(10));
             }
             return g_child_saw_graceful.load() ? 0 : 3;
