@@ -127,13 +127,13 @@ Duration read_timeout(const Config& config, http::Wait wait) noexcept {
 }  // namespace
 
 ConnectionDriver::ConnectionDriver(int fd, const Router& router, const Config& config,
-                                   log::AccessLog* access_log)
+                                   log::AccessLog* access_log, const sockaddr_storage* peer)
     : fd_(fd),
       config_(config),
       conn_(router, config),
       phase_(conn_.waiting_for()),
       access_log_(access_log),
-      endpoints_(log::Endpoints::of(fd, /*with_local=*/access_log != nullptr)),
+      endpoints_(log::Endpoints::of(fd, peer, /*with_local=*/access_log != nullptr)),
       request_start_(Clock::now()) {
     conn_.set_client_address(endpoints_.client);
     start_phase();
@@ -613,14 +613,14 @@ ConnectionDriver::Outcome ConnectionDriver::finish(bool park) noexcept {
     return Outcome::closed;
 }
 
-void serve_connection(int fd, const Router& router, const Config& config,
-                      const std::atomic<bool>& stopping, WorkerSlot* slot,
+void serve_connection(int fd, const sockaddr_storage& peer, const Router& router,
+                      const Config& config, const std::atomic<bool>& stopping, WorkerSlot* slot,
                       log::AccessLog* access_log) noexcept {
     try {
         if (slot != nullptr) {
             slot->count_connection();
         }
-        ConnectionDriver(fd, router, config, access_log).run(stopping, false, slot);
+        ConnectionDriver(fd, router, config, access_log, &peer).run(stopping, false, slot);
     } catch (...) {
         ::close(fd);  // the driver could not even be built: out of memory
     }

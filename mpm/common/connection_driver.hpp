@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <span>
 
+#include <sys/socket.h>
+
 #include "http/connection.hpp"
 #include "log/access_record.hpp"
 #include "trident/config.hpp"
@@ -42,9 +44,10 @@ public:
 
     /// Takes ownership of the accepted socket `fd`: non-blocking for run() with `park`,
     /// blocking without (a wait for the client is then one recv, with SO_RCVTIMEO slices).
-    /// Each response is written to `access_log` when one is given.
+    /// Each response is written to `access_log` when one is given. `peer` is the client's
+    /// address as accept() gave it; without it the driver asks the kernel.
     ConnectionDriver(int fd, const Router& router, const Config& config,
-                     log::AccessLog* access_log = nullptr);
+                     log::AccessLog* access_log = nullptr, const sockaddr_storage* peer = nullptr);
     ~ConnectionDriver();
     ConnectionDriver(const ConnectionDriver&) = delete;
     ConnectionDriver& operator=(const ConnectionDriver&) = delete;
@@ -164,9 +167,10 @@ private:
     Clock::time_point request_start_;
 };
 
-/// Serves the accepted, blocking socket `fd` from start to close.
-void serve_connection(int fd, const Router& router, const Config& config,
-                      const std::atomic<bool>& stopping, WorkerSlot* slot = nullptr,
-                      log::AccessLog* access_log = nullptr) noexcept;
+/// Serves the accepted, blocking socket `fd` from start to close; `peer` is the client's
+/// address as accept() gave it.
+void serve_connection(int fd, const sockaddr_storage& peer, const Router& router,
+                      const Config& config, const std::atomic<bool>& stopping,
+                      WorkerSlot* slot = nullptr, log::AccessLog* access_log = nullptr) noexcept;
 
 }  // namespace trident

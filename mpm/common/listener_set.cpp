@@ -1,7 +1,6 @@
 #include "common/listener_set.hpp"
 
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -18,7 +17,8 @@ ListenerSet::ListenerSet(std::span<const Listener> listeners) {
     }
 }
 
-int ListenerSet::accept(const std::atomic<bool>& stop, spdlog::logger& log) {
+std::optional<AcceptedSocket> ListenerSet::accept(const std::atomic<bool>& stop,
+                                                  spdlog::logger& log) {
     while (!stop.load(std::memory_order_relaxed)) {
         // A bounded wait, so a stop request is seen within a second even if the signal
         // went to another thread.
@@ -32,11 +32,12 @@ int ListenerSet::accept(const std::atomic<bool>& stop, spdlog::logger& log) {
             }
             next_ = (next_ + i + 1) % fds_.size();
             // Blocking: the connection driver waits for a request in recv itself.
-            const int client = ::accept4(pfd.fd, nullptr, nullptr, SOCK_CLOEXEC);
-            if (client >= 0) {
-                const int one = 1;
-                ::setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-                return client;
+            AcceptedSocket accepted;
+            socklen_t length = sizeof accepted.peer;
+            accepted.fd = ::accept4(pfd.fd, reinterpret_cast<sockaddr*>(&accepted.peer), &length,
+                                    SOCK_CLOEXEC);
+            if (accepted.fd >= 0) {
+                return accepted;
             }
             if (errno == EMFILE || errno == ENFILE) {
                 log.error("accept: {}", std::strerror(errno));
@@ -45,7 +46,7 @@ int ListenerSet::accept(const std::atomic<bool>& stop, spdlog::logger& log) {
             break;  // EAGAIN (another process won), ECONNABORTED, EINTR: poll again
         }
     }
-    return -1;
+    return std::nullopt;
 }
 
 }  // namespace trident

@@ -29,11 +29,11 @@ private:
         std::uint64_t connections = 0;
         for (;;) {
             worker.set_state(WorkerState::waiting);
-            const int client = listeners.accept(stop, log());
-            if (client < 0) {
+            const std::optional<AcceptedSocket> client = listeners.accept(stop, log());
+            if (!client) {
                 break;  // graceful stop
             }
-            serve_connection(client, *context().router, config(), stop, &worker,
+            serve_connection(client->fd, client->peer, *context().router, config(), stop, &worker,
                              context().access_log);
             if (max_connections != 0 && ++connections >= max_connections) {
                 break;  // recycled; the master starts a fresh child

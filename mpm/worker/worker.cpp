@@ -31,16 +31,16 @@ private:
     int child_main(std::uint32_t slot) noexcept override {
         limit_malloc_arenas();
         const auto& stop = graceful_stop_requested();
-        WorkQueue<int> queue;
+        WorkQueue<AcceptedSocket> queue;
         std::vector<std::thread> workers;
         try {
             for (std::uint32_t i = 0; i < settings_.threads_per_child; ++i) {
                 WorkerSlot& worker = scoreboard().worker(slot, i);
                 workers.emplace_back([&, &worker = worker] {
                     worker.set_state(WorkerState::waiting);
-                    while (const std::optional<int> client = queue.pop()) {
-                        serve_connection(*client, *context().router, config(), stop, &worker,
-                                         context().access_log);
+                    while (const std::optional<AcceptedSocket> client = queue.pop()) {
+                        serve_connection(client->fd, client->peer, *context().router, config(),
+                                         stop, &worker, context().access_log);
                         worker.set_state(WorkerState::waiting);
                     }
                     worker.set_state(WorkerState::graceful);
@@ -60,11 +60,11 @@ private:
         const std::uint64_t max_connections = settings_.max_connections_per_child;
         std::uint64_t connections = 0;
         while (queue.wait_for_idle_worker(stop)) {
-            const int client = listeners.accept(stop, log());
-            if (client < 0) {
+            const std::optional<AcceptedSocket> client = listeners.accept(stop, log());
+            if (!client) {
                 break;
             }
-            queue.push(client);
+            queue.push(*client);
             if (max_connections != 0 && ++connections >= max_connections) {
                 break;  // recycled: finish what was accepted, then the master starts a fresh child
             }

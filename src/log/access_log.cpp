@@ -165,11 +165,13 @@ ThreadBuffer::~ThreadBuffer() {
     drain();  // a worker thread's exit
 }
 
-Endpoints Endpoints::of(int fd, bool with_local) noexcept {
+Endpoints Endpoints::of(int fd, const sockaddr_storage* peer, bool with_local) noexcept {
     Endpoints ends;
     sockaddr_storage address{};
     socklen_t length = sizeof address;
-    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
+    if (peer != nullptr) {
+        numeric_address(*peer, ends.client, ends.client_port);
+    } else if (::getpeername(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
         numeric_address(address, ends.client, ends.client_port);
     }
     address = {};

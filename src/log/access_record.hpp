@@ -4,6 +4,8 @@
 // it when a response has been sent (or failed to be); the log formats it. Every view points
 // into memory the driver holds until the record has been written.
 
+#include <sys/socket.h>
+
 #include <chrono>
 #include <cstdint>
 #include <string_view>
@@ -19,9 +21,11 @@ struct Endpoints {
     std::uint16_t client_port = 0;
     std::uint16_t local_port = 0;
 
-    /// getpeername() and, `with_local`, getsockname() of a connected socket (the local end
-    /// is for the access log only); fields it cannot learn stay empty.
-    static Endpoints of(int fd, bool with_local = true) noexcept;
+    /// The client's end from `peer` (what accept() returned) or, when null, getpeername();
+    /// with `with_local`, the local end from getsockname() (it is for the access log only).
+    /// Fields it cannot learn stay empty.
+    static Endpoints of(int fd, const sockaddr_storage* peer = nullptr,
+                        bool with_local = true) noexcept;
 };
 
 struct AccessRecord {

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -70,6 +71,10 @@ int open_listener(const SocketAddress& address, int backlog, bool dual_stack) {
     if (address.family == AF_INET6) {
         ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, dual_stack ? &zero : &one, sizeof one);
     }
+    // Accepted sockets inherit TCP_NODELAY from the listening one, which saves every MPM a
+    // setsockopt per connection: responses leave whole (one sendmsg, or MSG_MORE before a
+    // file), so Nagle's algorithm would only hold back their last segment.
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (::bind(fd, reinterpret_cast<const sockaddr*>(&address.storage), address.length) < 0 ||
         ::listen(fd, backlog) < 0) {
         const int saved = errno;
