@@ -407,6 +407,8 @@ ConnectionDriver::WriteStep ConnectionDriver::continue_write() noexcept {
 ConnectionDriver::Received ConnectionDriver::receive() {
     const std::span<char> space = conn_.input_space();
     const ssize_t n = ::recv(fd_, space.data(), space.size(), MSG_DONTWAIT);
+    // A read that filled the space may have left more behind; a shorter one took it all.
+    socket_drained_ = n < 0 || std::size_t(n) < space.size();
     if (n > 0) {
         took_bytes(std::size_t(n));
         return Received::data;
@@ -517,10 +519,11 @@ ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stoppin
             // Parking mode never waits for a head here: it takes what already arrived and
             // hands the connection back when the socket is empty. A body is waited for.
             const bool parks = park && phase_ != http::Wait::body;
-            if (parks && idle && after_response) {
+            if (parks && idle && after_response && socket_drained_) {
                 // A client that waits for our response before sending again has sent
-                // nothing yet: skip the recv that would say so, the event loop's read
-                // tries the socket once anyway as it parks the connection.
+                // nothing yet: skip the recv that would say so. Bytes it sends from now
+                // on raise an event of the parked set; none are left from before, since
+                // the last recv took all there was.
                 if (stopping.load(std::memory_order_relaxed)) {
                     responded_ = false;
                     break;

@@ -96,6 +96,10 @@ public:
 
     int fd() const noexcept { return fd_; }
 
+    /// Whether the last non-blocking read found the socket empty, or took all it held: only
+    /// then may the event MPM wait for an edge-triggered event of new bytes.
+    bool socket_drained() const noexcept { return socket_drained_; }
+
 private:
     http::Action advance(const std::atomic<bool>& stopping);
 
@@ -156,6 +160,7 @@ private:
     bool resumed_ = false;    ///< continue_write() finished a response: run() goes on from it
     bool responded_ = false;  ///< a response went out: a close should linger
     bool expired_ = false;
+    bool socket_drained_ = false;          ///< see socket_drained()
     bool blocking_ = false;                ///< during run() without `park`: the socket blocks
     bool send_timeout_set_ = false;        ///< SO_SNDTIMEO is timeouts.send (blocking sendfile)
     Clock::duration receive_timeout_{0};   ///< the socket's SO_RCVTIMEO; 0: none set yet
