@@ -59,6 +59,16 @@ timeval socket_timeout(Clock::duration timeout) noexcept {
     return timeval{time_t(us / 1'000'000), suseconds_t(us % 1'000'000)};
 }
 
+/// The time of day to the kernel's tick, without reading the clock hardware: when a
+/// scoreboard slot was last used needs no finer grain, and it is taken per request.
+std::chrono::system_clock::time_point coarse_wall_clock() noexcept {
+    timespec now{};
+    ::clock_gettime(CLOCK_REALTIME_COARSE, &now);
+    return std::chrono::system_clock::time_point(
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(
+            std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec)));
+}
+
 /// Waits until `fd` is ready for `events`, the deadline passes, or (when `stopping` is
 /// given) a graceful stop is requested.
 Ready wait_ready(int fd, short events, Clock::time_point deadline,
@@ -180,6 +190,10 @@ bool ConnectionDriver::between_requests() const noexcept {
 }
 
 void ConnectionDriver::start_phase() noexcept {
+    start_phase(Clock::now());
+}
+
+void ConnectionDriver::start_phase(Clock::time_point now) noexcept {
     const http::Wait next = conn_.waiting_for();
     // The header clock runs from the accept: the first byte of a first request continues
     // that phase, it does not restart it (or a client could renew it byte by byte).
@@ -189,7 +203,6 @@ void ConnectionDriver::start_phase() noexcept {
     if (continues) {
         return;
     }
-    const auto now = Clock::now();
     const Duration timeout = read_timeout(config_, phase_);
     const Duration max = read_timeout_max(config_, phase_);
     deadline_ = now + timeout;
@@ -197,10 +210,16 @@ void ConnectionDriver::start_phase() noexcept {
 }
 
 void ConnectionDriver::took_bytes(std::size_t bytes) noexcept {
-    mark_request_start();
+    // The first bytes of a request: its duration (%D, Total Duration) runs from now, and a
+    // keep-alive wait becomes a head's.
+    const bool first = between_requests();
+    const Clock::time_point now = first ? Clock::now() : Clock::time_point{};
+    if (first) {
+        request_start_ = now;
+    }
     conn_.commit_input(bytes);
     if (phase_ == http::Wait::keep_alive) {
-        start_phase();
+        start_phase(now);
     }
     extend_deadline(bytes);
 }
@@ -216,7 +235,7 @@ void ConnectionDriver::extend_deadline(std::size_t bytes) noexcept {
 }
 
 http::Action ConnectionDriver::advance(const std::atomic<bool>& stopping) {
-    thread_local http::DateCache dates;
+    http::DateCache& dates = *dates_;
     // On a graceful stop the next response is planned with "Connection: close", so the
     // client is told before the connection ends (RFC 9112 §9.6).
     if (stopping.load(std::memory_order_relaxed)) {
@@ -359,26 +378,27 @@ bool ConnectionDriver::send_blocking() noexcept {
 void ConnectionDriver::response_sent() noexcept {
     const http::Output& out = conn_.output();
     // An interim 100 (Continue) is neither a request served nor a line in the access log.
+    const auto now = Clock::now();
     if (!out.interim) {
         const std::uint64_t bytes =
             out.head.size() + out.body.size() + (out.file ? out.file->length : 0);
         const auto duration =
-            std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - request_start_);
+            std::chrono::duration_cast<std::chrono::microseconds>(now - request_start_);
         log::log_response(access_log_, conn_, endpoints_, request_start_, true);
         if (slot_ != nullptr) {
-            slot_->count_request(bytes, std::chrono::system_clock::now(), duration);
+            slot_->count_request(bytes, coarse_wall_clock(), duration);
         } else {
             // Finished on the event loop, which has no worker slot: the next worker counts it.
             uncounted_bytes_ = bytes;
             uncounted_duration_ = duration;
         }
-        request_start_ = Clock::now();  // a pipelined request waits from here
+        request_start_ = now;  // a pipelined request waits from here
     }
     sent_bytes_ = 0;
     sent_file_bytes_ = 0;
     responded_ = true;
     conn_.output_sent();
-    start_phase();
+    start_phase(now);
 }
 
 void ConnectionDriver::response_failed() noexcept {
@@ -468,6 +488,8 @@ ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stoppin
                                                 WorkerSlot* slot) noexcept {
     slot_ = slot;
     blocking_ = !park;
+    thread_local http::DateCache dates;  // looked up once a run: thread_local costs a call here
+    dates_ = &dates;
     try {
         bool after_response = false;  ///< the last step wrote a response
         bool tried_early = false;     ///< the first request was looked for before any poll
@@ -476,8 +498,7 @@ ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stoppin
             resumed_ = false;
             after_response = true;
             if (slot_ != nullptr && uncounted_bytes_ > 0) {
-                slot_->count_request(uncounted_bytes_, std::chrono::system_clock::now(),
-                                     uncounted_duration_);
+                slot_->count_request(uncounted_bytes_, coarse_wall_clock(), uncounted_duration_);
             }
             uncounted_bytes_ = 0;
         }

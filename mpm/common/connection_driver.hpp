@@ -23,6 +23,9 @@ class WorkerSlot;
 namespace log {
 class AccessLog;
 }
+namespace http {
+class DateCache;
+}
 
 class ConnectionDriver {
 public:
@@ -129,14 +132,9 @@ private:
     /// Sets SO_RCVTIMEO when it differs from what the socket has.
     bool set_receive_timeout(Clock::duration timeout) noexcept;
     void report_reading() noexcept;
-    /// The first bytes of a request arrived: its duration (%D, Total Duration) runs from now.
-    void mark_request_start() noexcept {
-        if (between_requests()) {
-            request_start_ = Clock::now();
-        }
-    }
     void report_response() noexcept;
     void start_phase() noexcept;
+    void start_phase(Clock::time_point now) noexcept;
     /// Bytes of a request arrived in the buffer: the wait moves on from keep-alive to the
     /// head (so the header clock runs, and the connection is no longer idle), and a head or
     /// body deadline is extended by the data rate.
@@ -165,6 +163,7 @@ private:
     bool send_timeout_set_ = false;        ///< SO_SNDTIMEO is timeouts.send (blocking sendfile)
     Clock::duration receive_timeout_{0};   ///< the socket's SO_RCVTIMEO; 0: none set yet
     WorkerSlot* slot_ = nullptr;           ///< during run(): where to report
+    http::DateCache* dates_ = nullptr;     ///< during run(): the thread's Date field
     void (*block_hook_)(void*) = nullptr;  ///< see set_block_hook()
     void* block_hook_arg_ = nullptr;
     log::AccessLog* access_log_;  ///< null: access_log off
