@@ -4,6 +4,7 @@
 // percent-decoding, then dot-segment removal (RFC 3986 §5.2.4). The result never climbs
 // above "/".
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -20,5 +21,8 @@ using PathResult = std::variant<std::string, http::Status>;
 
 /// `raw_path` is the request-target's path, before any '?'. It must start with '/'.
 PathResult normalize_request_path(std::string_view raw_path);
+
+/// The same into `path`, whose memory is reused: nullopt when `path` holds the result.
+std::optional<http::Status> normalize_request_path(std::string_view raw_path, std::string& path);
 
 }  // namespace trident

@@ -18,7 +18,7 @@ constexpr bool is_one_of(char c, std::string_view set) noexcept {
 
 // RFC 3986 §2.3 unreserved and §2.2 sub-delims: the bytes of a reg-name besides pct-encoded.
 constexpr bool is_reg_name_char(char c) noexcept {
-    return is_alpha(c) || is_digit(c) || is_one_of(c, "-._~!$&'()*+,;=");
+    return has_class(c, kRegName);
 }
 
 bool is_port(std::string_view text) noexcept {

@@ -74,12 +74,11 @@ void Router::route(http::Request& request, http::Response& response) const noexc
             return;
         }
         // Origin- or absolute-form: the parser set target_path (RFC 9112 §3.2.1-§3.2.2).
-        PathResult path = normalize_request_path(request.target_path);
-        if (const Status* status = std::get_if<Status>(&path)) {
-            response = make_error_response(*status);
+        if (const std::optional<Status> refused =
+                normalize_request_path(request.target_path, request.path)) {
+            response = make_error_response(*refused);
             return;
         }
-        request.path = std::move(std::get<std::string>(path));
         if (request.method == Method::options) {
             response = options_answer();
             return;

@@ -3,6 +3,7 @@
 // Common syntax rules of HTTP (RFC 9110 §5.5, §5.6), shared by the parser, the chunked
 // decoder and the handlers that read fields.
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -11,13 +12,34 @@
 
 namespace trident::http {
 
+/// Classes of bytes, looked up in one table: these tests run for every byte of a head.
+enum CharClass : std::uint8_t {
+    kTchar = 1,    ///< RFC 9110 §5.6.2 tchar
+    kRegName = 2,  ///< RFC 3986 §2.3 unreserved and §2.2 sub-delims: a reg-name's bytes
+};
+
+inline constexpr std::array<std::uint8_t, 256> kCharClasses = [] {
+    std::array<std::uint8_t, 256> table{};
+    const auto mark = [&](std::string_view bytes, std::uint8_t cls) {
+        for (const char c : bytes) {
+            table[static_cast<unsigned char>(c)] |= cls;
+        }
+    };
+    constexpr std::string_view kAlnum =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    mark(kAlnum, kTchar | kRegName);
+    mark("!#$%&'*+-.^_`|~", kTchar);
+    mark("-._~!$&'()*+,;=", kRegName);
+    return table;
+}();
+
+constexpr bool has_class(char c, CharClass cls) noexcept {
+    return (kCharClasses[static_cast<unsigned char>(c)] & cls) != 0;
+}
+
 /// tchar (RFC 9110 §5.6.2): the bytes of a token.
 constexpr bool is_tchar(char c) noexcept {
-    const auto u = static_cast<unsigned char>(c);
-    if ((u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9')) {
-        return true;
-    }
-    return u != 0 && std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+    return has_class(c, kTchar);
 }
 
 /// field-vchar / SP / HTAB (RFC 9110 §5.5): obs-text is allowed; NUL, CR, LF, the other

@@ -116,5 +116,44 @@ TEST(RequestPathTest, ResultNeverContainsDotSegmentsOrDoubleSlashes) {
     }
 }
 
+// Most paths are already normal and are taken as they are; every short path over an
+// alphabet of separators, dots and escapes must still come out normal, so that shortcut
+// can never let a path through that the full algorithm would have changed.
+TEST(RequestPathTest, EveryShortPathComesOutNormal) {
+    constexpr std::string_view kAlphabet = "/a.%2e";
+    std::string raw;
+    std::size_t accepted = 0;
+    for (std::size_t length = 1; length <= 7; ++length) {
+        std::size_t combinations = 1;
+        for (std::size_t i = 1; i < length; ++i) {
+            combinations *= kAlphabet.size();
+        }
+        for (std::size_t n = 0; n < combinations; ++n) {
+            raw = "/";
+            for (std::size_t i = 1, rest = n; i < length; ++i, rest /= kAlphabet.size()) {
+                raw += kAlphabet[rest % kAlphabet.size()];
+            }
+            const PathResult result = normalize_request_path(raw);
+            const auto* path = std::get_if<std::string>(&result);
+            if (path == nullptr) {
+                continue;
+            }
+            ++accepted;
+            ASSERT_FALSE(path->empty()) << raw;
+            EXPECT_EQ(path->front(), '/') << raw;
+            EXPECT_EQ(path->find("//"), std::string::npos) << raw << " gave " << *path;
+            EXPECT_EQ(path->find("/./"), std::string::npos) << raw << " gave " << *path;
+            EXPECT_EQ(path->find("/../"), std::string::npos) << raw << " gave " << *path;
+            EXPECT_FALSE(path->ends_with("/.") || path->ends_with("/..")) << raw;
+            // Normalising is idempotent: a normal path is its own result.
+            const PathResult again = normalize_request_path(*path);
+            const auto* same = std::get_if<std::string>(&again);
+            ASSERT_NE(same, nullptr) << *path;
+            EXPECT_EQ(*same, *path) << raw;
+        }
+    }
+    EXPECT_GT(accepted, 1000u);
+}
+
 }  // namespace
 }  // namespace trident
