@@ -56,8 +56,11 @@ public:
         struct stat dir_info {};
         std::string content;            ///< the file's bytes
         std::string_view content_type;  ///< from the MIME table, which outlives the cache
-        bool varies = false;            ///< a precompressed sibling exists: Vary applies
-        bool has_br = false;            ///< which siblings exist
+        std::string etag;               ///< its entity tag, as sent
+        /// The fields of a 200 for it, serialised ("Name: value\r\n" each).
+        std::string fields_200;
+        bool varies = false;  ///< a precompressed sibling exists: Vary applies
+        bool has_br = false;  ///< which siblings exist
         bool has_gzip = false;
     };
 

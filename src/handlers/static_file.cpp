@@ -198,7 +198,8 @@ struct Representation {
     /// may become usable without the folder changing, so the file cache must not remember
     /// "no sibling".
     bool sibling_unsettled = false;
-    const std::string* content = nullptr;  ///< the bytes from the file cache, else the fd
+    /// The file cache's entry whose bytes and validators answer; else the fd does.
+    std::shared_ptr<const FileCache::Entry> cached = nullptr;
 };
 
 /// The request's Accept-Encoding as one list: several field lines are one comma-separated
@@ -214,6 +215,17 @@ std::string accept_encoding(const http::Request& request, bool& present) {
         }
     }
     return accept;
+}
+
+/// Whether the request has a field that may be a precondition (RFC 9110 §13.1: If-Match,
+/// If-None-Match, If-Modified-Since, If-Unmodified-Since, If-Range): all begin "If-".
+bool has_preconditions(const http::Request& request) noexcept {
+    for (const http::Field& field : request.fields) {
+        if (field.name.size() > 3 && http::iequals(field.name.substr(0, 3), "if-")) {
+            return true;
+        }
+    }
+    return false;
 }
 
 /// Opens "<name>.br" and "<name>.gz" beside the file and picks what to send (RFC 9110
@@ -280,10 +292,20 @@ void answer_ranges(const ByteRanges& ranges, std::uint64_t size, const Represent
     file.pieces = std::move(multipart.pieces);
 }
 
+/// What a 200 or 206 says of the representation after its Content-Type: its coding, Vary,
+/// validators (RFC 9110 §8.8) and that ranges are accepted (§14.3).
+void add_validator_fields(const Representation& chosen, std::string etag,
+                          std::string_view last_modified, Response& response) {
+    add_coding_headers(chosen, response, true);
+    response.add_header("ETag", std::move(etag));
+    response.add_header("Last-Modified", std::string(last_modified));
+    response.add_header("Accept-Ranges", "bytes");
+}
+
 /// A regular file, open and checked: preconditions, then Range, then 200.
 Response serve_file(const http::Request& request, Representation chosen) {
     const struct stat& info = chosen.file.info;
-    const std::string etag = make_etag(info, chosen.coding);
+    const std::string etag = chosen.cached ? chosen.cached->etag : make_etag(info, chosen.coding);
     const std::time_t mtime = info.st_mtim.tv_sec;
     char last_modified[http::kHttpDateLength + 1] = {};
     http::format_http_date(mtime, last_modified);
@@ -326,8 +348,10 @@ Response serve_file(const http::Request& request, Representation chosen) {
     Response response;
     response.headers.reserve(8);  // one allocation, not several as the vector grows
     response.status = Status::ok;
-    if (chosen.content != nullptr) {
-        response.body = *chosen.content;  // never with Range: those bypass the cache
+    if (chosen.cached) {
+        // Never with Range: those bypass the cache.
+        response.body = http::BorrowedBytes{chosen.cached->content};
+        response.keep = chosen.cached;
     } else {
         response.body = http::FileBody{std::move(chosen.file.fd), 0, size, {}};
     }
@@ -336,10 +360,8 @@ Response serve_file(const http::Request& request, Representation chosen) {
     } else {
         response.add_header("Content-Type", std::string(chosen.content_type));
     }
-    add_coding_headers(chosen, response, true);
-    response.add_header("ETag", etag);
-    response.add_header("Last-Modified", std::string(last_modified, http::kHttpDateLength));
-    response.add_header("Accept-Ranges", "bytes");
+    add_validator_fields(chosen, etag, std::string_view(last_modified, http::kHttpDateLength),
+                         response);
     return response;
 }
 
@@ -362,6 +384,21 @@ void remember(FileCache& cache, std::string key, const std::string& served_path,
     entry.varies = chosen.varies;
     entry.has_br = chosen.has_br;
     entry.has_gzip = chosen.has_gzip;
+    // What serve_file() would compute on every hit, done once: the validators, and the
+    // fields of a 200 serialised as the core sends them.
+    entry.etag = make_etag(chosen.file.info, chosen.coding);
+    char last_modified[http::kHttpDateLength + 1] = {};
+    http::format_http_date(chosen.file.info.st_mtim.tv_sec, last_modified);
+    Response fields;
+    fields.add_header("Content-Type", std::string(chosen.content_type));
+    add_validator_fields(chosen, entry.etag, std::string_view(last_modified, http::kHttpDateLength),
+                         fields);
+    for (const auto& [name, value] : fields.headers) {
+        entry.fields_200 += name;
+        entry.fields_200 += ": ";
+        entry.fields_200 += value;
+        entry.fields_200 += "\r\n";
+    }
     cache.store(key, std::move(entry), chosen.file.fd.get());
 }
 
@@ -410,17 +447,26 @@ std::optional<Response> StaticFileHandler::serve_from_cache(const http::Request&
     if (!entry) {
         return std::nullopt;
     }
-    Representation chosen;
-    chosen.file.info = entry->file_info;
-    chosen.content_type = entry->content_type;
-    chosen.varies = entry->varies;
-    chosen.content = &entry->content;
     if (entry->varies && negotiates &&
         choose_content_coding(accept, present, entry->has_br, entry->has_gzip) !=
             ContentCoding::identity) {
         return std::nullopt;  // an encoded sibling is wanted: the ordinary path sends it
     }
-    return serve_file(request, std::move(chosen));  // `entry` outlives the copy made there
+    if (!has_preconditions(request)) {
+        // The common case, answered from what the entry rendered when it was made.
+        Response response;
+        response.status = Status::ok;
+        response.serialized_fields = entry->fields_200;
+        response.body = http::BorrowedBytes{entry->content};
+        response.keep = entry;
+        return response;
+    }
+    Representation chosen;
+    chosen.file.info = entry->file_info;
+    chosen.content_type = entry->content_type;
+    chosen.varies = entry->varies;
+    chosen.cached = entry;
+    return serve_file(request, std::move(chosen));
 }
 
 void StaticFileHandler::handle(const http::Request& request, Response& response) noexcept {

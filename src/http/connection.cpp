@@ -303,10 +303,10 @@ void Connection::start_response(std::string_view date) {
     output_.file = nullptr;
     // HEAD and 304 carry the fields of a GET but no content (RFC 9110 §9.3.2, §15.4.5).
     if (request_.method != Method::head && status_has_content(response_.status)) {
-        if (const auto* bytes = std::get_if<std::string>(&response_.body)) {
-            output_.body = *bytes;
-        } else if (const auto* file = std::get_if<FileBody>(&response_.body)) {
+        if (const auto* file = std::get_if<FileBody>(&response_.body)) {
             output_.file = file;
+        } else {
+            output_.body = response_.body_bytes();
         }
     }
     state_ = State::write;
@@ -325,6 +325,7 @@ void Connection::serialize_head(std::string_view date) {
     head += "\r\nServer: ";
     head += server_token(config_);
     head += "\r\n";
+    head += response_.serialized_fields;
     for (const auto& [name, value] : response_.headers) {
         head += name;
         head += ": ";

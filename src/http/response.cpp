@@ -5,6 +5,7 @@
 #include <string>
 
 #include "http/html.hpp"
+#include "trident/http/request.hpp"
 
 namespace trident {
 
@@ -20,13 +21,32 @@ void UniqueFd::reset(int fd) noexcept {
 namespace trident::http {
 
 std::uint64_t Response::body_length() const noexcept {
-    if (const auto* bytes = std::get_if<std::string>(&body)) {
-        return bytes->size();
-    }
     if (const auto* file = std::get_if<FileBody>(&body)) {
         return file->length;
     }
-    return 0;
+    return body_bytes().size();
+}
+
+std::string_view Response::body_bytes() const noexcept {
+    if (const auto* bytes = std::get_if<std::string>(&body)) {
+        return *bytes;
+    }
+    if (const auto* borrowed = std::get_if<BorrowedBytes>(&body)) {
+        return borrowed->bytes;
+    }
+    return {};
+}
+
+std::string_view Response::field(std::string_view name) const noexcept {
+    std::string_view found;
+    bool seen = false;
+    for_each_field([&](std::string_view field_name, std::string_view value) {
+        if (!seen && iequals(field_name, name)) {
+            found = value;
+            seen = true;
+        }
+    });
+    return found;
 }
 
 void append_html_escaped(std::string& out, std::string_view text) {

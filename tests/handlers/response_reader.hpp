@@ -9,28 +9,33 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
+#include <vector>
 
 #include "trident/http/request.hpp"
 #include "trident/http/response.hpp"
 
 namespace trident::test {
 
+/// Every header field, serialised ones included, in the order the core sends them.
+inline std::vector<std::pair<std::string, std::string>> all_fields(const http::Response& response) {
+    std::vector<std::pair<std::string, std::string>> all;
+    response.for_each_field(
+        [&](std::string_view name, std::string_view value) { all.emplace_back(name, value); });
+    return all;
+}
+
 /// The first field named `name` (case-insensitive); empty when none.
 inline std::string header(const http::Response& response, std::string_view name) {
-    for (const auto& [field, value] : response.headers) {
-        if (http::iequals(field, name)) {
-            return value;
-        }
-    }
-    return {};
+    return std::string(response.field(name));
 }
 
 inline std::size_t header_count(const http::Response& response, std::string_view name) {
     std::size_t count = 0;
-    for (const auto& [field, value] : response.headers) {
+    response.for_each_field([&](std::string_view field, std::string_view) {
         count += http::iequals(field, name) ? 1 : 0;
-    }
+    });
     return count;
 }
 
@@ -61,11 +66,8 @@ inline std::string file_body_bytes(const http::FileBody& file) {
 
 /// What the driver would send for this body: bytes, a file range, or pieces.
 inline std::string body_of(const http::Response& response) {
-    if (const auto* bytes = std::get_if<std::string>(&response.body)) {
-        return *bytes;
-    }
     const auto* file = std::get_if<http::FileBody>(&response.body);
-    return file == nullptr ? std::string() : file_body_bytes(*file);
+    return file == nullptr ? std::string(response.body_bytes()) : file_body_bytes(*file);
 }
 
 }  // namespace trident::test
