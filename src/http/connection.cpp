@@ -18,11 +18,30 @@ std::string_view server_token(const Config& config) {
     return config.server_tokens == "prod" ? "Trident" : "Trident/" TRIDENT_VERSION;
 }
 
-void append_number(std::string& out, std::uint64_t value) {
-    char digits[24];
-    const auto result = std::to_chars(digits, digits + sizeof digits, value);
-    out.append(digits, result.ptr);
-}
+/// Writes a response head into a string sized for it beforehand: one allocation at most,
+/// and no capacity check per piece.
+class HeadWriter {
+public:
+    explicit HeadWriter(char* at) noexcept : at_(at) {}
+    HeadWriter& operator<<(std::string_view text) noexcept {
+        std::memcpy(at_, text.data(), text.size());
+        at_ += text.size();
+        return *this;
+    }
+    char* end() const noexcept { return at_; }
+
+private:
+    char* at_;
+};
+
+/// The buffers of connections that no longer need them, kept by the thread that let them go
+/// for the next connection it serves: an event worker parks one keep-alive connection and
+/// takes the next, so a request costs no allocation of either.
+struct SpareBuffers {
+    std::unique_ptr<char[]> input;  ///< kInitialBuffer bytes, or null
+    std::string head;               ///< capacity only
+};
+thread_local SpareBuffers spare_buffers;
 
 /// Whether a response to this status carries content at all (RFC 9110 §6.4.1).
 bool status_has_content(Status status) {
@@ -30,6 +49,10 @@ bool status_has_content(Status status) {
 }
 
 }  // namespace
+
+Connection::~Connection() {
+    give_back_buffers();
+}
 
 Connection::Connection(const Router& router, const Config& config) noexcept
     : router_(router),
@@ -53,6 +76,11 @@ std::span<char> Connection::input_space(std::size_t min_bytes) {
         end_ -= begin_;
         begin_ = 0;
         moved = true;
+    }
+    if (buffer_size_ == 0 && min_bytes <= kInitialBuffer && spare_buffers.input) {
+        buffer_ = std::move(spare_buffers.input);
+        buffer_size_ = kInitialBuffer;
+        return {buffer_.get(), buffer_size_};
     }
     if (buffer_size_ - end_ < min_bytes) {
         const std::size_t size = std::max({buffer_size_ * 2, end_ + min_bytes, kInitialBuffer});
@@ -313,39 +341,66 @@ void Connection::start_response(std::string_view date) {
 }
 
 void Connection::serialize_head(std::string_view date) {
-    std::string& head = output_.head;
-    head.clear();
-    head.reserve(256);
-    head += "HTTP/1.1 ";  // RFC 9110 §6.2: our highest version with the request's major
-    append_number(head, code(response_.status));
-    head += ' ';
-    head += reason_phrase(response_.status);
-    head += "\r\nDate: ";
-    head += date;
-    head += "\r\nServer: ";
-    head += server_token(config_);
-    head += "\r\n";
-    head += response_.serialized_fields;
+    char status_code[4];
+    std::to_chars(status_code, status_code + 3, code(response_.status));
+    const std::string_view reason = reason_phrase(response_.status);
+    const std::string_view server = server_token(config_);
+    char length[24];
+    const bool has_length = status_has_content(response_.status);
+    // For HEAD, the length a GET would send (RFC 9110 §8.6).
+    const std::string_view length_text(
+        length,
+        has_length
+            ? std::to_chars(length, length + sizeof length, response_.body_length()).ptr - length
+            : 0);
+    const std::string_view connection =
+        keep_alive_ ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
+
+    std::size_t size = 9 + 3 + 1 + reason.size() + 8 + date.size() + 10 + server.size() + 2 +
+                       response_.serialized_fields.size() + connection.size();
     for (const auto& [name, value] : response_.headers) {
-        head += name;
-        head += ": ";
-        head += value;
-        head += "\r\n";
+        size += name.size() + 2 + value.size() + 2;
     }
-    if (status_has_content(response_.status)) {
-        head += "Content-Length: ";  // for HEAD, the length a GET would send (RFC 9110 §8.6)
-        append_number(head, response_.body_length());
-        head += "\r\n";
+    if (has_length) {
+        size += 16 + length_text.size() + 2;
     }
-    head += keep_alive_ ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
+    std::string& head = output_.head;
+    if (head.capacity() == 0) {
+        head.swap(spare_buffers.head);  // the memory a parked connection gave back
+    }
+    head.resize(size);
+    HeadWriter out(head.data());
+    // RFC 9110 §6.2: our highest version with the request's major.
+    out << "HTTP/1.1 " << std::string_view(status_code, 3) << " " << reason << "\r\nDate: " << date
+        << "\r\nServer: " << server << "\r\n"
+        << response_.serialized_fields;
+    for (const auto& [name, value] : response_.headers) {
+        out << name << ": " << value << "\r\n";
+    }
+    if (has_length) {
+        out << "Content-Length: " << length_text << "\r\n";
+    }
+    out << connection;
+    head.resize(std::size_t(out.end() - head.data()));
 }
 
 void Connection::release_idle_memory() noexcept {
     if (state_ != State::head || begin_ != end_) {
         return;  // a request, or part of one, still needs the bytes
     }
+    give_back_buffers();
+}
+
+void Connection::give_back_buffers() noexcept {
+    if (buffer_size_ == kInitialBuffer && !spare_buffers.input) {
+        spare_buffers.input = std::move(buffer_);
+    }
     buffer_.reset();
     buffer_size_ = begin_ = end_ = 0;
+    output_.head.clear();
+    if (spare_buffers.head.capacity() < output_.head.capacity()) {
+        spare_buffers.head.swap(output_.head);
+    }
     std::string().swap(output_.head);
 }
 

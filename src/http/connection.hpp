@@ -53,6 +53,10 @@ struct Output {
 class Connection {
 public:
     Connection(const Router& router, const Config& config) noexcept;
+    /// Its buffers go to the next connection this thread serves.
+    ~Connection();
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
 
     /// Writable space at the end of the input buffer, at least `min_bytes` long.
     std::span<char> input_space(std::size_t min_bytes = 4096);
@@ -74,10 +78,11 @@ public:
 
     const Output& output() const noexcept { return output_; }
     void output_sent() noexcept;
-    /// Between requests, with no byte of the next one at hand: frees the input buffer and
-    /// the output head, so a connection that waits for its client holds only this object
-    /// (nginx frees an idle keep-alive connection's buffers the same way). The next read
-    /// allocates afresh. Does nothing while a request is under way.
+    /// Between requests, with no byte of the next one at hand: lets go of the input buffer
+    /// and the output head, so a connection that waits for its client holds only this object
+    /// (nginx frees an idle keep-alive connection's buffers the same way). The thread keeps
+    /// one of each for the next connection it serves, so the next read seldom allocates. Does
+    /// nothing while a request is under way.
     void release_idle_memory() noexcept;
 
     Wait waiting_for() const noexcept;
@@ -113,6 +118,9 @@ private:
     void start_response(std::string_view date);
     void reject(Status status, std::string_view reason, std::string_view date);
     void serialize_head(std::string_view date);
+    /// Lets go of the input buffer and the output head, keeping them for this thread's next
+    /// connection (one of each).
+    void give_back_buffers() noexcept;
     bool decide_keep_alive() const noexcept;
     std::string_view unconsumed() const noexcept { return {buffer_.get() + begin_, end_ - begin_}; }
 
