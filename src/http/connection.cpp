@@ -24,8 +24,10 @@ class HeadWriter {
 public:
     explicit HeadWriter(char* at) noexcept : at_(at) {}
     HeadWriter& operator<<(std::string_view text) noexcept {
-        std::memcpy(at_, text.data(), text.size());
-        at_ += text.size();
+        if (!text.empty()) {  // an empty view may have no data at all: memcpy wants one
+            std::memcpy(at_, text.data(), text.size());
+            at_ += text.size();
+        }
         return *this;
     }
     char* end() const noexcept { return at_; }
