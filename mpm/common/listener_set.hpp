@@ -2,15 +2,14 @@
 
 // Accepting from every listening socket, as each MPM's accepting thread does.
 
-#include <poll.h>
 #include <sys/socket.h>
 
 #include <atomic>
 #include <memory>
 #include <optional>
 #include <span>
-#include <vector>
 
+#include "trident/http/response.hpp"
 #include "trident/mpm.hpp"
 
 namespace spdlog {
@@ -25,18 +24,23 @@ struct AcceptedSocket {
     sockaddr_storage peer{};
 };
 
+/// Every listening socket in an epoll instance of this thread's own, registered with
+/// EPOLLEXCLUSIVE: a new connection wakes one of the processes (or threads) waiting to
+/// accept, not all of them as poll() did. Apache's prefork gets the same from its accept
+/// mutex.
 class ListenerSet {
 public:
-    explicit ListenerSet(std::span<const Listener> listeners);
+    explicit ListenerSet(std::span<const Listener> listeners) noexcept;
 
     /// Waits for a connection on any listener and accepts it (blocking, close-on-exec, with
-    /// the listening socket's TCP_NODELAY). Nothing once `stop` is set. Several processes
-    /// may accept from the same sockets: losing the race just means waiting again.
+    /// the listening socket's TCP_NODELAY). Nothing once `stop` is set, or when the epoll
+    /// instance could not be made (logged). Several processes may accept from the same
+    /// sockets: losing the race just means waiting again.
     std::optional<AcceptedSocket> accept(const std::atomic<bool>& stop, spdlog::logger& log);
 
 private:
-    std::vector<pollfd> fds_;
-    std::size_t next_ = 0;  ///< where the next scan starts, so no listener is starved
+    UniqueFd epoll_;
+    int error_ = 0;  ///< why the epoll instance could not be made; 0 when it was
 };
 
 }  // namespace trident
