@@ -75,6 +75,12 @@ int open_listener(const SocketAddress& address, int backlog, bool dual_stack) {
     // setsockopt per connection: responses leave whole (one sendmsg, or MSG_MORE before a
     // file), so Nagle's algorithm would only hold back their last segment.
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    // Apache's default AcceptFilter on Linux ("data"): the kernel completes the accept only
+    // once the client has sent something, so a connection wakes no process before its
+    // request is there to read, and one that never speaks costs no child or thread. After
+    // 30 s of silence it is handed over anyway (and its header timeout starts).
+    const int defer_seconds = 30;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_seconds, sizeof defer_seconds);
     if (::bind(fd, reinterpret_cast<const sockaddr*>(&address.storage), address.length) < 0 ||
         ::listen(fd, backlog) < 0) {
         const int saved = errno;
