@@ -469,6 +469,7 @@ ConnectionDriver::Waited ConnectionDriver::receive_blocking(
         }
         const std::span<char> space = conn_.input_space();
         const ssize_t n = ::recv(fd_, space.data(), space.size(), 0);
+        socket_drained_ = n < 0 || std::size_t(n) < space.size();
         if (n > 0) {
             took_bytes(std::size_t(n));
             return Waited::data;
@@ -623,6 +624,13 @@ ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stoppin
 }
 
 ConnectionDriver::Outcome ConnectionDriver::finish(bool park) noexcept {
+    // RFC 9112 §9.6: close in stages (half-close, then drain what the client still sends)
+    // so that bytes arriving after the close do not reset our last response. Needless when
+    // the client said it sends nothing more, sent nothing past its request and the last
+    // read found the socket empty: nothing can arrive then (nginx skips it the same way).
+    if (responded_ && conn_.client_finished() && socket_drained_) {
+        responded_ = false;
+    }
     if (park) {
         // The event loop owns the descriptor's registration, so it closes the socket (by
         // destroying this driver) after deregistering it; a lingering drain is its job too.

@@ -99,8 +99,8 @@ public:
 
     int fd() const noexcept { return fd_; }
 
-    /// Whether the last non-blocking read found the socket empty, or took all it held: only
-    /// then may the event MPM wait for an edge-triggered event of new bytes.
+    /// Whether the last read found the socket empty, or took all it held: only then may the
+    /// event MPM wait for an edge-triggered event of new bytes, or a close skip lingering.
     bool socket_drained() const noexcept { return socket_drained_; }
 
 private:

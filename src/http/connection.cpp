@@ -170,6 +170,7 @@ Action Connection::next(std::string_view date) {
                     return Action::read;
                 }
                 state_ = State::respond;
+                request_read_ = true;
                 break;
             }
             case State::respond:
@@ -191,6 +192,11 @@ bool Connection::start_request(std::string_view date) {
         return false;
     }
     keep_alive_ = decide_keep_alive();
+    // RFC 9112 §9.6: a client that sends "close" sends no further requests; HTTP/1.0
+    // without keep-alive closes after one.
+    client_closes_ = request_.connection_close ||
+                     (request_.version.minor == 0 && !request_.connection_keep_alive);
+    request_read_ = false;
     begin_ += parser_.head_length();
     body_framing_ = framing.body;
     body_remaining_ = framing.length;
@@ -221,6 +227,7 @@ bool Connection::start_request(std::string_view date) {
         return true;
     }
     state_ = has_body ? State::body : State::respond;
+    request_read_ = !has_body;
     return true;
 }
 
@@ -316,6 +323,7 @@ bool Connection::decide_keep_alive() const noexcept {
 void Connection::reject(Status status, std::string_view reason, std::string_view date) {
     response_ = make_error_response(status, reason);
     keep_alive_ = false;  // the framing of what follows is uncertain
+    request_read_ = false;
     if (!head_complete_) {
         // A head that did not parse has no trustworthy method: answer as to a GET. A
         // complete HEAD request keeps its method, so its error carries no content.

@@ -86,6 +86,13 @@ public:
     void release_idle_memory() noexcept;
 
     Wait waiting_for() const noexcept;
+    /// The client said it sends nothing more on this connection ("close", or HTTP/1.0
+    /// without keep-alive), its last request was read whole, and no byte past it is
+    /// buffered. Then closing at once cannot reset a response it is still reading, unless
+    /// more bytes wait in the socket (the driver knows).
+    bool client_finished() const noexcept {
+        return client_closes_ && request_read_ && begin_ == end_;
+    }
     std::uint64_t requests_served() const noexcept { return served_; }
     /// The status of the last response produced, for logs and tests.
     Status last_status() const noexcept { return response_.status; }
@@ -146,6 +153,8 @@ private:
     std::string held_head_;  ///< the request head while its body is read
     std::uint64_t served_ = 0;
     bool keep_alive_ = false;
+    bool client_closes_ = false;  ///< the current request said the client closes after it
+    bool request_read_ = false;   ///< the current request's head and body were read whole
     bool close_after_ = false;
     bool peer_eof_ = false;
     bool head_complete_ = false;  ///< the current request's head parsed without error

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "harness.hpp"
@@ -262,6 +263,27 @@ TEST_P(KeepAliveLimitTest, MaxRequestsEndsTheConnection) {
     EXPECT_EQ(lowercase(second->header("Connection").value_or("")), "close")
         << "keep_alive.max_requests 2\n"
         << second->head_text();
+    EXPECT_TRUE(client.wait_closed()) << client.error();
+}
+
+// The server closes after the second response (max_requests 2), but this client never said
+// it would stop sending: requests it pipelined behind may still be on their way. Closed
+// outright, the server's socket would answer them with a reset, which can destroy responses
+// the client has not read yet; RFC 9112 §9.6 has the server close in stages instead: shut
+// its side, then read and discard what still comes. Bytes sent after the close must
+// therefore be taken quietly, not reset.
+TEST_P(KeepAliveLimitTest, AClientThatKeepsSendingAfterTheLimitIsNotReset) {
+    RawClient client;
+    ASSERT_TRUE(client.connect(port())) << client.error();
+    const std::string request = make_request("GET", "/hello.txt");
+    ASSERT_TRUE(client.send(request + request)) << client.error();
+    const auto responses = client.read_responses(2);
+    ASSERT_EQ(responses.size(), 2u) << client.error();
+    EXPECT_EQ(lowercase(responses[1].header("Connection").value_or("")), "close");
+    // A reset would come back to the first of these; the second would then fail.
+    ASSERT_TRUE(client.send(request)) << client.error();
+    std::this_thread::sleep_for(Millis(200));
+    EXPECT_TRUE(client.send(request)) << "reset after the server's close: " << client.error();
     EXPECT_TRUE(client.wait_closed()) << client.error();
 }
 
