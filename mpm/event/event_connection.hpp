@@ -96,8 +96,6 @@ struct EventConnection {
     std::atomic<ConnectionDriver::Clock::rep> deadline{0};
     /// Holder only: parked between two requests, counted in the keep-alive gauge.
     bool idle = false;
-    /// Holder only: registered in the parked set.
-    bool registered = false;
 
     // The listener thread's own waits (write completion, lingering), on its io_context.
     std::uint32_t wait_id = 0;  ///< names the current wait; handlers of older ones are stale

@@ -30,8 +30,6 @@ void ParkedSet::add(const ConnectionPtr& conn) {
         }
         by_fd_[fd] = conn;
     }
-    // Set before the connection can be taken: from the epoll_ctl on, a worker may have it.
-    conn->registered = true;
     epoll_event ev{};
     // Edge-triggered: an event per arrival of bytes (or of the end of the stream), none for
     // bytes already seen. Registering a socket that already has bytes raises one at once.
@@ -39,18 +37,15 @@ void ParkedSet::add(const ConnectionPtr& conn) {
     ev.data.u64 = key_of(*conn);
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, conn->driver.fd(), &ev) != 0) {
         const int error = errno;
-        conn->registered = false;
         remove(*conn);
         throw std::system_error(error, std::generic_category(), "epoll_ctl");
     }
 }
 
 void ParkedSet::remove(EventConnection& conn) noexcept {
-    if (conn.registered) {
-        epoll_event ev{};
-        ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, conn.driver.fd(), &ev);
-        conn.registered = false;
-    }
+    // The registration itself ends with the socket (nothing else holds its file), which
+    // closes right after: an EPOLL_CTL_DEL would be one more system call per connection.
+    // An event it raises meanwhile finds no connection under its descriptor and is dropped.
     const auto fd = std::size_t(conn.driver.fd());
     std::lock_guard lock(mutex_);
     if (fd < by_fd_.size() && by_fd_[fd].get() == &conn) {

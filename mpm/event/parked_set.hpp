@@ -34,8 +34,9 @@ public:
     /// taken by the first worker its bytes wake; until then nobody but the caller can take
     /// it. Throws std::system_error (out of memory, max_user_watches).
     void add(const ConnectionPtr& conn);
-    /// Takes `conn` out: no event names it from now on, and an event already taken names
-    /// nothing. Its holder calls this before closing the socket.
+    /// Takes `conn` out: an event that names it from now on, or was taken already, finds
+    /// nothing. Its holder calls this before the socket closes, which ends the
+    /// registration.
     void remove(EventConnection& conn) noexcept;
 
     /// Waits for events; at most events.size() of them. Returns how many (0 on EINTR).
