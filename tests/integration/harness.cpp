@@ -346,6 +346,18 @@ bool TridentServer::spawn(std::string& error) {
     return true;
 }
 
+namespace {
+
+/// Whether the pid file holds `pid`, as the master writes it.
+bool names_this_master(const fs::path& pid_file, pid_t pid) {
+    std::ifstream in(pid_file);
+    std::string text;
+    std::getline(in, text);
+    return text == std::to_string(pid);
+}
+
+}  // namespace
+
 std::optional<int> TridentServer::wait_ready(bool& ready) {
     ready = false;
     const auto deadline = Clock::now() + kStartTimeout;
@@ -356,8 +368,9 @@ std::optional<int> TridentServer::wait_ready(bool& ready) {
             return status;
         }
         // The port answers once bound; the pid file comes when the master is set up
-        // (module loaded, scoreboard created), which is what tests mean by "started".
-        if (port_accepts(config_.host, port_) && fs::exists(pid_file_)) {
+        // (module loaded, scoreboard created), which is what tests mean by "started". It
+        // must name this master: a stale file from an earlier one may still be there.
+        if (port_accepts(config_.host, port_) && names_this_master(pid_file_, pid_)) {
             ready = true;
             return std::nullopt;
         }
