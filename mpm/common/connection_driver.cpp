@@ -426,7 +426,10 @@ ConnectionDriver::WriteStep ConnectionDriver::continue_write() noexcept {
 
 ConnectionDriver::Received ConnectionDriver::receive() {
     const std::span<char> space = conn_.input_space();
-    const ssize_t n = ::recv(fd_, space.data(), space.size(), MSG_DONTWAIT);
+    ssize_t n = 0;
+    do {
+        n = ::recv(fd_, space.data(), space.size(), MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
     // A read that filled the space may have left more behind; a shorter one took it all.
     socket_drained_ = n < 0 || std::size_t(n) < space.size();
     if (n > 0) {
@@ -437,7 +440,7 @@ ConnectionDriver::Received ConnectionDriver::receive() {
         conn_.on_peer_eof();  // the connection decides what an end of stream means now
         return Received::data;
     }
-    return errno == EAGAIN || errno == EINTR ? Received::nothing : Received::broken;
+    return errno == EAGAIN ? Received::nothing : Received::broken;
 }
 
 bool ConnectionDriver::set_receive_timeout(Clock::duration timeout) noexcept {
@@ -547,7 +550,8 @@ ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stoppin
                 // on raise an event of the parked set; none are left from before, since
                 // the last recv took all there was.
                 if (stopping.load(std::memory_order_relaxed)) {
-                    responded_ = false;
+                    // The stop came after that response said keep-alive: the client may
+                    // be sending its next request, so the close lingers.
                     break;
                 }
                 return Outcome::parked;

@@ -5,12 +5,12 @@
 // workers run it in parking mode, where it hands the connection back whenever the next
 // step would be to wait for the client to send a request.
 
+#include <sys/socket.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <span>
-
-#include <sys/socket.h>
 
 #include "http/connection.hpp"
 #include "log/access_record.hpp"

@@ -1,7 +1,8 @@
 // The event MPM: child processes with a fixed pool of worker threads plus one listener
-// thread each, which holds every connection that is waiting for its client (fresh, idle
-// keep-alive, part of a head received, lingering close) on epoll through Boost.Asio. An
-// idle keep-alive connection costs a socket, not a thread.
+// thread each, which accepts and keeps the books of every connection that is waiting for
+// its client (fresh, idle keep-alive, part of a head received, lingering close) in an
+// epoll set the idle workers wait on. An idle keep-alive connection costs a socket, not a
+// thread. event_child.cpp has the details.
 
 #include <spdlog/logger.h>
 

@@ -1,6 +1,5 @@
 #include "event/event_child.hpp"
 
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
@@ -83,12 +82,24 @@ public:
 
 private:
     /// One worker thread and the ready connections it has taken but not served yet.
+    /// One worker thread and the ready connections it has taken but not served yet.
     struct Worker {
+        Worker(EventChild& c, WorkerSlot& s) : child(c), slot(s) {}
         EventChild& child;
         WorkerSlot& slot;
+        std::mutex mutex;  ///< guards batch and next: the listener may pass them on
         std::vector<ConnectionPtr> batch;
         std::size_t next = 0;  ///< batch[next...] are still to serve
+        /// Connections begun; the listener's sweep sees whether it moved since its last look.
+        std::atomic<std::uint64_t> progress{0};
+        std::uint64_t progress_seen = 0;  ///< listener only
     };
+    /// Passes on what `worker` has taken but not begun to the other workers; the caller
+    /// holds worker.mutex.
+    void pass_on_rest(Worker& worker) noexcept;
+    /// Listener: a worker stuck on one connection since the last sweep (a cold disk, a slow
+    /// handler) passes on the rest of its batch.
+    void rescue_batches() noexcept;
 
     // Accepting, within Apache's async_request_worker_factor rule.
     bool accept_allowed() const;
@@ -106,13 +117,9 @@ private:
     /// each park may wake a worker, which on a busy core would preempt the accepting.
     void park_fresh();
 
-    // Parking: any thread that holds the connection.
-    enum class Parking : std::uint8_t {
-        parked,      ///< waits for its client; the caller no longer holds it
-        look_again,  ///< bytes came meanwhile: the caller keeps it and reads them
-        refused,     ///< a graceful stop lets idle connections go: the caller closes it
-    };
-    Parking park(EventConnection& conn);
+    /// Parks `conn`, which the caller holds, until its client speaks. False when bytes
+    /// came meanwhile: the caller keeps it and reads them.
+    bool park(EventConnection& conn);
     /// The holder ends the connection: out of the parked set and the books; the socket
     /// closes when the last reference goes.
     void retire(EventConnection& conn) noexcept;
@@ -144,7 +151,7 @@ private:
     void close(const ConnectionPtr& conn);
 
     // The workers' side.
-    void worker_loop(WorkerSlot& slot);
+    void worker_loop(Worker& self);
     /// Waits until a worker about to block on a client promotes this one; false once the
     /// child is done.
     bool wait_in_reserve();
@@ -164,6 +171,8 @@ private:
 
     void housekeeping();
     void begin_drain();
+    /// Draining: closes every parked idle keep-alive connection.
+    void end_idle_connections();
     ProcessSlot& process_slot() const { return context_.scoreboard->process(settings_.slot); }
     /// Once drained, lets io_.run() return after the last cancelled handler has run, so no
     /// connection outlives the loop it is registered with.
@@ -201,7 +210,9 @@ private:
     std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> acceptors_;
     std::vector<bool> accept_armed_;
     std::uint64_t accepted_ = 0;
-    bool not_accepting_ = false;  ///< accepting paused by the worker-factor rule
+    bool not_accepting_ = false;    ///< accepting paused by the worker-factor rule
+    bool in_accept_round_ = false;  ///< arm_accept() is running
+    bool accept_failing_ = false;   ///< accept4 failed for lack of resources, logged once
     /// Accepting paused by the worker-factor rule alone: a worker that finds room again
     /// nudges the listener.
     std::atomic<bool> accept_blocked_{false};
@@ -211,6 +222,7 @@ private:
     std::vector<ConnectionPtr> writing_;   ///< listener thread: finishing a response
     std::vector<ConnectionPtr> fresh_;     ///< accepted this round, parked at its end
     std::vector<ConnectionPtr> expired_;   ///< the sweep's, kept to reuse its memory
+    std::vector<std::unique_ptr<Worker>> worker_states_;  ///< one per thread, made before them
     std::vector<std::thread> workers_;
 };
 
@@ -234,8 +246,11 @@ int EventChild::run() {
             ::sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? std::size_t(CPU_COUNT(&cpus)) : 2;
         pollers_max_ = std::clamp<std::size_t>(cores, 1, settings_.threads);
         for (std::uint32_t i = 0; i < settings_.threads; ++i) {
-            WorkerSlot& worker = context_.scoreboard->worker(settings_.slot, i);
-            workers_.emplace_back([this, &worker] { worker_loop(worker); });
+            worker_states_.push_back(
+                std::make_unique<Worker>(*this, context_.scoreboard->worker(settings_.slot, i)));
+        }
+        for (const std::unique_ptr<Worker>& worker : worker_states_) {
+            workers_.emplace_back([this, &worker = *worker] { worker_loop(worker); });
         }
     } catch (const std::exception& e) {
         log_.error("event child cannot start: {}", e.what());
@@ -296,7 +311,9 @@ bool EventChild::has_room() const noexcept {
     // and fewer than threads_per_child + idle × async_request_worker_factor connections
     // (lingering ones excepted), so a busy child leaves new clients to the others.
     const std::size_t idle = idle_workers_.load();
-    const std::size_t active = open_.load() - lingering_.load();
+    const std::size_t open = open_.load();
+    const std::size_t lingering = lingering_.load();  // read apart: may pass `open` a moment
+    const std::size_t active = open > lingering ? open - lingering : 0;
     return idle > 0 && active < settings_.threads + idle * settings_.async_factor;
 }
 
@@ -311,9 +328,16 @@ void EventChild::resume_accepting() {
 }
 
 void EventChild::arm_accept(std::size_t index) {
-    if (accept_armed_[index]) {
+    // Closing a connection resumes accepting; within a round that would start another
+    // round inside this one.
+    if (accept_armed_[index] || in_accept_round_) {
         return;
     }
+    in_accept_round_ = true;
+    struct RoundEnd {
+        bool& flag;
+        ~RoundEnd() { flag = false; }
+    } round_end{in_accept_round_};
     bool allowed = accept_allowed();
     const int listener = acceptors_[index]->native_handle();
     // Take what waits (a burst of new clients) in one round, as far as Apache's rule
@@ -335,10 +359,14 @@ void EventChild::arm_accept(std::size_t index) {
         if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) {
             continue;  // that client gave up; others may wait
         }
-        log_.error("accept: {}", std::strerror(errno));
+        if (!accept_failing_) {  // once per episode, not on every 100 ms retry
+            log_.error("accept: {}", std::strerror(errno));
+            accept_failing_ = true;
+        }
         park_fresh();
         return;  // out of descriptors or memory: housekeeping retries when some are free
     }
+    accept_failing_ = false;
     park_fresh();
     // Apache counts the idle workers of a child that does not accept as no spare capacity
     // at all, so the master starts children while every child is full of slow clients.
@@ -386,15 +414,15 @@ void EventChild::take_connection(int fd, const sockaddr_storage& peer) {
 }
 
 void EventChild::park_fresh() {
-    for (const ConnectionPtr& conn : fresh_) {
+    // Taken out first: closing one below must not find the list half walked.
+    std::vector<ConnectionPtr> fresh = std::exchange(fresh_, {});
+    for (const ConnectionPtr& conn : fresh) {
         // A new connection waits for its first request in the parked set, holding no
         // worker: a slow client costs a socket, not a thread. Parked first, then registered:
         // a request that arrived already raises its event as it is registered, and the
-        // worker that event wakes takes the connection.
-        if (park(*conn) != Parking::parked) {
-            close(conn);  // nothing can have come: nobody could see it before it was parked
-            continue;
-        }
+        // worker that event wakes takes the connection. Unregistered, nobody else can
+        // hold it, so parking cannot fail here.
+        park(*conn);
         try {
             parked_.add(conn);
         } catch (const std::exception& e) {
@@ -410,28 +438,24 @@ void EventChild::park_fresh() {
             housekeeping();
         }
     }
-    fresh_.clear();
+    fresh.clear();
+    if (fresh_.empty()) {
+        fresh_ = std::move(fresh);  // keep the memory for the next round
+    }
 }
 
-EventChild::Parking EventChild::park(EventConnection& conn) {
+bool EventChild::park(EventConnection& conn) {
     const bool idle = conn.driver.idle_keep_alive();
-    if (idle && drain_flag_.load()) {
-        return Parking::refused;  // a graceful stop lets idle keep-alive connections go
-    }
     conn.driver.release_idle_memory();  // a parked connection holds no buffer
     conn.deadline.store(ticks(conn.driver.deadline()), std::memory_order_relaxed);
     count_idle(conn, idle);  // mod_status's ConnsAsyncKeepAlive
     if (!conn.park()) {
         count_idle(conn, false);
-        return Parking::look_again;
+        return false;
     }
-    // begin_drain() sets the flag, then takes every parked idle connection it finds; both
-    // sides are sequentially consistent, so either it finds this one or this sees the flag.
-    if (idle && drain_flag_.load() && conn.take_if_parked()) {
-        count_idle(conn, false);
-        return Parking::refused;
-    }
-    return Parking::parked;
+    // In a graceful stop the driver ends an idle connection rather than park it; one that
+    // slipped through as the stop began is closed by the listener's next sweep.
+    return true;
 }
 
 void EventChild::count_idle(EventConnection& conn, bool idle) noexcept {
@@ -562,15 +586,23 @@ void EventChild::await_writable(const ConnectionPtr& conn) {
         writing_.push_back(conn);
         process_slot().add_connections(ConnectionGauge::writing, 1);
     }
-    conn->watch();
     const std::uint32_t id = next_wait_id_.fetch_add(1, std::memory_order_relaxed) + 1;
     conn->wait_id = id;
     conn->waiting = true;
     conn->wait_deadline = conn->driver.write_deadline();
-    // The socket was full a moment ago and the kernel still holds unsent bytes, so the
-    // acknowledgements that make room raise a fresh writable edge even if one was missed.
-    conn->stream.async_wait(asio::posix::stream_descriptor::wait_write,
-                            [this, conn, id](const error_code& ec) { on_writable(conn, id, ec); });
+    try {
+        conn->watch();
+        // The socket was full a moment ago and the kernel still holds unsent bytes, so the
+        // acknowledgements that make room raise a fresh writable edge even if one was
+        // missed.
+        conn->stream.async_wait(
+            asio::posix::stream_descriptor::wait_write,
+            [this, conn, id](const error_code& ec) { on_writable(conn, id, ec); });
+    } catch (const std::exception& e) {
+        // The reactor cannot watch it (max_user_watches, out of memory): the 100 ms sweep's
+        // writability check drives this one instead, so the child goes on.
+        log_.warn("cannot wait for a slow reader: {}; polling it", e.what());
+    }
 }
 
 void EventChild::on_writable(const ConnectionPtr& conn, std::uint32_t id, const error_code& ec) {
@@ -648,9 +680,11 @@ void EventChild::nudge_listener() noexcept {
     }
 }
 
-void EventChild::worker_loop(WorkerSlot& slot) {
+void EventChild::worker_loop(Worker& self) {
+    WorkerSlot& slot = self.slot;
     slot.set_state(WorkerState::waiting);
-    Worker self{*this, slot, {}, 0};
+    std::vector<ConnectionPtr> taken;
+    taken.reserve(kBatch);
     self.batch.reserve(kBatch);
     std::array<epoll_event, kBatch> events{};
     std::uint32_t since_yield = 0;
@@ -678,17 +712,31 @@ void EventChild::worker_loop(WorkerSlot& slot) {
                 if (!given) {
                     done = true;  // the child is done
                 } else if (*given) {
-                    self.batch.push_back(std::move(*given));
+                    taken.push_back(std::move(*given));
                 }
             } else if (ConnectionPtr conn = parked_.take(events[i].data.u64)) {
-                self.batch.push_back(std::move(conn));
+                taken.push_back(std::move(conn));
             }
         }
-        for (self.next = 0; self.next < self.batch.size();) {
-            serve(self, std::move(self.batch[self.next++]));
+        {
+            std::lock_guard lock(self.mutex);
+            self.batch.swap(taken);
+            self.next = 0;
+        }
+        for (;;) {
+            ConnectionPtr conn;
+            {
+                std::lock_guard lock(self.mutex);
+                if (self.next == self.batch.size()) {
+                    self.batch.clear();
+                    break;
+                }
+                conn = std::move(self.batch[self.next++]);
+            }
+            self.progress.fetch_add(1, std::memory_order_relaxed);
+            serve(self, std::move(conn));
             ++since_yield;
         }
-        self.batch.clear();
         if (since_yield >= kYieldEvery) {
             // A worker that never finds the parked set empty never sleeps, and the scheduler
             // then rotates the busy workers of all children a whole time slice at a time:
@@ -721,15 +769,33 @@ bool EventChild::wait_in_reserve() {
 
 void EventChild::on_worker_blocks(void* worker) noexcept {
     Worker& self = *static_cast<Worker*>(worker);
-    if (self.next < self.batch.size()) {
+    {
+        std::lock_guard lock(self.mutex);
+        self.child.pass_on_rest(self);
+    }
+    self.child.promote_if_needed();
+}
+
+void EventChild::pass_on_rest(Worker& worker) noexcept {
+    if (worker.next < worker.batch.size()) {
         try {
-            self.child.hand_over_.push(std::span(self.batch).subspan(self.next));
-            self.batch.resize(self.next);
+            hand_over_.push(std::span(worker.batch).subspan(worker.next));
+            worker.batch.resize(worker.next);
         } catch (const std::exception&) {
             // Out of memory: they wait for this worker instead.
         }
     }
-    self.child.promote_if_needed();
+}
+
+void EventChild::rescue_batches() noexcept {
+    for (const std::unique_ptr<Worker>& worker : worker_states_) {
+        const std::uint64_t progress = worker->progress.load(std::memory_order_relaxed);
+        if (progress == worker->progress_seen) {
+            std::lock_guard lock(worker->mutex);
+            pass_on_rest(*worker);
+        }
+        worker->progress_seen = progress;
+    }
 }
 
 void EventChild::promote_if_needed() {
@@ -766,12 +832,8 @@ void EventChild::serve(Worker& self, ConnectionPtr conn) {
             // keep-alive connection waiting for its next request, a lingering close, a
             // closed connection.
             if (outcome == ConnectionDriver::Outcome::parked) {
-                const Parking parking = park(*conn);
-                if (parking == Parking::look_again) {
-                    continue;
-                }
-                if (parking == Parking::refused) {
-                    end_on_worker(*conn);
+                if (!park(*conn)) {
+                    continue;  // bytes came while this thread held it
                 }
             } else if (outcome == ConnectionDriver::Outcome::linger) {
                 linger(*conn, false);
@@ -802,6 +864,7 @@ void EventChild::on_worker_done(const ConnectionPtr& conn, ConnectionDriver::Out
 
 void EventChild::housekeeping() {
     expire_waits();
+    rescue_batches();
     // A safety net under the reserve: the workers off the parked set may all be busy with
     // something other than a body (a cold file read from disk) while connections are
     // ready. Polling the epoll descriptor does not take its events.
@@ -810,6 +873,8 @@ void EventChild::housekeeping() {
     }
     if (!draining_ && stopping_.load(std::memory_order_relaxed)) {
         begin_drain();
+    } else if (draining_) {
+        end_idle_connections();  // any parked as the stop began, past the driver's look
     }
     if (draining_ && open_.load() == 0) {
         finish_if_drained();
@@ -834,15 +899,21 @@ void EventChild::begin_drain() {
         error_code ignored;
         acceptor->cancel(ignored);
     }
-    // Idle keep-alive connections end now (put_back() sees to it); the others go on. Not one
-    // finishing a response either: it waits for room, not for a request. Workers see the
-    // flag as they park, and refuse to park an idle one from now on.
-    std::vector<ConnectionPtr> parked;
-    parked_.take_parked(std::numeric_limits<Clock::rep>::max(), parked);
-    for (const ConnectionPtr& conn : parked) {
+    end_idle_connections();
+    finish_if_drained();
+}
+
+void EventChild::end_idle_connections() {
+    // Idle keep-alive connections end (put_back() sees to it); the others go on. Not one
+    // finishing a response either: it waits for room, not for a request. From the stop on,
+    // the driver ends an idle connection instead of parking it; one parked in the moment
+    // the stop began is found by the next sweep.
+    expired_.clear();
+    parked_.take_parked(std::numeric_limits<Clock::rep>::max(), expired_);
+    for (const ConnectionPtr& conn : expired_) {
         put_back(conn);
     }
-    finish_if_drained();
+    expired_.clear();
 }
 
 }  // namespace

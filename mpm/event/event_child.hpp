@@ -1,11 +1,11 @@
 #pragma once
 
 // One event-MPM child: a listener thread running a Boost.Asio io_context that accepts,
-// keeps the deadline of every connection, finishes writes to slow readers and drains
-// lingering closes; plus a fixed pool of worker threads that run requests through the
-// shared connection driver. A connection waiting for its client (fresh, idle keep-alive,
-// or part of a head received) holds no thread: it is parked in an epoll set, armed
-// one-shot, on which the idle workers wait, so a request wakes one worker directly.
+// keeps the deadline of every connection and finishes writes to slow readers; plus a
+// fixed pool of worker threads that run requests through the shared connection driver. A
+// connection waiting for its client (fresh, idle keep-alive, part of a head received, or
+// half-closed and lingering) holds no thread: it is parked in an edge-triggered epoll set
+// on which the idle workers wait, so a request wakes one worker directly.
 
 #include <atomic>
 #include <cstdint>

@@ -76,6 +76,8 @@ ConnectionPtr ParkedSet::take(std::uint64_t key) {
 
 void ParkedSet::take_parked(ConnectionDriver::Clock::rep due, std::vector<ConnectionPtr>& out) {
     std::lock_guard lock(mutex_);
+    // Room first: once taken, a connection must reach `out`, or nobody could ever park it.
+    out.reserve(out.size() + by_fd_.size());
     for (const ConnectionPtr& conn : by_fd_) {
         // Sequentially consistent, as EventConnection::park(): a graceful stop must not miss
         // a connection parked just as the flag was raised.

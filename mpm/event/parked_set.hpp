@@ -48,7 +48,8 @@ public:
 
     /// Takes, for the caller, every parked connection whose wait ends by `due` (steady clock
     /// ticks), appending them to `out`. Its deadline may have moved since: it was served and
-    /// parked again between the look and the taking.
+    /// parked again between the look and the taking. Throws std::bad_alloc before taking
+    /// any.
     void take_parked(ConnectionDriver::Clock::rep due, std::vector<ConnectionPtr>& out);
 
 private:

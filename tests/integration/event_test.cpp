@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -187,8 +188,10 @@ std::string write_large_file(const Site& site) {
 /// `keep_alive` replaces the harness's keep-alive section when given.
 std::unique_ptr<TridentServer> start_one_child(const TempDir& dir, const Site& site, int threads,
                                                const std::string& extra_yaml = "",
-                                               const std::string& keep_alive = "") {
+                                               const std::string& keep_alive = "",
+                                               std::vector<std::string> environment = {}) {
     ServerConfig config;
+    config.environment = std::move(environment);
     config.mpm = "event";
     config.document_root = site.root;
     config.start_servers = 1;
@@ -202,6 +205,62 @@ std::unique_ptr<TridentServer> start_one_child(const TempDir& dir, const Site& s
     EXPECT_TRUE(server->start());
     EXPECT_EQ(server->wait_for_children(1).size(), 1u);
     return server;
+}
+
+/// The server's environment for tests/fixtures/epoll_fault.cpp: fail the registrations
+/// `fault` names, as a full fs.epoll.max_user_watches would.
+std::vector<std::string> epoll_fault(const std::string& fault) {
+    const char* asan = std::getenv("ASAN_OPTIONS");
+    return {
+        "LD_PRELOAD=" TRIDENT_EPOLL_FAULT, "TRIDENT_TEST_EPOLL_FAULT=" + fault,
+        // A sanitizer build wants its runtime first among the loaded libraries.
+        "ASAN_OPTIONS=" + std::string(asan != nullptr ? asan : "") + ":verify_asan_link_order=0"};
+}
+
+TEST_F(EventMpmTest, ConnectionsTheParkedSetCannotTakeEndAloneAndTheChildLives) {
+    // Every registration of a connection fails (the kernel's watch limit is reached): each
+    // such connection is closed, and the child goes on, ready for when watches free up.
+    server_ = start_one_child(dir_, site_, 4, "", "", epoll_fault("parked:1+"));
+    ASSERT_TRUE(server_->running());
+    const auto children = server_->wait_for_children(1);
+    ASSERT_EQ(children.size(), 1u);
+    for (int i = 0; i < 3; ++i) {
+        std::string error;
+        const auto response =
+            exchange(server_->port(), make_request("GET", "/hello.txt"), &error, false);
+        EXPECT_FALSE(response) << "a connection that cannot be watched was answered";
+    }
+    EXPECT_TRUE(still_running(children[0])) << server_->output();
+    EXPECT_NE(server_->output().find("cannot take a connection"), std::string::npos)
+        << server_->output();
+}
+
+TEST_F(EventMpmTest, ASlowReaderTheListenerCannotWatchIsStillServed) {
+    // The first socket the listener's io_context is asked to watch (write completion for
+    // the stalled reader) is refused: the 100 ms sweep drives that write instead.
+    const std::string large = write_large_file(site_);
+    server_ = start_one_child(dir_, site_, 1, "", "", epoll_fault("asio:2"));
+    ASSERT_TRUE(server_->running());
+    const auto children = server_->wait_for_children(1);
+    ASSERT_EQ(children.size(), 1u);
+
+    StalledReader stalled(server_->port(), "/large.bin");
+    ASSERT_TRUE(stalled.connected());
+    std::this_thread::sleep_for(Millis(300));
+    std::string error;
+    const auto response =
+        exchange(server_->port(), make_request("GET", "/hello.txt"), &error, false);
+    ASSERT_TRUE(response) << error;
+    EXPECT_EQ(response->status, 200);
+
+    const std::string received = stalled.read_all(large.size() + 4096, Millis(20000));
+    const std::size_t head_end = received.find("\r\n\r\n");
+    ASSERT_NE(head_end, std::string::npos);
+    ASSERT_EQ(received.size() - head_end - 4, large.size());
+    EXPECT_TRUE(received.compare(head_end + 4, large.size(), large) == 0);
+    EXPECT_TRUE(still_running(children[0])) << server_->output();
+    EXPECT_NE(server_->output().find("cannot wait for a slow reader"), std::string::npos)
+        << server_->output();
 }
 
 TEST_F(EventMpmTest, SlowReaderOfALargeResponseHoldsNoWorker) {

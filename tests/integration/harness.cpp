@@ -316,6 +316,23 @@ bool TridentServer::spawn(std::string& error) {
     const std::string output_path = output_file_.string();
     char* argv[] = {const_cast<char*>(binary.c_str()), const_cast<char*>(flag.c_str()),
                     const_cast<char*>(config_path.c_str()), nullptr};
+    // The test's environment, with config_.environment's entries in place of any of the
+    // same name (getenv would find the first).
+    std::vector<char*> envp;
+    const auto overridden = [&](std::string_view entry) {
+        const std::string_view name = entry.substr(0, entry.find('=') + 1);
+        return std::any_of(config_.environment.begin(), config_.environment.end(),
+                           [&](const std::string& extra) { return extra.starts_with(name); });
+    };
+    for (char** entry = environ; *entry != nullptr; ++entry) {
+        if (!overridden(*entry)) {
+            envp.push_back(*entry);
+        }
+    }
+    for (const std::string& entry : config_.environment) {
+        envp.push_back(const_cast<char*>(entry.c_str()));
+    }
+    envp.push_back(nullptr);
     const pid_t parent = ::getpid();
     const pid_t pid = ::fork();
     if (pid < 0) {
@@ -339,7 +356,7 @@ bool TridentServer::spawn(std::string& error) {
         sigset_t none;
         sigemptyset(&none);
         ::sigprocmask(SIG_SETMASK, &none, nullptr);
-        ::execv(argv[0], argv);
+        ::execve(argv[0], argv, envp.data());
         ::_exit(127);
     }
     pid_ = pid;

@@ -97,6 +97,8 @@ struct ServerConfig {
     /// The access_log value, e.g. "{path: a.log, format: common}".
     std::string access_log = "off";
     std::string extra_yaml;  ///< appended verbatim
+    /// More environment for the server process, "NAME=value" each (e.g. LD_PRELOAD).
+    std::vector<std::string> environment;
 };
 
 /// The text of trident.yaml for `config` listening on `port`.
