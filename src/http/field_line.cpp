@@ -19,14 +19,14 @@ std::string_view parse_field_line(std::string_view line, Field& field) noexcept 
     while (begin < line.size() && is_ows(line[begin])) {
         ++begin;
     }
-    std::size_t end = begin;
     for (std::size_t i = begin; i < line.size(); ++i) {
         if (!is_field_value_byte(line[i])) {
             return "invalid field value";
         }
-        if (!is_ows(line[i])) {
-            end = i + 1;
-        }
+    }
+    std::size_t end = line.size();
+    while (end > begin && is_ows(line[end - 1])) {
+        --end;
     }
     field = Field{line.substr(0, colon), line.substr(begin, end - begin)};
     return {};

@@ -14,8 +14,13 @@ namespace trident::http {
 
 /// Classes of bytes, looked up in one table: these tests run for every byte of a head.
 enum CharClass : std::uint8_t {
-    kTchar = 1,    ///< RFC 9110 §5.6.2 tchar
-    kRegName = 2,  ///< RFC 3986 §2.3 unreserved and §2.2 sub-delims: a reg-name's bytes
+    kTchar = 1,       ///< RFC 9110 §5.6.2 tchar
+    kRegName = 2,     ///< RFC 3986 §2.3 unreserved and §2.2 sub-delims: a reg-name's bytes
+    kFieldValue = 4,  ///< RFC 9110 §5.5 field-vchar, SP, HTAB, obs-text
+    kOws = 8,         ///< RFC 9110 §5.6.3 SP, HTAB
+    /// In a request-target's path: what ends it or may make it other than plain ('?', '%',
+    /// '\\', '/'): Request::plain_path.
+    kPathMark = 16,
 };
 
 inline constexpr std::array<std::uint8_t, 256> kCharClasses = [] {
@@ -30,6 +35,13 @@ inline constexpr std::array<std::uint8_t, 256> kCharClasses = [] {
     mark(kAlnum, kTchar | kRegName);
     mark("!#$%&'*+-.^_`|~", kTchar);
     mark("-._~!$&'()*+,;=", kRegName);
+    mark(" \t", kFieldValue | kOws);
+    mark("?%\\/", kPathMark);
+    for (int byte = 0x21; byte < 0x100; ++byte) {
+        if (byte != 0x7F) {
+            table[std::size_t(byte)] |= kFieldValue;  // VCHAR and obs-text; not DEL
+        }
+    }
     return table;
 }();
 
@@ -45,8 +57,7 @@ constexpr bool is_tchar(char c) noexcept {
 /// field-vchar / SP / HTAB (RFC 9110 §5.5): obs-text is allowed; NUL, CR, LF, the other
 /// controls and DEL are not (as Apache's HttpProtocolOptions Strict).
 constexpr bool is_field_value_byte(char c) noexcept {
-    const auto u = static_cast<unsigned char>(c);
-    return (u >= 0x21 && u != 0x7F) || c == ' ' || c == '\t';
+    return has_class(c, kFieldValue);
 }
 
 /// The length of the token at the start of `text` (0: none there).
