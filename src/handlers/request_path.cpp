@@ -48,28 +48,6 @@ std::optional<Status> decode_segment(std::string_view raw, std::string& out) {
     return std::nullopt;
 }
 
-/// Whether `raw_path` is already what normalising it would give: no escapes, no byte the
-/// decoder refuses, no empty, "." or ".." segment but a trailing slash. Most paths are.
-bool already_normal(std::string_view raw_path) noexcept {
-    std::size_t segment = 0;  // where the current segment starts
-    for (std::size_t i = 1; i <= raw_path.size(); ++i) {
-        if (i < raw_path.size() && raw_path[i] != '/') {
-            const auto c = static_cast<unsigned char>(raw_path[i]);
-            if (c == '%' || c == '\\' || is_control(c)) {
-                return false;
-            }
-            continue;
-        }
-        const std::string_view name = raw_path.substr(segment + 1, i - segment - 1);
-        if (name == "." || name == ".." || (name.empty() && i < raw_path.size())) {
-            return false;
-        }
-        segment = i;
-    }
-    return true;
-}
-
-/// The whole algorithm, for a path that is not already normal.
 PathResult normalize(std::string_view raw_path) {
     // Decode segment by segment, so that the only '/' in `segments` are raw ones, then remove
     // dot segments (RFC 3986 §5.2.4) on the decoded names: "%2e%2e" is "..".
@@ -130,10 +108,6 @@ PathResult normalize(std::string_view raw_path) {
 std::optional<Status> normalize_request_path(std::string_view raw_path, std::string& path) {
     if (raw_path.empty() || raw_path.front() != '/') {
         return Status::bad_request;
-    }
-    if (already_normal(raw_path)) {
-        path.assign(raw_path);
-        return std::nullopt;
     }
     PathResult result = normalize(raw_path);
     if (const Status* status = std::get_if<Status>(&result)) {

@@ -489,11 +489,14 @@ Response StaticFileHandler::serve(const http::Request& request) const {
         return response;
     }
     const std::string_view path = request.path;
-    if (!is_safe_path(path)) {
-        return make_error_response(Status::bad_request);
-    }
-    if (has_hidden_segment(path)) {
-        return make_error_response(Status::forbidden);
+    // A plain path (Request::plain_path) is safe and names no hidden file already.
+    if (!request.plain_path || path != request.target_path) {
+        if (!is_safe_path(path)) {
+            return make_error_response(Status::bad_request);
+        }
+        if (has_hidden_segment(path)) {
+            return make_error_response(Status::forbidden);
+        }
     }
 
     const RootGuard* guard = options_.follow_symlinks ? nullptr : &guard_;

@@ -243,7 +243,7 @@ void Connection::answer(const Framing& framing) {
                                         "Only the 100-continue expectation is supported.");
         return;
     }
-    if (!request_.target_path.empty()) {
+    if (!request_.target_path.empty() && !request_.plain_path) {
         if (const std::string_view reason = check_decoded_path(request_.target_path);
             !reason.empty()) {
             response_ = make_error_response(Status::bad_request, reason);

@@ -37,6 +37,7 @@ void Request::clear() noexcept {
     target_form = TargetForm::origin;
     target_path = {};
     authority = {};
+    plain_path = false;
     version = {};
     fields.clear();
     host = {};

@@ -119,8 +119,28 @@ std::size_t scheme_length(std::string_view target) noexcept {
 }
 
 void split_path_query(std::string_view path_and_query, Request& request) noexcept {
-    const std::size_t q = path_and_query.find('?');
+    // One pass finds the query and whether the path is plain (Request::plain_path); most
+    // bytes are none of the marks and cost one table look.
+    bool plain = !path_and_query.empty() && path_and_query.front() == '/';
+    std::size_t q = 0;
+    for (; q < path_and_query.size(); ++q) {
+        const char c = path_and_query[q];
+        if (!has_class(c, kPathMark)) {
+            continue;
+        }
+        if (c == '?') {
+            break;
+        }
+        if (c != '/') {
+            plain = false;  // '%' or '\\'
+        } else if (q + 1 < path_and_query.size() &&
+                   (path_and_query[q + 1] == '/' || path_and_query[q + 1] == '.')) {
+            plain = false;  // an empty segment (not the last) or one that begins with '.'
+        }
+    }
     request.target_path = path_and_query.substr(0, q);
+    request.plain_path = plain;
+    q = q == path_and_query.size() ? std::string_view::npos : q;
     // RFC 3986 §3.4: the query starts after the first '?'.
     request.query = q == std::string_view::npos ? std::string_view{} : path_and_query.substr(q + 1);
 }

@@ -74,8 +74,10 @@ void Router::route(http::Request& request, http::Response& response) const noexc
             return;
         }
         // Origin- or absolute-form: the parser set target_path (RFC 9112 §3.2.1-§3.2.2).
-        if (const std::optional<Status> refused =
-                normalize_request_path(request.target_path, request.path)) {
+        if (request.plain_path) {
+            request.path.assign(request.target_path);  // already what normalising gives
+        } else if (const std::optional<Status> refused =
+                       normalize_request_path(request.target_path, request.path)) {
             response = make_error_response(*refused);
             return;
         }

@@ -116,9 +116,8 @@ TEST(RequestPathTest, ResultNeverContainsDotSegmentsOrDoubleSlashes) {
     }
 }
 
-// Most paths are already normal and are taken as they are; every short path over an
-// alphabet of separators, dots and escapes must still come out normal, so that shortcut
-// can never let a path through that the full algorithm would have changed.
+// Every short path over an alphabet of separators, dots and escapes comes out normal, and
+// normalising a normal path changes nothing.
 TEST(RequestPathTest, EveryShortPathComesOutNormal) {
     constexpr std::string_view kAlphabet = "/a.%2e";
     std::string raw;

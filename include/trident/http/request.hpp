@@ -63,6 +63,11 @@ struct Request {
     std::string_view target_path;
     /// The authority of an absolute- or authority-form target; empty otherwise.
     std::string_view authority;
+    /// `target_path` is plain: no escape, no backslash, no empty segment but a trailing one,
+    /// no segment that begins with '.'. Decoding and normalising it change nothing, and it
+    /// names no hidden (".ht") file: the checks that would say so are skipped. Most paths
+    /// are plain; the parser finds out as it splits off the query.
+    bool plain_path = false;
     Version version;
     std::vector<Field> fields;
 
