@@ -34,16 +34,35 @@ std::string errno_text() {
     return std::strerror(errno);
 }
 
-/// Stores `text` into `words`, cut to leave at least one NUL byte, zero-padded.
+/// Stores `text` into `words`, cut to leave at least one NUL byte, zero-padded. Runs per
+/// request, so it writes whole words, skips a word that holds those bytes already (the same
+/// client as the last request's), and stops padding at the first word that is zero
+/// already: every word after it is too, since each store pads to there.
 void store_text(std::atomic<std::uint64_t>* words, std::size_t capacity,
                 std::string_view text) noexcept {
-    const std::size_t length = std::min(text.size(), capacity - 1);
-    for (std::size_t offset = 0; offset < capacity; offset += 8) {
-        std::uint64_t word = 0;
-        if (offset < length) {
-            std::memcpy(&word, text.data() + offset, std::min<std::size_t>(8, length - offset));
+    const auto put = [&](std::size_t index, std::uint64_t word) {
+        // Only this slot's owner writes it, so its own relaxed load reads what it stored.
+        if (words[index].load(std::memory_order_relaxed) != word) {
+            words[index].store(word, std::memory_order_relaxed);
         }
-        words[offset / 8].store(word, std::memory_order_relaxed);
+    };
+    const std::size_t length = std::min(text.size(), capacity - 1);
+    std::size_t offset = 0;
+    for (; offset + 8 <= length; offset += 8) {
+        std::uint64_t word = 0;
+        std::memcpy(&word, text.data() + offset, 8);
+        put(offset / 8, word);
+    }
+    std::uint64_t tail = 0;  // the last bytes, NUL-padded; there is room: length < capacity
+    if (offset < length) {
+        std::memcpy(&tail, text.data() + offset, length - offset);
+    }
+    put(offset / 8, tail);
+    for (offset += 8; offset < capacity; offset += 8) {
+        if (words[offset / 8].load(std::memory_order_relaxed) == 0) {
+            break;
+        }
+        words[offset / 8].store(0, std::memory_order_relaxed);
     }
 }
 

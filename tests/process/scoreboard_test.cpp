@@ -259,6 +259,34 @@ TEST(Scoreboard, LongTextIsCutNotOverflowed) {
     EXPECT_EQ(created->worker(0, 1).text().request, "");  // the neighbour is untouched
 }
 
+// Texts are written word by word, skipping words that hold the same bytes and stopping the
+// padding at the first word that is zero already: whatever was there before, each text
+// reads back exactly, with nothing of a longer one left behind.
+TEST(Scoreboard, EachTextReadsBackExactlyWhateverCameBefore) {
+    auto created = Scoreboard::create(1, 1, "event");
+    ASSERT_TRUE(created) << created.error().message;
+    created->prepare_process(0, 1);
+    WorkerSlot& slot = created->worker(0, 0);
+    const std::string texts[] = {
+        "GET /a-rather-long-path/that/spans/several/words.html HTTP/1.1",
+        "GET / HTTP/1.1",
+        "",
+        "GET /exactly-16-b",  // a whole number of words, then the padding word
+        "GET /exactly-16-bytes-more-than-that HTTP/1.0",
+        "GET /x HTTP/1.1",
+        std::string(500, 'z'),
+        "HEAD / HTTP/1.1",
+    };
+    for (const std::string& request : texts) {
+        for (const std::string& client : {std::string("192.0.2.7"), std::string("2001:db8::1"),
+                                          std::string("2001:db8::1"), std::string()}) {
+            slot.set_text(client, request);
+            EXPECT_EQ(slot.text().client, client);
+            EXPECT_EQ(slot.text().request, request.substr(0, WorkerSlot::kRequestTextSize - 1));
+        }
+    }
+}
+
 TEST(Scoreboard, CreateRejectsImpossibleShapes) {
     EXPECT_FALSE(Scoreboard::create(0, 1, "prefork"));
     EXPECT_FALSE(Scoreboard::create(1, 0, "prefork"));
