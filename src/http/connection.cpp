@@ -43,7 +43,9 @@ struct SpareBuffers {
     std::unique_ptr<char[]> input;  ///< kInitialBuffer bytes, or null
     std::string head;               ///< capacity only
 };
-thread_local SpareBuffers spare_buffers;
+// Initial-exec: libtrident is loaded with the program, never by dlopen, so the thread's
+// copy is found at a fixed offset instead of through a call per access.
+[[gnu::tls_model("initial-exec")]] thread_local SpareBuffers spare_buffers;
 
 /// Whether a response to this status carries content at all (RFC 9110 §6.4.1).
 bool status_has_content(Status status) {
@@ -59,6 +61,7 @@ Connection::~Connection() {
 Connection::Connection(const Router& router, const Config& config) noexcept
     : router_(router),
       config_(config),
+      server_token_(server_token(config)),
       parser_(ParserLimits{config.limits.request_line, config.limits.request_fields,
                            config.limits.request_field_size}),
       // The parser's limits bound a head; anything past that is refused before it is stored.
@@ -79,10 +82,12 @@ std::span<char> Connection::input_space(std::size_t min_bytes) {
         begin_ = 0;
         moved = true;
     }
-    if (buffer_size_ == 0 && min_bytes <= kInitialBuffer && spare_buffers.input) {
-        buffer_ = std::move(spare_buffers.input);
-        buffer_size_ = kInitialBuffer;
-        return {buffer_.get(), buffer_size_};
+    if (buffer_size_ == 0 && min_bytes <= kInitialBuffer) {
+        if (SpareBuffers& spare = spare_buffers; spare.input) {
+            buffer_ = std::move(spare.input);
+            buffer_size_ = kInitialBuffer;
+            return {buffer_.get(), buffer_size_};
+        }
     }
     if (buffer_size_ - end_ < min_bytes) {
         const std::size_t size = std::max({buffer_size_ * 2, end_ + min_bytes, kInitialBuffer});
@@ -354,7 +359,7 @@ void Connection::serialize_head(std::string_view date) {
     char status_code[4];
     std::to_chars(status_code, status_code + 3, code(response_.status));
     const std::string_view reason = reason_phrase(response_.status);
-    const std::string_view server = server_token(config_);
+    const std::string_view server = server_token_;
     char length[24];
     const bool has_length = status_has_content(response_.status);
     // For HEAD, the length a GET would send (RFC 9110 §8.6).
@@ -402,14 +407,15 @@ void Connection::release_idle_memory() noexcept {
 }
 
 void Connection::give_back_buffers() noexcept {
-    if (buffer_size_ == kInitialBuffer && !spare_buffers.input) {
-        spare_buffers.input = std::move(buffer_);
+    SpareBuffers& spare = spare_buffers;
+    if (buffer_size_ == kInitialBuffer && !spare.input) {
+        spare.input = std::move(buffer_);
     }
     buffer_.reset();
     buffer_size_ = begin_ = end_ = 0;
     output_.head.clear();
-    if (spare_buffers.head.capacity() < output_.head.capacity()) {
-        spare_buffers.head.swap(output_.head);
+    if (spare.head.capacity() < output_.head.capacity()) {
+        spare.head.swap(output_.head);
     }
     std::string().swap(output_.head);
 }

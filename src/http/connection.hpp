@@ -133,6 +133,7 @@ private:
 
     const Router& router_;
     const Config& config_;
+    std::string_view server_token_;  ///< the Server field's value, per config.server_tokens
     RequestParser parser_;
     Request request_;
     Response response_;
