@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "harness.hpp"
+#include "trident/scoreboard.hpp"
 
 namespace trident::test {
 namespace {
@@ -97,6 +99,51 @@ TEST_F(EventMpmTest, ThousandIdleKeepAliveConnectionsHoldNoThread) {
         }
     }
     EXPECT_EQ(reused, kIdleConnections);
+}
+
+// New connections go to the child that holds the fewest (within a small slack), so that no
+// child reaches its worker-factor limit while another has room: piled on one child, they
+// would stop it counting as spare capacity and make spare maintenance start children a
+// fair spread does not need.
+TEST_F(EventMpmTest, NewConnectionsSpreadOverTheChildren) {
+    ServerConfig config;
+    config.mpm = "event";
+    config.document_root = site_.root;
+    config.start_servers = 3;
+    // No child starts or retires during the test, and none reaches its limit.
+    config.mpm_extra =
+        "threads_per_child: 8, min_spare_threads: 1, max_spare_threads: 200, "
+        "async_request_worker_factor: 20";
+    const fs::path scoreboard_file = dir_.path() / "scoreboard";
+    config.extra_yaml = "scoreboard_file: \"" + scoreboard_file.string() + "\"\n";
+    server_ = std::make_unique<TridentServer>(dir_.path(), config);
+    ASSERT_TRUE(server_->start());
+    ASSERT_EQ(server_->wait_for_children(3).size(), 3u);
+
+    // One at a time, each answered and kept open: every arrival comes alone.
+    std::vector<std::unique_ptr<RawClient>> clients;
+    const std::string request = make_request("GET", "/hello.txt");
+    for (int i = 0; i < 45; ++i) {
+        auto client = std::make_unique<RawClient>();
+        ASSERT_TRUE(client->connect(server_->port())) << client->error();
+        ASSERT_TRUE(client->send(request)) << client->error();
+        const auto response = client->read_response();
+        ASSERT_TRUE(response) << client->error();
+        clients.push_back(std::move(client));
+    }
+    auto board = Scoreboard::attach(scoreboard_file);
+    ASSERT_TRUE(board) << board.error().message;
+    std::vector<std::uint32_t> held;
+    for (std::uint32_t slot = 0; slot < board->server_limit(); ++slot) {
+        if (board->process(slot).pid() != 0) {
+            held.push_back(board->process(slot).connections(ConnectionGauge::total));
+        }
+    }
+    ASSERT_EQ(held.size(), 3u);
+    const auto [fewest, most] = std::minmax_element(held.begin(), held.end());
+    std::cout << "[ event ] 45 connections over 3 children: " << held[0] << ", " << held[1] << ", "
+              << held[2] << "\n";
+    EXPECT_LE(*most - *fewest, 4u) << held[0] << ", " << held[1] << ", " << held[2];
 }
 
 TEST_F(EventMpmTest, SlowHeadHoldsNoWorker) {
