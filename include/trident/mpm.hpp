@@ -79,6 +79,10 @@ public:
     /// Called about once a second: replace lost children, adjust spare capacity.
     virtual void maintain() noexcept = 0;
 
+    /// Called about every 100 ms between maintenance calls: start children at once for
+    /// connections that wait in the listen queue while no worker is free.
+    virtual void answer_queue() noexcept = 0;
+
     /// Tells every child to stop; no more children are started afterwards.
     virtual void stop(StopMode mode) noexcept = 0;
 

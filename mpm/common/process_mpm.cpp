@@ -130,19 +130,33 @@ void ProcessMpm::maintain() noexcept {
     if (decision.scoreboard_full) {
         log_->warn("scoreboard is full, not at max_request_workers; consider raising server_limit");
     }
+    carry_out_spawn(decision, tally.idle, queued);
+    if (decision.retire) {
+        retire_one();
+    }
+}
+
+void ProcessMpm::answer_queue() noexcept {
+    // Reading the queue is one getsockopt a listener; the scoreboard is read only when
+    // connections wait.
+    const std::uint32_t queued = stopping_ || backoff_.in_crash_loop() ? 0 : listen_queue();
+    const ScoreboardTally tally =
+        queued > 0 ? scoreboard().tally(context_.generation) : ScoreboardTally{};
+    carry_out_spawn(spare_.between_ticks(spare_sample(tally, queued)), tally.idle, queued);
+}
+
+void ProcessMpm::carry_out_spawn(const SpareDecision& decision, std::uint32_t idle,
+                                 std::uint32_t queued) noexcept {
     if (decision.busy || decision.burst) {
         log_->info(
             "server seems busy ({} idle workers, {} queued connections): starting {} "
             "children",
-            tally.idle, queued, decision.spawn);
+            idle, queued, decision.spawn);
     }
     for (std::uint32_t i = 0; i < decision.spawn; ++i) {
         if (!spawn_one()) {
             break;
         }
-    }
-    if (decision.retire) {
-        retire_one();
     }
 }
 

@@ -35,6 +35,7 @@ public:
     bool start(std::string& error) noexcept override;
     bool on_child_exit(pid_t pid, int wait_status) noexcept override;
     void maintain() noexcept override;
+    void answer_queue() noexcept override;
     void stop(StopMode mode) noexcept override;
     void kill_all() noexcept override;
     std::size_t live_children() const noexcept override { return pool_.live(); }
@@ -64,6 +65,9 @@ private:
     void replace_after_exit(const ChildExit& exit) noexcept;
     /// Asks the accepting child in the highest slot to finish gracefully.
     void retire_one() noexcept;
+    /// Starts what maintenance decided, saying so when the pool seems busy.
+    void carry_out_spawn(const SpareDecision& decision, std::uint32_t idle,
+                         std::uint32_t queued) noexcept;
     std::uint32_t listen_queue() const noexcept;
 
     MpmContext context_;

@@ -32,6 +32,8 @@ constexpr auto kStopGrace = std::chrono::seconds(5);
 constexpr auto kKillWait = std::chrono::seconds(5);
 // How often the MPM replaces lost children and adjusts its spare capacity.
 constexpr auto kMaintenanceInterval = std::chrono::seconds(1);
+// How often, between those, the MPM looks for clients waiting with no worker free.
+constexpr auto kQueueCheckInterval = std::chrono::milliseconds(100);
 // How often systemd gets a STATUS= line.
 constexpr auto kStatusInterval = std::chrono::seconds(5);
 // A scoreboard larger than this is worth a warning at start.
@@ -195,6 +197,7 @@ int Master::run() {
 
     auto next_maintenance = Clock::now() + kMaintenanceInterval;
     auto next_status = Clock::now() + kStatusInterval;
+    auto next_queue_check = Clock::now() + kQueueCheckInterval;
     for (;;) {
         const auto now = Clock::now();
         if (now >= next_maintenance) {
@@ -202,13 +205,18 @@ int Master::run() {
             current_->mpm->maintain();
             tend_draining_generations();
             next_maintenance = now + kMaintenanceInterval;
+        } else if (now >= next_queue_check) {
+            current_->mpm->answer_queue();
+        }
+        if (now >= next_queue_check) {
+            next_queue_check = now + kQueueCheckInterval;
         }
         if (now >= next_status) {
             send_status();
             next_status = now + kStatusInterval;
         }
-        const int sig =
-            wait_signal(signals_, std::min(next_maintenance, next_status) - Clock::now());
+        const int sig = wait_signal(
+            signals_, std::min({next_maintenance, next_status, next_queue_check}) - Clock::now());
         if (sig == SIGCHLD) {
             reap_children();
         } else if (sig == SIGTERM || sig == SIGINT) {

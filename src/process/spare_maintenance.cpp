@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <utility>
 
 namespace trident {
 
@@ -106,17 +107,12 @@ SpareDecision SpareMaintenance::tick(const SpareSample& sample) noexcept {
 
 SpareDecision SpareMaintenance::spawn(const SpareSample& sample) noexcept {
     SpareDecision decision;
-    const std::uint32_t room =
-        std::min(sample.free_process_slots, policy_.max_processes() - sample.live_processes);
+    const std::uint32_t room = this->room(sample);
     std::uint32_t count = std::min(spawn_rate_, room);
-    if (sample.listen_queue > 0 && sample.idle_workers == 0) {
-        // Enough processes for every queued connection at once, within the limits.
-        const std::uint32_t per_process = std::max<std::uint32_t>(1, policy_.workers_per_process);
-        const std::uint32_t needed = (sample.listen_queue + per_process - 1) / per_process;
-        if (needed > count) {
-            count = std::min(needed, room);
-            decision.burst = true;
-        }
+    // Enough processes for every queued connection at once, within the limits.
+    if (const std::uint32_t needed = burst_size(sample, room); needed > count) {
+        count = needed;
+        decision.burst = true;
     }
     decision.spawn = count;
     decision.busy = spawn_rate_ >= 8;
@@ -128,6 +124,38 @@ SpareDecision SpareMaintenance::spawn(const SpareSample& sample) noexcept {
         spawn_rate_ *= 2;
     }
     return decision;
+}
+
+SpareDecision SpareMaintenance::between_ticks(const SpareSample& sample) noexcept {
+    SpareDecision decision;
+    const bool waiting = sample.listen_queue > 0 && sample.idle_workers == 0;
+    const bool seen_before = std::exchange(queue_seen_waiting_, waiting);
+    if (!waiting || !seen_before) {
+        return decision;
+    }
+    // At the limit nothing may start; the next tick says so in the log.
+    if (sample.active_workers < policy_.max_request_workers) {
+        decision.spawn = burst_size(sample, room(sample));
+        decision.burst = decision.spawn > 0;
+    }
+    queue_seen_waiting_ = false;  // what starts now counts as idle at the next call
+    return decision;
+}
+
+std::uint32_t SpareMaintenance::burst_size(const SpareSample& sample,
+                                           std::uint32_t room) const noexcept {
+    if (sample.listen_queue == 0 || sample.idle_workers > 0) {
+        return 0;  // an idle worker means the queue is being drained
+    }
+    const std::uint32_t per_process = std::max<std::uint32_t>(1, policy_.workers_per_process);
+    return std::min((sample.listen_queue + per_process - 1) / per_process, room);
+}
+
+std::uint32_t SpareMaintenance::room(const SpareSample& sample) const noexcept {
+    const std::uint32_t max_processes = policy_.max_processes();
+    const std::uint32_t under_limit =
+        max_processes > sample.live_processes ? max_processes - sample.live_processes : 0;
+    return std::min(sample.free_process_slots, under_limit);
 }
 
 std::uint32_t listen_queue_length(int fd) noexcept {

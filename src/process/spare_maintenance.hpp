@@ -72,6 +72,13 @@ public:
     /// Decides one tick (called about once a second).
     SpareDecision tick(const SpareSample& sample) noexcept;
 
+    /// Between ticks (called about every 100 ms): the burst rule alone, so clients that
+    /// arrive at once wait a fraction of a second for their processes, not up to a whole
+    /// tick. It spawns only when two calls in a row find connections queued and no idle
+    /// worker, so a connection caught on its way to an accept() starts nothing. The rate,
+    /// the limit episodes and retiring stay with tick().
+    SpareDecision between_ticks(const SpareSample& sample) noexcept;
+
     /// After a graceful restart: keep the rate from doubling for `ticks` spawning ticks, so
     /// the old generation's exits do not push the new one into exponential spawning.
     void hold_off(std::uint32_t ticks) noexcept { hold_off_ = ticks; }
@@ -85,12 +92,17 @@ public:
 
 private:
     SpareDecision spawn(const SpareSample& sample) noexcept;
+    /// The processes a queue with no idle worker calls for, within `room`; 0 for none.
+    std::uint32_t burst_size(const SpareSample& sample, std::uint32_t room) const noexcept;
+    /// Processes that may still start: free slots, and the process limit.
+    std::uint32_t room(const SpareSample& sample) const noexcept;
 
     SparePolicy policy_;
     std::uint32_t spawn_rate_ = 1;
     std::uint32_t hold_off_ = 0;
-    bool max_reported_ = false;       ///< in an at-the-limit episode, "reached" already said
-    bool near_max_reported_ = false;  ///< in an at-the-limit episode, "near" already said
+    bool max_reported_ = false;        ///< in an at-the-limit episode, "reached" already said
+    bool near_max_reported_ = false;   ///< in an at-the-limit episode, "near" already said
+    bool queue_seen_waiting_ = false;  ///< the last between_ticks() found a queue, nobody idle
 };
 
 /// The connections waiting in a listening TCP socket's accept queue (Linux TCP_INFO on a

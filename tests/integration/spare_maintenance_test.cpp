@@ -120,6 +120,13 @@ TEST_P(SpareMaintenanceTest, BurstOf200ConnectionsIsServedWithoutTimeouts) {
     if (!fs::exists("/usr/bin/wrk")) {
         GTEST_SKIP() << "wrk is not installed (make deps installs it)";
     }
+#if defined(__SANITIZE_ADDRESS__)
+    // What this measures is how fast the master forks while its children keep the machine
+    // busy: AddressSanitizer's master forks about nine times slower (2.8 ms a child against
+    // 0.3 ms, idle), so prefork's 195 children arrive after wrk's 2 s. The Release run of
+    // this suite keeps the promise.
+    GTEST_SKIP() << "a timing promise of the uninstrumented build";
+#endif
     ServerConfig config;
     config.mpm = GetParam();
     config.document_root = site_.root;
@@ -148,7 +155,7 @@ namespace {
 /// 200 clients each send one request and then stay idle in keep-alive, so every prefork
 /// child (and worker thread) they reach is held. Growing by Apache's doubling rate alone
 /// would leave most of them waiting for keep-alive timeouts; the burst rule starts enough
-/// children in one tick. The bound is wrk's 2 s timeout with slack for a loaded machine.
+/// children at once. The bound is wrk's 2 s timeout with slack for a loaded machine.
 TEST_P(SpareMaintenanceTest, BurstOfIdleKeepAliveClientsIsAnsweredPromptly) {
     ServerConfig config;
     config.mpm = GetParam();

@@ -194,6 +194,44 @@ TEST(SpareMaintenance, BurstSpawnsForTheWholeListenQueue) {
     EXPECT_EQ(unclamped.tick(sample(0, 10, 990, 10, 6)).spawn, 6u);
 }
 
+TEST(SpareMaintenance, BetweenTicksABurstIsAnsweredOnTheSecondLook) {
+    SpareMaintenance maintenance(event_policy());
+    // The first look at a queue with nobody idle only notes it: the connection may have
+    // been on its way to an accept().
+    EXPECT_EQ(maintenance.between_ticks(sample(0, 2, 14, 50, 120)).spawn, 0u);
+    const SpareDecision burst = maintenance.between_ticks(sample(0, 2, 14, 50, 120));
+    EXPECT_TRUE(burst.burst);
+    EXPECT_EQ(burst.spawn, 5u);
+    EXPECT_EQ(maintenance.spawn_rate(), 1u);  // the rate belongs to the ticks
+    // What was started counts as idle; were the queue still there with nobody idle, it
+    // takes two looks again.
+    EXPECT_EQ(maintenance.between_ticks(sample(0, 7, 9, 175, 30)).spawn, 0u);
+    EXPECT_EQ(maintenance.between_ticks(sample(0, 7, 9, 175, 30)).spawn, 2u);
+
+    // A look in between that finds the queue empty, or someone idle, starts over.
+    SpareMaintenance interrupted(event_policy());
+    interrupted.between_ticks(sample(0, 2, 14, 50, 120));
+    EXPECT_EQ(interrupted.between_ticks(sample(0, 2, 14, 50, 0)).spawn, 0u);
+    EXPECT_EQ(interrupted.between_ticks(sample(0, 2, 14, 50, 120)).spawn, 0u);
+    EXPECT_EQ(interrupted.between_ticks(sample(3, 2, 14, 47, 120)).spawn, 0u);
+    EXPECT_EQ(interrupted.between_ticks(sample(0, 2, 14, 50, 120)).spawn, 0u);
+
+    // Never past the limits: 1000 queued fit 14 more processes; at the process limit, or
+    // with every request worker busy, nothing starts (and nothing is reported: the tick
+    // does that).
+    SpareMaintenance bounded(event_policy());
+    bounded.between_ticks(sample(0, 2, 14, 50, 1000));
+    EXPECT_EQ(bounded.between_ticks(sample(0, 2, 14, 50, 1000)).spawn, 14u);
+    SpareMaintenance full(event_policy());
+    full.between_ticks(sample(0, 16, 0, 400, 1000));
+    const SpareDecision none = full.between_ticks(sample(0, 16, 0, 400, 1000));
+    EXPECT_EQ(none.spawn, 0u);
+    EXPECT_FALSE(none.reached_max_request_workers);
+    SpareMaintenance busy(event_policy());
+    busy.between_ticks(sample(0, 10, 6, 400, 1000));
+    EXPECT_EQ(busy.between_ticks(sample(0, 10, 6, 400, 1000)).spawn, 0u);
+}
+
 TEST(SpareMaintenance, PolicyFromConfigs) {
     PreforkConfig prefork;
     const SparePolicy p = SparePolicy::prefork(prefork);
