@@ -47,6 +47,9 @@ using Clock = ConnectionDriver::Clock;
 
 // Apache's lingering close: how long a half-closed connection is drained before closing.
 constexpr auto kLingerTime = std::chrono::seconds(2);
+// What one visit discards from a lingering client before the worker moves on: a client
+// that keeps sending gets its next visit from its next bytes, never a worker of its own.
+constexpr std::size_t kLingerReadPerVisit = 64 * 1024;
 // How often the listener expires waits whose deadline passed, looks at the stop flag and
 // at whether accepting may resume: the resolution of every timeout of a parked connection.
 constexpr auto kHousekeeping = std::chrono::milliseconds(100);
@@ -564,11 +567,28 @@ void EventChild::linger(EventConnection& conn, bool look) {
     // has not seen the response yet, and anything it sends from now on raises an event.
     thread_local std::array<char, 4096> sink;
     look = look || !conn.driver.socket_drained();
+    std::size_t budget = kLingerReadPerVisit;
     for (;;) {
         if (look) {
             const ssize_t n = ::recv(conn.driver.fd(), sink.data(), sink.size(), MSG_DONTWAIT);
-            if (n > 0 || (n < 0 && errno == EINTR)) {
+            if (n < 0 && errno == EINTR) {
                 continue;
+            }
+            if (n > 0 && std::size_t(n) < budget) {
+                budget -= std::size_t(n);
+                continue;
+            }
+            if (n > 0) {
+                // This visit's share is read and more may wait. Past the linger time the
+                // connection ends; before it, the rest waits for the client's next bytes
+                // (edge triggered: they raise an event) or for the sweep at the deadline.
+                if (conn.deadline.load(std::memory_order_relaxed) <= ticks(Clock::now())) {
+                    end_on_worker(conn);
+                    return;
+                }
+                while (!conn.park()) {
+                }
+                return;
             }
             if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
                 end_on_worker(conn);  // the client closed too (or reset): done

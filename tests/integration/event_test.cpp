@@ -4,9 +4,12 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -401,6 +404,58 @@ TEST_F(EventMpmTest, WorkersBlockedOnBodiesLeaveOthersToServe) {
     ASSERT_TRUE(answer) << "a request waited behind workers blocked on bodies: " << fresh.error();
     EXPECT_EQ(answer->status, 200);
     EXPECT_LT(std::chrono::duration_cast<Millis>(Clock::now() - asked).count(), 3000);
+}
+
+TEST_F(EventMpmTest, AClientFloodingALingeringCloseHoldsNoWorker) {
+    // One worker. A malformed request is answered 400 and the connection lingers, while
+    // its client goes on sending as fast as it can: the worker discards a bounded share a
+    // visit, so a second client is served meanwhile, and the flood ends at the linger time.
+    server_ = start_one_child(dir_, site_, 1);
+    ASSERT_TRUE(server_->running());
+
+    const int flood = ::socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(flood, 0);
+    const timeval send_timeout{1, 0};  // a send the server leaves unread returns
+    ::setsockopt(flood, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof(send_timeout));
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(server_->port());
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(flood, reinterpret_cast<const sockaddr*>(&address), sizeof(address)), 0);
+    const std::string bad = "GET / HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n";
+    ASSERT_EQ(::send(flood, bad.data(), bad.size(), MSG_NOSIGNAL), ssize_t(bad.size()));
+
+    // Bounded: the flood stops by itself after 8 s, or as soon as the server closes.
+    const auto started = Clock::now();
+    std::atomic<bool> reset_by_server{false};
+    std::atomic<Clock::rep> flood_ended{0};
+    std::thread flooder([&] {
+        const std::string chunk(64 * 1024, 'x');
+        while (Clock::now() - started < Millis(8000)) {
+            const ssize_t n = ::send(flood, chunk.data(), chunk.size(), MSG_NOSIGNAL);
+            if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                reset_by_server = errno == ECONNRESET || errno == EPIPE;
+                break;
+            }
+        }
+        flood_ended = (Clock::now() - started).count();
+    });
+
+    std::this_thread::sleep_for(Millis(300));
+    RawClient fresh;
+    ASSERT_TRUE(fresh.connect(server_->port())) << fresh.error();
+    ASSERT_TRUE(fresh.send(make_request("GET", "/hello.txt"))) << fresh.error();
+    const auto answer = fresh.read_response(false, Millis(3000));
+    const bool flood_going = flood_ended.load() == 0;
+    flooder.join();
+    ::close(flood);
+    ASSERT_TRUE(answer) << "the only worker stayed with the flooding client: " << fresh.error();
+    EXPECT_EQ(answer->status, 200);
+    EXPECT_TRUE(flood_going) << "the flood ended before the second client was answered";
+    EXPECT_TRUE(reset_by_server) << "the flood ran its full 8 s: the linger never ended";
+    const auto flood_ms = std::chrono::duration_cast<Millis>(Clock::duration(flood_ended.load()));
+    std::cout << "[ event ] a lingering client flooding the only worker: another served, the "
+              << "flood cut after " << flood_ms.count() << " ms\n";
 }
 
 TEST_F(EventMpmTest, GracefulStopFinishesAResponseToASlowReader) {
