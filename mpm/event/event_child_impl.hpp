@@ -1,0 +1,210 @@
+#pragma once
+
+// The inside of an event-MPM child (event_child.hpp says what it is), shared by its two
+// halves: event_child.cpp, the listener thread's side (accepting, deadlines, write
+// completion, draining), and event_workers.cpp, the worker threads' side (taking ready
+// connections, serving, parking, lingering).
+
+#include <netinet/in.h>
+
+#include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/system/error_code.hpp>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "common/connection_driver.hpp"
+#include "event/event_child.hpp"
+#include "event/event_connection.hpp"
+#include "event/hand_over.hpp"
+#include "event/parked_set.hpp"
+#include "trident/scoreboard.hpp"
+
+namespace trident::event_detail {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using Clock = ConnectionDriver::Clock;
+
+/// The wait a parked connection's deadline stands for, as its atomic holds it.
+inline Clock::rep ticks(Clock::time_point when) noexcept {
+    return when.time_since_epoch().count();
+}
+
+class EventChild {
+public:
+    EventChild(const MpmContext& context, const EventChildSettings& settings,
+               const std::atomic<bool>& stopping, spdlog::logger& log)
+        : context_(context),
+          settings_(settings),
+          stopping_(stopping),
+          log_(log),
+          housekeeping_(io_),
+          accept_retry_(io_) {
+        parked_.watch_signal(hand_over_.fd(), ParkedSet::kSignalKey);
+    }
+
+    int run();
+
+private:
+    /// One worker thread and the ready connections it has taken but not served yet.
+    struct Worker {
+        Worker(EventChild& c, WorkerSlot& s) : child(c), slot(s) {}
+        EventChild& child;
+        WorkerSlot& slot;
+        std::mutex mutex;  ///< guards batch and next: the listener may pass them on
+        std::vector<ConnectionPtr> batch;
+        std::size_t next = 0;  ///< batch[next...] are still to serve
+        /// Connections begun; the listener's sweep sees whether it moved since its last look.
+        std::atomic<std::uint64_t> progress{0};
+        std::uint64_t progress_seen = 0;  ///< listener only
+    };
+    /// Passes on what `worker` has taken but not begun to the other workers; the caller
+    /// holds worker.mutex.
+    void pass_on_rest(Worker& worker) noexcept;
+    /// Listener: a worker stuck on one connection since the last sweep (a cold disk, a slow
+    /// handler) passes on the rest of its batch.
+    void rescue_batches() noexcept;
+
+    // Accepting, within Apache's async_request_worker_factor rule.
+    bool accept_allowed() const;
+    /// Whether the worker-factor rule leaves room for another connection; any thread.
+    bool has_room() const noexcept;
+    /// max_connections_per_child reached: the child accepts no more.
+    bool recycled() const;
+    /// `balance`: leave a lone new connection to a sibling holding fewer (the sweep passes
+    /// false, so a connection never waits on a sibling for more than a tick).
+    void resume_accepting(bool balance = true);
+    /// Accepts what waits on listener `index` while the rule allows, then (if it still
+    /// allows) waits for more.
+    void arm_accept(std::size_t index, bool balance = true);
+    /// Whether a lone new connection on `listener` is better left to another accepting
+    /// child of this generation that holds markedly fewer connections.
+    bool leave_to_sibling(int listener) const noexcept;
+    /// Registers a freshly accepted socket; `fresh_` holds it until park_fresh().
+    void take_connection(int fd, const sockaddr_storage& peer);
+    /// Parks the connections accepted this round. Done once the round's accepts are over:
+    /// each park may wake a worker, which on a busy core would preempt the accepting.
+    void park_fresh();
+
+    /// Parks `conn`, which the caller holds, until its client speaks. False when bytes
+    /// came meanwhile: the caller keeps it and reads them.
+    bool park(EventConnection& conn);
+    /// The holder ends the connection: out of the parked set and the books; the socket
+    /// closes when the last reference goes.
+    void retire(EventConnection& conn) noexcept;
+    /// A worker retires a connection it holds, and tells the listener when that matters:
+    /// room for a new connection, or one fewer to wait for in a drain.
+    void end_on_worker(EventConnection& conn) noexcept;
+    /// A worker drains a half-closed connection without blocking: parks it until the client
+    /// closes or sends more, and closes it once the client has closed. `look`: read before
+    /// parking (bytes may wait); without it, only if the last read may have left some.
+    void linger(EventConnection& conn, bool look);
+    /// Keeps the process's keep-alive gauge; the holder calls it as it parks or takes an
+    /// idle connection.
+    void count_idle(EventConnection& conn, bool idle) noexcept;
+    /// Listener thread: ends the waits whose deadline passed.
+    void expire_waits();
+    /// Listener thread: what a parked connection whose wait ran out becomes.
+    void expire(const ConnectionPtr& conn, Clock::time_point now, bool no_poller);
+    /// Listener thread: parks again, as it was, a connection it took only to look at; in a
+    /// graceful stop, an idle one ends instead.
+    void put_back(const ConnectionPtr& conn);
+
+    // Write completion, on the listener thread: waits for room in the socket and sends the
+    // rest of a response that a worker could not, without a thread.
+    void await_writable(const ConnectionPtr& conn);
+    void on_writable(const ConnectionPtr& conn, std::uint32_t id, const error_code& ec);
+    void write_more(const ConnectionPtr& conn);
+    void end_writing(EventConnection& conn);
+    /// Listener thread: ends a connection it holds.
+    void close(const ConnectionPtr& conn);
+
+    // The workers' side.
+    void worker_loop(Worker& self);
+    /// Waits until a worker about to block on a client promotes this one; false once the
+    /// child is done.
+    bool wait_in_reserve();
+    /// A worker is about to block waiting for a client: it passes on the connections it has
+    /// taken but not served, and if no other worker waits on the parked set, a reserve
+    /// worker takes its place there.
+    static void on_worker_blocks(void* worker) noexcept;
+    void promote_if_needed();
+    void close_reserve();
+    void serve(Worker& worker, ConnectionPtr conn);
+    /// Gives a connection the caller holds to a worker.
+    void hand_over(const ConnectionPtr& conn);
+    void on_worker_done(const ConnectionPtr& conn, ConnectionDriver::Outcome outcome);
+    /// Asks the listener to look at accepting and draining again (a worker became idle, or
+    /// closed a connection); at most one such request waits at a time.
+    void nudge_listener() noexcept;
+
+    void housekeeping();
+    void begin_drain();
+    /// Draining: closes every parked idle keep-alive connection.
+    void end_idle_connections();
+    ProcessSlot& process_slot() const { return context_.scoreboard->process(settings_.slot); }
+    /// Once drained, lets io_.run() return after the last cancelled handler has run, so no
+    /// connection outlives the loop it is registered with.
+    void finish_if_drained();
+
+    const MpmContext& context_;
+    EventChildSettings settings_;
+    const std::atomic<bool>& stopping_;
+    spdlog::logger& log_;
+
+    asio::io_context io_;  // first: outlives every descriptor and timer bound to it
+    HandOver hand_over_;
+    /// Every connection of the child, from accept to close, and the waiting workers.
+    ParkedSet parked_;
+    std::atomic<std::uint32_t> next_id_{0};
+    std::atomic<std::uint32_t> next_wait_id_{0};
+    std::atomic<std::size_t> open_{0};          ///< connections not yet retired
+    std::atomic<std::size_t> lingering_{0};     ///< of those, draining a lingering close
+    std::atomic<std::size_t> idle_workers_{0};  ///< workers waiting for work, either way
+    /// How many workers wait on the parked set at once: one per core the child may run on. Each
+    /// ready connection wakes one of them, so with every worker waiting there, a saturated core
+    /// would have every worker awake and most caught mid-request. The rest wait in reserve, and one
+    /// is promoted when a worker is about to block on a client (a request body) with no other left
+    /// on the set.
+    std::size_t pollers_max_ = 2;
+    std::atomic<std::size_t> pollers_{0};  ///< workers in epoll_wait on the parked set
+    std::mutex reserve_mutex_;
+    std::condition_variable reserve_cv_;
+    std::size_t in_reserve_ = 0;  ///< under reserve_mutex_, as the next two
+    std::size_t promotions_ = 0;
+    bool reserve_closed_ = false;
+
+    asio::steady_timer housekeeping_;
+    asio::steady_timer accept_retry_;  ///< a connection left to a sibling: look again soon
+    bool accept_retry_pending_ = false;
+    std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+    std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> acceptors_;
+    std::vector<bool> accept_armed_;
+    std::uint64_t accepted_ = 0;
+    bool not_accepting_ = false;    ///< accepting paused by the worker-factor rule
+    bool in_accept_round_ = false;  ///< arm_accept() is running
+    bool accept_failing_ = false;   ///< accept4 failed for lack of resources, logged once
+    /// Accepting paused by the worker-factor rule alone: a worker that finds room again
+    /// nudges the listener.
+    std::atomic<bool> accept_blocked_{false};
+    std::atomic<bool> nudge_posted_{false};  ///< a worker's nudge waits in the io_context
+    bool draining_ = false;
+    std::atomic<bool> drain_flag_{false};  ///< what workers see: finish up, keep nothing open
+    std::vector<ConnectionPtr> writing_;   ///< listener thread: finishing a response
+    std::vector<ConnectionPtr> fresh_;     ///< accepted this round, parked at its end
+    std::vector<ConnectionPtr> expired_;   ///< the sweep's, kept to reuse its memory
+    std::vector<std::unique_ptr<Worker>> worker_states_;  ///< one per thread, made before them
+    std::vector<std::thread> workers_;
+};
+
+}  // namespace trident::event_detail
