@@ -189,10 +189,6 @@ bool ConnectionDriver::between_requests() const noexcept {
     return phase_ == http::Wait::first_request || phase_ == http::Wait::keep_alive;
 }
 
-void ConnectionDriver::start_phase() noexcept {
-    start_phase(Clock::now());
-}
-
 void ConnectionDriver::start_phase(Clock::time_point now) noexcept {
     const http::Wait next = conn_.waiting_for();
     // The header clock runs from the accept: the first byte of a first request continues

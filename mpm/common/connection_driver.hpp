@@ -133,8 +133,8 @@ private:
     bool set_receive_timeout(Clock::duration timeout) noexcept;
     void report_reading() noexcept;
     void report_response() noexcept;
-    void start_phase() noexcept;
-    void start_phase(Clock::time_point now) noexcept;
+    /// The wait the connection is in now begins at `now` (unless it continues one).
+    void start_phase(Clock::time_point now = Clock::now()) noexcept;
     /// Bytes of a request arrived in the buffer: the wait moves on from keep-alive to the
     /// head (so the header clock runs, and the connection is no longer idle), and a head or
     /// body deadline is extended by the data rate.

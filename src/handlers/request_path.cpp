@@ -48,7 +48,12 @@ std::optional<Status> decode_segment(std::string_view raw, std::string& out) {
     return std::nullopt;
 }
 
-PathResult normalize(std::string_view raw_path) {
+}  // namespace
+
+std::optional<Status> normalize_request_path(std::string_view raw_path, std::string& path) {
+    if (raw_path.empty() || raw_path.front() != '/') {
+        return Status::bad_request;
+    }
     // Decode segment by segment, so that the only '/' in `segments` are raw ones, then remove
     // dot segments (RFC 3986 §5.2.4) on the decoded names: "%2e%2e" is "..".
     std::vector<std::string> segments;
@@ -89,9 +94,9 @@ PathResult normalize(std::string_view raw_path) {
         start = slash + 1;
     }
     if (refusal) {
-        return *refusal;
+        return refusal;
     }
-    std::string path;
+    path.clear();
     path.reserve(raw_path.size());
     for (const std::string& segment : segments) {
         path += '/';
@@ -100,20 +105,6 @@ PathResult normalize(std::string_view raw_path) {
     if (path.empty() || trailing_slash) {
         path += '/';
     }
-    return path;
-}
-
-}  // namespace
-
-std::optional<Status> normalize_request_path(std::string_view raw_path, std::string& path) {
-    if (raw_path.empty() || raw_path.front() != '/') {
-        return Status::bad_request;
-    }
-    PathResult result = normalize(raw_path);
-    if (const Status* status = std::get_if<Status>(&result)) {
-        return *status;
-    }
-    path = std::move(std::get<std::string>(result));
     return std::nullopt;
 }
 

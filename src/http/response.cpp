@@ -5,7 +5,6 @@
 #include <string>
 
 #include "http/html.hpp"
-#include "trident/http/request.hpp"
 
 namespace trident {
 
@@ -35,18 +34,6 @@ std::string_view Response::body_bytes() const noexcept {
         return borrowed->bytes;
     }
     return {};
-}
-
-std::string_view Response::field(std::string_view name) const noexcept {
-    std::string_view found;
-    bool seen = false;
-    for_each_field([&](std::string_view field_name, std::string_view value) {
-        if (!seen && iequals(field_name, name)) {
-            found = value;
-            seen = true;
-        }
-    });
-    return found;
 }
 
 void append_html_escaped(std::string& out, std::string_view text) {

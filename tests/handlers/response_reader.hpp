@@ -18,24 +18,41 @@
 
 namespace trident::test {
 
-/// Every header field, serialised ones included, in the order the core sends them.
+/// Every header field, in the order the core sends them: the serialised ones (split back
+/// into name and value), then `headers`.
 inline std::vector<std::pair<std::string, std::string>> all_fields(const http::Response& response) {
     std::vector<std::pair<std::string, std::string>> all;
-    response.for_each_field(
-        [&](std::string_view name, std::string_view value) { all.emplace_back(name, value); });
+    std::string_view text = response.serialized_fields;
+    while (!text.empty()) {
+        const std::size_t end = text.find("\r\n");
+        const std::string_view line = text.substr(0, end);
+        const std::size_t colon = line.find(':');
+        std::string_view value = colon == std::string_view::npos ? "" : line.substr(colon + 1);
+        while (!value.empty() && value.front() == ' ') {
+            value.remove_prefix(1);
+        }
+        all.emplace_back(line.substr(0, colon), value);
+        text.remove_prefix(end == std::string_view::npos ? text.size() : end + 2);
+    }
+    all.insert(all.end(), response.headers.begin(), response.headers.end());
     return all;
 }
 
 /// The first field named `name` (case-insensitive); empty when none.
 inline std::string header(const http::Response& response, std::string_view name) {
-    return std::string(response.field(name));
+    for (auto& [field, value] : all_fields(response)) {
+        if (http::iequals(field, name)) {
+            return std::move(value);
+        }
+    }
+    return {};
 }
 
 inline std::size_t header_count(const http::Response& response, std::string_view name) {
     std::size_t count = 0;
-    response.for_each_field([&](std::string_view field, std::string_view) {
+    for (const auto& [field, value] : all_fields(response)) {
         count += http::iequals(field, name) ? 1 : 0;
-    });
+    }
     return count;
 }
 

@@ -83,36 +83,11 @@ struct Response {
     void add_header(std::string name, std::string value) {
         headers.emplace_back(std::move(name), std::move(value));
     }
-    /// Calls `visit(name, value)` for every header field in the order sent: the serialised
-    /// ones, then `headers`.
-    template <typename Visit>
-    void for_each_field(Visit&& visit) const;
-    /// The first header field named `name` (case-insensitive); an empty view when none.
-    std::string_view field(std::string_view name) const noexcept;
     /// Length of the body as it would be sent for GET.
     std::uint64_t body_length() const noexcept;
     /// The body's bytes when it is held in memory (owned or borrowed); empty otherwise.
     std::string_view body_bytes() const noexcept;
 };
-
-template <typename Visit>
-void Response::for_each_field(Visit&& visit) const {
-    std::string_view text = serialized_fields;
-    while (!text.empty()) {
-        const std::size_t end = text.find("\r\n");
-        const std::string_view line = text.substr(0, end);
-        const std::size_t colon = line.find(':');
-        std::string_view value = colon == std::string_view::npos ? "" : line.substr(colon + 1);
-        while (!value.empty() && value.front() == ' ') {
-            value.remove_prefix(1);
-        }
-        visit(line.substr(0, colon), value);
-        text.remove_prefix(end == std::string_view::npos ? text.size() : end + 2);
-    }
-    for (const auto& [name, value] : headers) {
-        visit(std::string_view(name), std::string_view(value));
-    }
-}
 
 /// A small HTML page for an error status; `detail` is HTML-escaped.
 Response make_error_response(Status status, std::string_view detail = {});
