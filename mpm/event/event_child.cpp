@@ -133,13 +133,13 @@ bool EventChild::accept_allowed() const {
     return !draining_ && !recycled() && has_room();
 }
 
-void EventChild::resume_accepting(bool balance) {
+void EventChild::resume_accepting(bool retry) {
     for (std::size_t i = 0; i < acceptors_.size(); ++i) {
-        arm_accept(i, balance);
+        arm_accept(i, retry);
     }
 }
 
-bool EventChild::leave_to_sibling(int listener) const noexcept {
+bool EventChild::leave_to_sibling(int listener, std::size_t& siblings_hold) const noexcept {
     // Spread over the children, connections leave every child below Apache's worker-factor
     // limit; piled on a few, those reach it, stop counting as spare capacity, and spare
     // maintenance starts children that a fair spread did not need (5 or 6 instead of 4
@@ -153,6 +153,8 @@ bool EventChild::leave_to_sibling(int listener) const noexcept {
     }
     const Scoreboard& board = *context_.scoreboard;
     std::size_t fewest = mine;
+    std::size_t others = 0;  // held by the other children that take new connections
+    std::size_t takers = 1;
     // Children take the lowest free slots, so a generation's sit together: stop after a
     // run of free ones instead of walking a scoreboard sized for any MPM.
     for (std::uint32_t slot = 0, free_run = 0; slot < board.server_limit() && free_run < 8;
@@ -169,14 +171,32 @@ bool EventChild::leave_to_sibling(int listener) const noexcept {
         }
         const std::uint32_t total = other.connections(ConnectionGauge::total);
         const std::uint32_t lingers = other.connections(ConnectionGauge::lingering);
-        fewest = std::min<std::size_t>(fewest, total > lingers ? total - lingers : 0);
+        const std::size_t theirs = total > lingers ? total - lingers : 0;
+        fewest = std::min(fewest, theirs);
+        others += theirs;
+        ++takers;
     }
-    // A burst is taken at once, by whoever is awake: only a lone arrival waits for the
-    // sibling, which its wake-up reached too.
-    return fewest + slack < mine && listen_queue_length(listener) <= 1;
+    siblings_hold = others;
+    if (takers == 1) {
+        return false;
+    }
+    const std::uint32_t queued = listen_queue_length(listener);
+    if (queued == 0) {
+        return false;  // nothing to leave: the accept finds the queue empty and waits
+    }
+    if (queued == 1) {
+        // A lone arrival goes to the child with the fewest; its wake-up reached that one too.
+        return fewest + slack < mine;
+    }
+    // A burst woke every sibling as well: this child takes its fair share of what is held
+    // and what waits, and leaves the rest to them. Taken in one gulp by whoever ran first,
+    // a burst of 200 (wrk connecting, or all its clients reconnecting after their 100th
+    // request) filled children to the limit and started a fifth and sixth.
+    const std::size_t fair = (mine + others + queued + takers - 1) / takers;
+    return mine >= fair;
 }
 
-void EventChild::arm_accept(std::size_t index, bool balance) {
+void EventChild::arm_accept(std::size_t index, bool retry) {
     // Closing a connection resumes accepting; within a round that would start another
     // round inside this one.
     if (accept_armed_[index] || in_accept_round_) {
@@ -188,34 +208,46 @@ void EventChild::arm_accept(std::size_t index, bool balance) {
         ~RoundEnd() { flag = false; }
     } round_end{in_accept_round_};
     bool allowed = accept_allowed();
+    // A retry takes the first connection whatever the balance: one a grace at least, even
+    // while stalled siblings hold fewer and the others' closes make them look busy.
+    bool owed = retry;
+    bool balance = true;
     const int listener = acceptors_[index]->native_handle();
     // Take what waits (a burst of new clients) in one round, as far as Apache's rule
     // allows, before any worker wakes. accept4 gives the client's address and the flags
     // the connection needs in the one call.
     while (allowed) {
-        if (balance && leave_to_sibling(listener)) {
-            // The sibling was woken for this connection too: give it a moment. Whatever is
-            // still waiting then is taken whatever the balance. (Not an async_wait meanwhile:
-            // Asio re-arms one with EPOLL_CTL_MOD, which reports the still-readable socket
-            // at once, and the wait would spin.)
-            if (!accept_retry_pending_) {
-                accept_retry_pending_ = true;
-                accept_retry_.expires_after(kSiblingGrace);
-                accept_retry_.async_wait([this](const error_code& ec) {
-                    accept_retry_pending_ = false;
-                    if (!ec) {
-                        resume_accepting(false);
-                    }
-                });
+        std::size_t siblings_hold = 0;
+        if (balance && leave_to_sibling(listener, siblings_hold)) {
+            if (retry && siblings_hold == siblings_held_when_left_) {
+                // A grace later the siblings have taken nothing: what waits is this
+                // child's, whatever the balance, so no client waits on a stalled sibling.
+                balance = false;
+            } else if (!owed) {
+                // The siblings were woken for this connection too: give them a moment. (Not
+                // an async_wait meanwhile: Asio re-arms one with EPOLL_CTL_MOD, which
+                // reports the still-readable socket at once, and the wait would spin.)
+                siblings_held_when_left_ = siblings_hold;
+                if (!accept_retry_pending_) {
+                    accept_retry_pending_ = true;
+                    accept_retry_.expires_after(kSiblingGrace);
+                    accept_retry_.async_wait([this](const error_code& ec) {
+                        accept_retry_pending_ = false;
+                        if (!ec) {
+                            resume_accepting(true);
+                        }
+                    });
+                }
+                park_fresh();
+                return;
             }
-            park_fresh();
-            return;
         }
         sockaddr_storage peer{};
         socklen_t length = sizeof peer;
         const int fd = ::accept4(listener, reinterpret_cast<sockaddr*>(&peer), &length,
                                  SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
+            owed = false;
             take_connection(fd, peer);
             allowed = accept_allowed();
             continue;
@@ -474,9 +506,9 @@ void EventChild::housekeeping() {
         finish_if_drained();
         return;
     }
-    // Idle workers may have appeared since the last look; and a connection a sibling was
-    // left has waited long enough: take it whatever the balance.
-    resume_accepting(false);
+    // Idle workers may have appeared since the last look; and connections left to siblings
+    // that have not taken them since are taken here.
+    resume_accepting(true);
     housekeeping_.expires_after(kHousekeeping);
     housekeeping_.async_wait([this](const error_code& ec) {
         if (!ec) {

@@ -81,15 +81,15 @@ private:
     bool has_room() const noexcept;
     /// max_connections_per_child reached: the child accepts no more.
     bool recycled() const;
-    /// `balance`: leave a lone new connection to a sibling holding fewer (the sweep passes
-    /// false, so a connection never waits on a sibling for more than a tick).
-    void resume_accepting(bool balance = true);
+    /// `retry`: a look after connections were left to siblings (the grace timer, the
+    /// sweep); what the siblings have not started taking since is taken here.
+    void resume_accepting(bool retry = false);
     /// Accepts what waits on listener `index` while the rule allows, then (if it still
     /// allows) waits for more.
-    void arm_accept(std::size_t index, bool balance = true);
-    /// Whether a lone new connection on `listener` is better left to another accepting
-    /// child of this generation that holds markedly fewer connections.
-    bool leave_to_sibling(int listener) const noexcept;
+    void arm_accept(std::size_t index, bool retry = false);
+    /// Whether the next new connection on `listener` is better left to other accepting
+    /// children of this generation; `siblings_hold` gets what those hold.
+    bool leave_to_sibling(int listener, std::size_t& siblings_hold) const noexcept;
     /// Registers a freshly accepted socket; `fresh_` holds it until park_fresh().
     void take_connection(int fd, const sockaddr_storage& peer);
     /// Parks the connections accepted this round. Done once the round's accepts are over:
@@ -187,6 +187,9 @@ private:
     asio::steady_timer housekeeping_;
     asio::steady_timer accept_retry_;  ///< a connection left to a sibling: look again soon
     bool accept_retry_pending_ = false;
+    /// What the siblings held when connections were last left to them: unchanged a grace
+    /// later, they are not taking them (stalled, or not awake), and this child does.
+    std::size_t siblings_held_when_left_ = 0;
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
     std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> acceptors_;
     std::vector<bool> accept_armed_;
