@@ -96,6 +96,10 @@ public:
     /// Frees the connection's buffers while it waits for a request it has no byte of yet
     /// (the event MPM parks it so; a blocking driver reads into them at once).
     void release_idle_memory() noexcept { conn_.release_idle_memory(); }
+    /// After run() ended in Outcome::linger: the exchange is over, and a lingering close
+    /// reads into a scratch buffer of its own, so the connection holds no buffer while it
+    /// waits for the client's close.
+    void release_memory() noexcept { conn_.release_memory(); }
 
     int fd() const noexcept { return fd_; }
 

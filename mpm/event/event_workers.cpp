@@ -77,6 +77,7 @@ void EventChild::end_on_worker(EventConnection& conn) noexcept {
 
 void EventChild::linger(EventConnection& conn, bool look) {
     if (!conn.lingering) {
+        conn.driver.release_memory();
         conn.lingering = true;
         lingering_.fetch_add(1);
         process_slot().add_connections(ConnectionGauge::lingering, 1);

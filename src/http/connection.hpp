@@ -84,6 +84,9 @@ public:
     /// one of each for the next connection it serves, so the next read seldom allocates. Does
     /// nothing while a request is under way.
     void release_idle_memory() noexcept;
+    /// The exchange is over (the connection lingers or closes): lets go of the buffers as
+    /// above, whatever was left in them.
+    void release_memory() noexcept { give_back_buffers(); }
 
     Wait waiting_for() const noexcept;
     /// The client said it sends nothing more on this connection ("close", or HTTP/1.0
