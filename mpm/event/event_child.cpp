@@ -28,8 +28,12 @@ namespace {
 // at whether accepting may resume: the resolution of every timeout of a parked connection.
 constexpr auto kHousekeeping = std::chrono::milliseconds(100);
 // How long a lone new connection is left to a sibling child that holds fewer connections
-// (and was woken for it too) before this child takes it anyway.
+// (and was woken for it too) before this child looks again.
 constexpr auto kSiblingGrace = std::chrono::milliseconds(2);
+// The same for the rest of a burst, which wakes all the siblings at once: on a loaded
+// machine some of them take a few milliseconds to get a core, and a look that found them
+// stalled would take everything they were left.
+constexpr auto kBurstGrace = std::chrono::milliseconds(10);
 
 bool ready_now(int fd, short events) noexcept {
     pollfd pfd{fd, events, 0};
@@ -139,7 +143,8 @@ void EventChild::resume_accepting(bool retry) {
     }
 }
 
-bool EventChild::leave_to_sibling(int listener, std::size_t& siblings_hold) const noexcept {
+EventChild::Leave EventChild::leave_to_sibling(int listener,
+                                               std::size_t& siblings_hold) const noexcept {
     // Spread over the children, connections leave every child below Apache's worker-factor
     // limit; piled on a few, those reach it, stop counting as spare capacity, and spare
     // maintenance starts children that a fair spread did not need (5 or 6 instead of 4
@@ -149,7 +154,7 @@ bool EventChild::leave_to_sibling(int listener, std::size_t& siblings_hold) cons
     const std::size_t mine = open > lingering ? open - lingering : 0;
     const std::size_t slack = std::max<std::size_t>(2, settings_.threads / 8);
     if (mine <= slack) {
-        return false;
+        return Leave::no;
     }
     const Scoreboard& board = *context_.scoreboard;
     std::size_t fewest = mine;
@@ -178,22 +183,22 @@ bool EventChild::leave_to_sibling(int listener, std::size_t& siblings_hold) cons
     }
     siblings_hold = others;
     if (takers == 1) {
-        return false;
+        return Leave::no;
     }
     const std::uint32_t queued = listen_queue_length(listener);
     if (queued == 0) {
-        return false;  // nothing to leave: the accept finds the queue empty and waits
+        return Leave::no;  // nothing to leave: the accept finds the queue empty and waits
     }
     if (queued == 1) {
         // A lone arrival goes to the child with the fewest; its wake-up reached that one too.
-        return fewest + slack < mine;
+        return fewest + slack < mine ? Leave::lone : Leave::no;
     }
     // A burst woke every sibling as well: this child takes its fair share of what is held
     // and what waits, and leaves the rest to them. Taken in one gulp by whoever ran first,
     // a burst of 200 (wrk connecting, or all its clients reconnecting after their 100th
     // request) filled children to the limit and started a fifth and sixth.
     const std::size_t fair = (mine + others + queued + takers - 1) / takers;
-    return mine >= fair;
+    return mine >= fair ? Leave::burst : Leave::no;
 }
 
 void EventChild::arm_accept(std::size_t index, bool retry) {
@@ -218,7 +223,8 @@ void EventChild::arm_accept(std::size_t index, bool retry) {
     // the connection needs in the one call.
     while (allowed) {
         std::size_t siblings_hold = 0;
-        if (balance && leave_to_sibling(listener, siblings_hold)) {
+        const Leave leave = balance ? leave_to_sibling(listener, siblings_hold) : Leave::no;
+        if (leave != Leave::no) {
             if (retry && siblings_hold == siblings_held_when_left_) {
                 // A grace later the siblings have taken nothing: what waits is this
                 // child's, whatever the balance, so no client waits on a stalled sibling.
@@ -230,7 +236,8 @@ void EventChild::arm_accept(std::size_t index, bool retry) {
                 siblings_held_when_left_ = siblings_hold;
                 if (!accept_retry_pending_) {
                     accept_retry_pending_ = true;
-                    accept_retry_.expires_after(kSiblingGrace);
+                    accept_retry_.expires_after(leave == Leave::burst ? kBurstGrace
+                                                                      : kSiblingGrace);
                     accept_retry_.async_wait([this](const error_code& ec) {
                         accept_retry_pending_ = false;
                         if (!ec) {

@@ -87,9 +87,10 @@ private:
     /// Accepts what waits on listener `index` while the rule allows, then (if it still
     /// allows) waits for more.
     void arm_accept(std::size_t index, bool retry = false);
+    enum class Leave { no, lone, burst };
     /// Whether the next new connection on `listener` is better left to other accepting
-    /// children of this generation; `siblings_hold` gets what those hold.
-    bool leave_to_sibling(int listener, std::size_t& siblings_hold) const noexcept;
+    /// children of this generation, and why; `siblings_hold` gets what those hold.
+    Leave leave_to_sibling(int listener, std::size_t& siblings_hold) const noexcept;
     /// Registers a freshly accepted socket; `fresh_` holds it until park_fresh().
     void take_connection(int fd, const sockaddr_storage& peer);
     /// Parks the connections accepted this round. Done once the round's accepts are over:
