@@ -88,8 +88,9 @@ fuzz: deps
 	done
 
 # Side-by-side with Apache httpd, nginx, h2o and lighttpd; long, never in CI.
-# BENCH_SECONDS (default 10) sets each test's length. Writes docs/benchmarks.md and .png,
-# then checks what combined access logging costs the event MPM (at most 10% more CPU).
+# BENCH_SECONDS (default 5) sets each test's length, BENCH_ROUNDS (default 3) how many times
+# each server is measured. Writes docs/benchmarks.md and .png, then checks what combined
+# access logging costs the event MPM (at most 10% more CPU).
 bench: build
 	tests/bench/run.sh $(BUILD_DIR)
 	BENCH_MPMS=event tests/bench/access_log_cost.sh $(BUILD_DIR)

@@ -51,8 +51,15 @@ How to read it:
 - The machine is measured as it is: a run that shared a core with another job (a build,
   a test suite) is marked ⚠ in the table. Before each test the harness waits, within a
   bound, for both cores to go idle.
-- Run it with `make bench` (`make bench BENCH_SECONDS=5` for a quick look). The folder it
-  prints keeps each server's generated config and log and the raw wrk/ab output.
+- Each server is measured in three rounds: the whole list of servers once, then again, then
+  a third time, each server started afresh. This machine's speed drifts by 10–20 % from
+  one minute to the next (h2o's keep-alive test gave 9.8 to 12.8 µs per request in
+  consecutive 5-second runs), so one run per server compared servers measured at different
+  speeds. The table shows, per server and test, the round with the median CPU time per
+  request and, in brackets, the range over the rounds.
+- Run it with `make bench` (`make bench BENCH_ROUNDS=1` for a quick look). The folder it
+  prints keeps each server's generated config and log and the raw wrk/ab output, round by
+  round.
 
 """
 
@@ -69,6 +76,15 @@ def fmt_num(x, digits=0):
 
 def fmt_mib(kib):
     return "–" if kib is None else f"{kib / 1024:.1f} MiB"
+
+
+def fmt_cpu(row):
+    """The reported round's CPU µs/req, and the range of all rounds when there were several."""
+    text = fmt_num(row.get("cpu_us_per_req"), 1)
+    spread = [x for x in row.get("cpu_us_per_req_rounds") or [] if x is not None]
+    if len(spread) > 1:
+        text += f" ({min(spread):.1f}–{max(spread):.1f})"
+    return text
 
 
 def server_name(row):
@@ -168,7 +184,7 @@ def table(results):
             err += " (failed)"
         out.append(
             f"| {server_name(r)} | {r['mpm'] or '–'} | {test} | {fmt_num(r.get('rps'))}{' ⚠' if noisy else ''} | {p99s} | {err} "
-            f"| {fmt_num(r.get('cpu_us_per_req'), 1)} | {fmt_mib(r.get('pss_idle_kib'))} "
+            f"| {fmt_cpu(r)} | {fmt_mib(r.get('pss_idle_kib'))} "
             f"| {fmt_mib(r.get('pss_loaded_kib'))} | {r.get('processes_idle', '–')} → {r.get('processes_loaded', '–')} "
             f"| {fmt_num(r.get('server_core_busy_pct'))} % / "
             f"{fmt_num(r.get('client_cpu_pct'))} % |")
@@ -189,6 +205,16 @@ def notes(results):
     return out
 
 
+def rounds_text(m):
+    n = m.get("rounds", 1)
+    if n <= 1:
+        return ""
+    return (f"{n} rounds, the whole list of servers measured once per round, one round after "
+            "the other, each server started afresh; for each server and test the table shows "
+            "the round with the median CPU µs/req, with the range of all rounds in brackets, "
+            "the errors of all rounds added up and the largest PSS of any round; ")
+
+
 def generated(results):
     m = results["machine"]
     v = m["versions"]
@@ -205,7 +231,7 @@ def generated(results):
         f"- lighttpd {v['lighttpd']}",
         f"- Clients: wrk {v['wrk']}, ab {v['ab']}",
         f"- {m['seconds']} s per test after a {m['warmup']} s warm-up with the same client; "
-        f"{m['connections']} connections; server on cpu {m['server_cpu']}, clients on cpu "
+        f"{rounds_text(m)}{m['connections']} connections; server on cpu {m['server_cpu']}, clients on cpu "
         f"{m['client_cpu']}; the whole run took {m.get('elapsed_s', '?')} s."
         + (" Servers started as root and switched to www-data." if m.get("as_root") else ""),
         "",

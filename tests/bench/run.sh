@@ -9,7 +9,7 @@
 #    generated into a temporary folder, pinned to cpu 0; wrk and ab pinned to cpu 1.
 # 3. Writes docs/benchmarks.md and docs/benchmarks.png (tests/bench/report.py).
 #
-# Environment: BENCH_SECONDS (default 10), BENCH_WARMUP (2), BENCH_CONNECTIONS (200),
+# Environment: BENCH_SECONDS (default 5), BENCH_WARMUP (1), BENCH_ROUNDS (3), BENCH_CONNECTIONS (200),
 # BENCH_SERVERS (e.g. "trident,nginx"), BENCH_SERVER_CPU (0), BENCH_CLIENT_CPU (1),
 # BENCH_QUIET_WAIT (120), BENCH_TMP (work folder). Never run in CI: it takes minutes and loads the machine.
 set -euo pipefail
