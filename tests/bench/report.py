@@ -122,11 +122,12 @@ def plot(results, png):
         data = os.path.join(tmp, "data.txt")
         with open(data, "w") as f:
             f.write("\n".join(lines) + "\n")
+        rounds = f", median of {m['rounds']} rounds" if m.get("rounds", 1) > 1 else ""
         note = "\\n* the run shared a core with another job: req/s low by an unknown amount" if any_noisy else ""
         script = f"""
 set terminal pngcairo size 1400,1000 font "DejaVu Sans,12" noenhanced
 set output "{png}"
-set multiplot layout 2,1 title "885-byte file, {m['connections']} connections, server on one core ({m['cpu']}), {m['seconds']} s per test{note}" font ",14"
+set multiplot layout 2,1 title "885-byte file, {m['connections']} connections, server on one core ({m['cpu']}), {m['seconds']} s per test{rounds}{note}" font ",14"
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.85 border -1
