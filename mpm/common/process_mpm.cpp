@@ -112,7 +112,8 @@ void ProcessMpm::maintain() noexcept {
     }
     const ScoreboardTally tally = scoreboard().tally(context_.generation);
     const std::uint32_t queued = listen_queue();
-    SpareDecision decision = spare_.tick(spare_sample(tally, queued));
+    const SpareSample sample = spare_sample(tally, queued);
+    SpareDecision decision = spare_.tick(sample);
     if (crash_loop) {
         // One probe, and the spawn rate back to 1 (Apache's child_sick) for when it lives.
         spare_.child_sick();
@@ -130,7 +131,7 @@ void ProcessMpm::maintain() noexcept {
     if (decision.scoreboard_full) {
         log_->warn("scoreboard is full, not at max_request_workers; consider raising server_limit");
     }
-    carry_out_spawn(decision, tally.idle, queued);
+    carry_out_spawn(decision, sample);
     if (decision.retire) {
         retire_one();
     }
@@ -142,16 +143,18 @@ void ProcessMpm::answer_queue() noexcept {
     const std::uint32_t queued = stopping_ || backoff_.in_crash_loop() ? 0 : listen_queue();
     const ScoreboardTally tally =
         queued > 0 ? scoreboard().tally(context_.generation) : ScoreboardTally{};
-    carry_out_spawn(spare_.between_ticks(spare_sample(tally, queued)), tally.idle, queued);
+    const SpareSample sample = spare_sample(tally, queued);
+    carry_out_spawn(spare_.between_ticks(sample), sample);
 }
 
-void ProcessMpm::carry_out_spawn(const SpareDecision& decision, std::uint32_t idle,
-                                 std::uint32_t queued) noexcept {
+void ProcessMpm::carry_out_spawn(const SpareDecision& decision,
+                                 const SpareSample& sample) noexcept {
     if (decision.busy || decision.burst) {
+        // The figures the decision was made on: idle workers of children that accept.
         log_->info(
             "server seems busy ({} idle workers, {} queued connections): starting {} "
             "children",
-            idle, queued, decision.spawn);
+            sample.idle_workers, sample.listen_queue, decision.spawn);
     }
     for (std::uint32_t i = 0; i < decision.spawn; ++i) {
         if (!spawn_one()) {

@@ -66,8 +66,7 @@ private:
     /// Asks the accepting child in the highest slot to finish gracefully.
     void retire_one() noexcept;
     /// Starts what maintenance decided, saying so when the pool seems busy.
-    void carry_out_spawn(const SpareDecision& decision, std::uint32_t idle,
-                         std::uint32_t queued) noexcept;
+    void carry_out_spawn(const SpareDecision& decision, const SpareSample& sample) noexcept;
     std::uint32_t listen_queue() const noexcept;
 
     MpmContext context_;

@@ -671,8 +671,7 @@ def main():
 
                 def fail_all(reason):
                     log(f"{label}: FAILED: {reason}")
-                    entry["failed"] = reason
-                    for e in results["servers"]:
+                    for e in results["servers"]:  # the entry the report shows
                         if e["label"] == label:
                             e.setdefault("failed", f"round {rnd}: {reason}")
                     for tid, tool, fname, tlabel in TESTS:
