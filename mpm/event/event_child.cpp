@@ -27,12 +27,9 @@ namespace {
 // How often the listener expires waits whose deadline passed, looks at the stop flag and
 // at whether accepting may resume: the resolution of every timeout of a parked connection.
 constexpr auto kHousekeeping = std::chrono::milliseconds(100);
-// How long a lone new connection is left to a sibling child that holds fewer connections
-// (and was woken for it too) before this child looks again.
-constexpr auto kSiblingGrace = std::chrono::milliseconds(2);
-// The same for the rest of a burst, which wakes all the siblings at once: on a loaded
-// machine some of them take a few milliseconds to get a core, and a look that found them
-// stalled would take everything they were left.
+// How long the rest of a burst of new connections is left to the sibling children before
+// this one looks again: on a loaded machine some of them take a few milliseconds to get a
+// core, and a look that found them stalled would take everything they were left.
 constexpr auto kBurstGrace = std::chrono::milliseconds(10);
 
 bool ready_now(int fd, short events) noexcept {
@@ -46,16 +43,9 @@ int EventChild::run() {
     limit_malloc_arenas();
     try {
         for (const Listener& listener : context_.listeners) {
-            sockaddr_storage address{};
-            socklen_t length = sizeof address;
-            ::getsockname(listener.fd, reinterpret_cast<sockaddr*>(&address), &length);
-            auto acceptor = std::make_unique<asio::ip::tcp::acceptor>(io_);
-            acceptor->assign(
-                address.ss_family == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(),
-                listener.fd);
-            acceptors_.push_back(std::move(acceptor));
+            listeners_.push_back(listener.fd);
         }
-        accept_armed_.assign(acceptors_.size(), false);
+        watched_.assign(listeners_.size(), false);
         cpu_set_t cpus;
         CPU_ZERO(&cpus);
         const std::size_t cores =
@@ -75,14 +65,11 @@ int EventChild::run() {
         for (std::thread& worker : workers_) {
             worker.join();
         }
-        for (auto& acceptor : acceptors_) {
-            acceptor->release();  // the listening sockets belong to the master
-        }
         return 1;
     }
 
     // Accepting needs an idle worker (Apache's rule), so start once the workers are ready;
-    // otherwise nothing would arm the acceptors until the first housekeeping tick.
+    // otherwise nothing would watch the listeners until the first housekeeping tick.
     const auto give_up = Clock::now() + std::chrono::seconds(5);
     while (idle_workers_.load() < settings_.threads) {
         if (Clock::now() >= give_up) {
@@ -110,16 +97,11 @@ int EventChild::run() {
     for (std::thread& worker : workers_) {
         worker.join();
     }
-    for (auto& acceptor : acceptors_) {
-        error_code ignored;
-        acceptor->cancel(ignored);
-        acceptor->release();
-    }
     return status;
 }
 
-bool EventChild::recycled() const {
-    return settings_.max_connections != 0 && accepted_ >= settings_.max_connections;
+bool EventChild::recycled() const noexcept {
+    return settings_.max_connections != 0 && accepted_.load() >= settings_.max_connections;
 }
 
 bool EventChild::has_room() const noexcept {
@@ -134,32 +116,34 @@ bool EventChild::has_room() const noexcept {
 }
 
 bool EventChild::accept_allowed() const {
-    return !draining_ && !recycled() && has_room();
+    return !drain_flag_.load() && !recycled() && has_room();
 }
 
 void EventChild::resume_accepting(bool retry) {
-    for (std::size_t i = 0; i < acceptors_.size(); ++i) {
-        arm_accept(i, retry);
+    std::lock_guard lock(accept_mutex_);
+    for (std::size_t i = 0; i < listeners_.size(); ++i) {
+        accept_round(i, retry);
     }
 }
 
-EventChild::Leave EventChild::leave_to_sibling(int listener,
-                                               std::size_t& siblings_hold) const noexcept {
-    // Spread over the children, connections leave every child below Apache's worker-factor
-    // limit; piled on a few, those reach it, stop counting as spare capacity, and spare
-    // maintenance starts children that a fair spread did not need (5 or 6 instead of 4
-    // under wrk -c200 with the defaults, each costing memory and context switches).
+void EventChild::accept_on_event(std::size_t index) {
+    if (index < listeners_.size()) {
+        std::lock_guard lock(accept_mutex_);
+        accept_round(index, false);
+    }
+}
+
+std::size_t EventChild::balance_slack() const noexcept {
+    return std::max<std::size_t>(2, settings_.threads / 8);
+}
+
+EventChild::Standing EventChild::standing() const noexcept {
+    Standing standing;
     const std::size_t open = open_.load();
     const std::size_t lingering = lingering_.load();
-    const std::size_t mine = open > lingering ? open - lingering : 0;
-    const std::size_t slack = std::max<std::size_t>(2, settings_.threads / 8);
-    if (mine <= slack) {
-        return Leave::no;
-    }
+    standing.mine = open > lingering ? open - lingering : 0;
+    standing.fewest = standing.mine;
     const Scoreboard& board = *context_.scoreboard;
-    std::size_t fewest = mine;
-    std::size_t others = 0;  // held by the other children that take new connections
-    std::size_t takers = 1;
     // Children take the lowest free slots, so a generation's sit together: stop after a
     // run of free ones instead of walking a scoreboard sized for any MPM.
     for (std::uint32_t slot = 0, free_run = 0; slot < board.server_limit() && free_run < 8;
@@ -177,84 +161,55 @@ EventChild::Leave EventChild::leave_to_sibling(int listener,
         const std::uint32_t total = other.connections(ConnectionGauge::total);
         const std::uint32_t lingers = other.connections(ConnectionGauge::lingering);
         const std::size_t theirs = total > lingers ? total - lingers : 0;
-        fewest = std::min(fewest, theirs);
-        others += theirs;
-        ++takers;
+        standing.fewest = std::min(standing.fewest, theirs);
+        standing.others += theirs;
+        ++standing.takers;
     }
-    siblings_hold = others;
-    if (takers == 1) {
-        return Leave::no;
-    }
-    const std::uint32_t queued = listen_queue_length(listener);
-    if (queued == 0) {
-        return Leave::no;  // nothing to leave: the accept finds the queue empty and waits
-    }
-    if (queued == 1) {
-        // A lone arrival goes to the child with the fewest; its wake-up reached that one too.
-        return fewest + slack < mine ? Leave::lone : Leave::no;
-    }
-    if (queued <= settings_.threads) {
-        // A few at once, as a steady stream of new clients (ab) keeps queued: taken by
-        // whoever is awake, and the lone arrivals between them keep the spread. Shared out
-        // too, they went back and forth between the children: under ab -c200, 1.8 context
-        // switches a request instead of 1.0, and 15 % more CPU.
-        return Leave::no;
-    }
-    // A burst larger than a child has threads (wrk connecting 200 clients, or all of them
-    // reconnecting after their 100th request) woke every sibling as well: this child takes
-    // its fair share of what is held and what waits, and leaves the rest to them. Taken in
-    // one gulp by whoever ran first, such a burst filled children to the limit and started
-    // a fifth and sixth.
-    const std::size_t fair = (mine + others + queued + takers - 1) / takers;
-    return mine >= fair ? Leave::burst : Leave::no;
+    return standing;
 }
 
-void EventChild::arm_accept(std::size_t index, bool retry) {
-    // Closing a connection resumes accepting; within a round that would start another
-    // round inside this one.
-    if (accept_armed_[index] || in_accept_round_) {
-        return;
-    }
-    in_accept_round_ = true;
-    struct RoundEnd {
-        bool& flag;
-        ~RoundEnd() { flag = false; }
-    } round_end{in_accept_round_};
+void EventChild::accept_round(std::size_t index, bool retry) {
     bool allowed = accept_allowed();
     // A retry takes the first connection whatever the balance: one a grace at least, even
     // while stalled siblings hold fewer and the others' closes make them look busy.
     bool owed = retry;
     bool balance = true;
-    const int listener = acceptors_[index]->native_handle();
-    // Take what waits (a burst of new clients) in one round, as far as Apache's rule
-    // allows, before any worker wakes. accept4 gives the client's address and the flags
-    // the connection needs in the one call.
+    bool took = false;
+    // The listen queue, read when the balance first needs it and counted down as this child
+    // takes from it; read again while it looks like a burst.
+    std::optional<std::uint32_t> queued;
+    const int listener = listeners_[index];
+    const std::size_t slack = balance_slack();
+    // Take what waits in one round, as far as Apache's rule allows, before any worker wakes
+    // for it. accept4 gives the client's address and the flags the connection needs in the
+    // one call.
     while (allowed) {
-        std::size_t siblings_hold = 0;
-        const Leave leave = balance ? leave_to_sibling(listener, siblings_hold) : Leave::no;
-        if (leave != Leave::no) {
-            if (retry && siblings_hold == siblings_held_when_left_) {
-                // A grace later the siblings have taken nothing: what waits is this
-                // child's, whatever the balance, so no client waits on a stalled sibling.
-                balance = false;
-            } else if (!owed) {
-                // The siblings were woken for this connection too: give them a moment. (Not
-                // an async_wait meanwhile: Asio re-arms one with EPOLL_CTL_MOD, which
-                // reports the still-readable socket at once, and the wait would spin.)
-                siblings_held_when_left_ = siblings_hold;
-                if (!accept_retry_pending_) {
-                    accept_retry_pending_ = true;
-                    accept_retry_.expires_after(leave == Leave::burst ? kBurstGrace
-                                                                      : kSiblingGrace);
-                    accept_retry_.async_wait([this](const error_code& ec) {
-                        accept_retry_pending_ = false;
-                        if (!ec) {
-                            resume_accepting(true);
-                        }
-                    });
+        const Standing s = balance ? standing() : Standing{};
+        if (balance && s.takers > 1 && s.mine > slack) {
+            if (!queued || *queued > settings_.threads) {
+                queued = listen_queue_length(listener);
+            }
+            // A burst larger than a child has threads (wrk connecting 200 clients, or all of
+            // them reconnecting after their 100th request) is shared out: this child takes
+            // its fair share of what is held and what waits, and leaves the rest to the
+            // siblings, whom the arrivals woke while this child was busy accepting. Taken in
+            // one gulp by whoever ran first, such a burst filled children to the limit, and
+            // spare maintenance, which counts a full child as no spare capacity at all,
+            // started a fifth and sixth (each costing memory and context switches). A few at
+            // once, as a steady stream of clients keeps queued (ab), are taken by whoever is
+            // awake: shared out too, they went back and forth between the children, 1.8
+            // context switches a request instead of 1.0 under ab -c200, and 15 % more CPU.
+            const std::size_t fair = (s.mine + s.others + *queued + s.takers - 1) / s.takers;
+            if (*queued > settings_.threads && s.mine >= fair) {
+                if (retry && s.others == siblings_held_when_left_) {
+                    // A grace later the siblings have taken nothing: what waits is this
+                    // child's, whatever the balance, so no client waits on a stalled sibling.
+                    balance = false;
+                } else if (!owed) {
+                    siblings_held_when_left_ = s.others;
+                    request_retry();
+                    break;
                 }
-                park_fresh();
-                return;
             }
         }
         sockaddr_storage peer{};
@@ -263,12 +218,17 @@ void EventChild::arm_accept(std::size_t index, bool retry) {
                                  SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
             owed = false;
+            took = true;
+            if (queued && *queued > 0) {
+                --*queued;
+            }
             take_connection(fd, peer);
             allowed = accept_allowed();
             continue;
         }
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            break;  // nothing waits: wait for the next one below
+            accept_failing_ = false;
+            break;  // nothing waits: the parked set reports the next arrival
         }
         if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) {
             continue;  // that client gave up; others may wait
@@ -277,36 +237,93 @@ void EventChild::arm_accept(std::size_t index, bool retry) {
             log_.error("accept: {}", std::strerror(errno));
             accept_failing_ = true;
         }
-        park_fresh();
-        return;  // out of descriptors or memory: housekeeping retries when some are free
+        break;  // out of descriptors or memory: the sweep retries when some are free
     }
-    accept_failing_ = false;
     park_fresh();
+    const bool draining = drain_flag_.load();  // raised under accept_mutex_
+    if (!draining && recycled()) {
+        // max_connections_per_child: the listener thread begins the drain; nothing is
+        // accepted meanwhile.
+        nudge_listener();
+    }
     // Apache counts the idle workers of a child that does not accept as no spare capacity
     // at all, so the master starts children while every child is full of slow clients.
-    if (!draining_ && allowed == not_accepting_) {
+    if (!draining && allowed == not_accepting_) {
         not_accepting_ = !allowed;
         process_slot().set_not_accepting(not_accepting_);
     }
     // Only the rule's limit is worth a worker's nudge; a drain or a recycled child is over.
-    accept_blocked_.store(!allowed && !draining_ && !recycled(), std::memory_order_relaxed);
+    accept_blocked_.store(!allowed && !draining && !recycled(), std::memory_order_relaxed);
     if (!allowed) {
+        // Watching, its idle workers would take the wake-ups of arrivals it cannot accept,
+        // and the siblings would not be woken.
+        unwatch_listener(index);
         return;
     }
-    // The reactor watches the listening socket edge-triggered: a client that arrives from
-    // now on raises an edge that this wait sees, and the queue was empty a moment ago.
-    accept_armed_[index] = true;
-    acceptors_[index]->async_wait(asio::socket_base::wait_read,
-                                  [this, index](const error_code& ec) {
-                                      accept_armed_[index] = false;
-                                      if (ec != asio::error::operation_aborted) {
-                                          arm_accept(index);
-                                      }
-                                  });
+    if (!watched_[index]) {
+        watch_listener(index);
+    } else if (took) {
+        // The kernel wakes the first watcher in the socket's queue with a thread asleep, so
+        // new clients keep coming to one child while it has an idle worker: cheapest, as
+        // its data stays in the core's caches. A child that got ahead of the sibling that
+        // holds the fewest goes to the back of the queue: spread over the children,
+        // connections leave every child below the worker-factor limit.
+        const Standing s = standing();
+        if (s.takers > 1 && s.mine > slack && s.fewest + slack < s.mine) {
+            unwatch_listener(index);
+            watch_listener(index);
+        }
+    }
+}
+
+void EventChild::watch_listener(std::size_t index) {
+    try {
+        parked_.watch_listener(listeners_[index], index);
+        watched_[index] = true;
+        watch_failing_ = false;
+    } catch (const std::exception& e) {
+        // Out of memory, or max_user_watches: the 100 ms sweep accepts meanwhile, and tries
+        // again.
+        if (!watch_failing_) {
+            log_.error("cannot watch for new connections: {}; looking every 100 ms", e.what());
+            watch_failing_ = true;
+        }
+    }
+}
+
+void EventChild::unwatch_listener(std::size_t index) noexcept {
+    if (watched_[index]) {
+        parked_.unwatch_listener(listeners_[index]);
+        watched_[index] = false;
+    }
+}
+
+void EventChild::request_retry() noexcept {
+    if (retry_requested_.exchange(true)) {
+        return;
+    }
+    try {
+        asio::post(io_, [this] {
+            retry_requested_.store(false);
+            if (accept_retry_pending_ || draining_) {
+                return;
+            }
+            accept_retry_pending_ = true;
+            accept_retry_.expires_after(kBurstGrace);
+            accept_retry_.async_wait([this](const error_code& ec) {
+                accept_retry_pending_ = false;
+                if (!ec) {
+                    resume_accepting(true);
+                }
+            });
+        });
+    } catch (const std::exception&) {
+        retry_requested_.store(false);  // out of memory: the sweep looks anyway
+    }
 }
 
 void EventChild::take_connection(int fd, const sockaddr_storage& peer) {
-    ++accepted_;
+    accepted_.fetch_add(1);
     UniqueFd socket(fd);
     ConnectionPtr conn;
     try {
@@ -319,18 +336,13 @@ void EventChild::take_connection(int fd, const sockaddr_storage& peer) {
     } catch (const std::exception& e) {
         log_.error("cannot take a connection: {}", e.what());
         if (conn) {
-            close(conn);  // counted already: close() undoes that
-        }                 // else the socket was closed by its one owner
-    }
-    if (settings_.max_connections != 0 && accepted_ >= settings_.max_connections) {
-        begin_drain();  // recycled: finish what was accepted, then exit
+            retire(*conn);  // counted already; the socket closes with the last reference
+        }                   // else the socket was closed by its one owner
     }
 }
 
 void EventChild::park_fresh() {
-    // Taken out first: closing one below must not find the list half walked.
-    std::vector<ConnectionPtr> fresh = std::exchange(fresh_, {});
-    for (const ConnectionPtr& conn : fresh) {
+    for (const ConnectionPtr& conn : fresh_) {
         // A new connection waits for its first request in the parked set, holding no
         // worker: a slow client costs a socket, not a thread. Parked first, then registered:
         // a request that arrived already raises its event as it is registered, and the
@@ -342,20 +354,10 @@ void EventChild::park_fresh() {
         } catch (const std::exception& e) {
             log_.error("cannot take a connection: {}", e.what());
             conn->take_if_parked();  // unregistered: nobody else can hold it
-            close(conn);
-            continue;
-        }
-        if (draining_ && !work_) {
-            // Accepted in the round the drain finished: keep the loop and its deadline sweep
-            // running to serve it.
-            work_.emplace(io_.get_executor());
-            housekeeping();
+            retire(*conn);
         }
     }
-    fresh.clear();
-    if (fresh_.empty()) {
-        fresh_ = std::move(fresh);  // keep the memory for the next round
-    }
+    fresh_.clear();  // keeps the memory for the next round
 }
 
 void EventChild::expire_waits() {
@@ -512,7 +514,7 @@ void EventChild::housekeeping() {
     if (pollers_.load() == 0 && ready_now(parked_.fd(), POLLIN)) {
         promote_if_needed();
     }
-    if (!draining_ && stopping_.load(std::memory_order_relaxed)) {
+    if (!draining_ && (stopping_.load(std::memory_order_relaxed) || recycled())) {
         begin_drain();
     } else if (draining_) {
         end_idle_connections();  // any parked as the stop began, past the driver's look
@@ -537,10 +539,13 @@ void EventChild::begin_drain() {
         return;
     }
     draining_ = true;
-    drain_flag_.store(true);
-    for (auto& acceptor : acceptors_) {
-        error_code ignored;
-        acceptor->cancel(ignored);
+    {
+        // Under the lock, so a round under way finishes first and none begins afterwards.
+        std::lock_guard lock(accept_mutex_);
+        drain_flag_.store(true);
+        for (std::size_t i = 0; i < listeners_.size(); ++i) {
+            unwatch_listener(i);
+        }
     }
     accept_retry_.cancel();
     end_idle_connections();

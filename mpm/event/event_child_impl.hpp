@@ -10,7 +10,6 @@
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/system/error_code.hpp>
 #include <condition_variable>
@@ -75,23 +74,42 @@ private:
     /// handler) passes on the rest of its batch.
     void rescue_batches() noexcept;
 
-    // Accepting, within Apache's async_request_worker_factor rule.
+    // Accepting, within Apache's async_request_worker_factor rule. The workers waiting on
+    // the parked set also watch the listening sockets there, exclusively: a new client
+    // wakes one thread of one child, which accepts it. The listener thread accepts too,
+    // when a grace or a sweep looks again. Either way under accept_mutex_.
     bool accept_allowed() const;
     /// Whether the worker-factor rule leaves room for another connection; any thread.
     bool has_room() const noexcept;
     /// max_connections_per_child reached: the child accepts no more.
-    bool recycled() const;
-    /// `retry`: a look after connections were left to siblings (the grace timer, the
-    /// sweep); what the siblings have not started taking since is taken here.
+    bool recycled() const noexcept;
+    /// Any thread. `retry`: a look after a burst's rest was left to the siblings (the grace
+    /// timer, the sweep); what the siblings have not started taking since is taken here.
     void resume_accepting(bool retry = false);
-    /// Accepts what waits on listener `index` while the rule allows, then (if it still
-    /// allows) waits for more.
-    void arm_accept(std::size_t index, bool retry = false);
-    enum class Leave { no, lone, burst };
-    /// Whether the next new connection on `listener` is better left to other accepting
-    /// children of this generation, and why; `siblings_hold` gets what those hold.
-    Leave leave_to_sibling(int listener, std::size_t& siblings_hold) const noexcept;
-    /// Registers a freshly accepted socket; `fresh_` holds it until park_fresh().
+    /// A worker woken by listening socket `index`.
+    void accept_on_event(std::size_t index);
+    /// Accepts what waits on listener `index` while the rule allows, then watches it in
+    /// the parked set if the rule still allows, and stops watching it if not. The caller
+    /// holds accept_mutex_.
+    void accept_round(std::size_t index, bool retry);
+    /// Where this child stands among its siblings of the generation that take new
+    /// connections (lingering connections not counted).
+    struct Standing {
+        std::size_t mine = 0;
+        std::size_t others = 0;  ///< what the siblings hold
+        std::size_t fewest = 0;  ///< the fewest any of them, or this child, holds
+        std::size_t takers = 1;  ///< this child and those siblings
+    };
+    Standing standing() const noexcept;
+    /// Under this many connections a child does not look at its siblings at all.
+    std::size_t balance_slack() const noexcept;
+    /// The caller holds accept_mutex_.
+    void watch_listener(std::size_t index);
+    void unwatch_listener(std::size_t index) noexcept;
+    /// Asks the listener thread to look again a grace later; any thread.
+    void request_retry() noexcept;
+    /// Registers a freshly accepted socket; `fresh_` holds it until park_fresh(). The caller
+    /// holds accept_mutex_.
     void take_connection(int fd, const sockaddr_storage& peer);
     /// Parks the connections accepted this round. Done once the round's accepts are over:
     /// each park may wake a worker, which on a busy core would preempt the accepting.
@@ -186,18 +204,21 @@ private:
     bool reserve_closed_ = false;
 
     asio::steady_timer housekeeping_;
-    asio::steady_timer accept_retry_;  ///< a connection left to a sibling: look again soon
-    bool accept_retry_pending_ = false;
+    asio::steady_timer accept_retry_;    ///< listener thread: a burst left to siblings, look again
+    bool accept_retry_pending_ = false;  ///< listener thread
+    std::atomic<bool> retry_requested_{false};  ///< a request_retry() waits in io_
+    std::vector<int> listeners_;                ///< the master's listening sockets
+    std::atomic<std::uint64_t> accepted_{0};    ///< written under accept_mutex_
+    std::mutex accept_mutex_;    ///< one accepting round at a time; guards what follows
+    std::vector<bool> watched_;  ///< listener i is in the parked set
     /// What the siblings held when connections were last left to them: unchanged a grace
     /// later, they are not taking them (stalled, or not awake), and this child does.
     std::size_t siblings_held_when_left_ = 0;
+    std::vector<ConnectionPtr> fresh_;  ///< accepted this round, parked at its end
+    bool not_accepting_ = false;        ///< accepting paused by the worker-factor rule
+    bool accept_failing_ = false;       ///< accept4 failed for lack of resources, logged once
+    bool watch_failing_ = false;        ///< the parked set refused a listener, logged once
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
-    std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> acceptors_;
-    std::vector<bool> accept_armed_;
-    std::uint64_t accepted_ = 0;
-    bool not_accepting_ = false;    ///< accepting paused by the worker-factor rule
-    bool in_accept_round_ = false;  ///< arm_accept() is running
-    bool accept_failing_ = false;   ///< accept4 failed for lack of resources, logged once
     /// Accepting paused by the worker-factor rule alone: a worker that finds room again
     /// nudges the listener.
     std::atomic<bool> accept_blocked_{false};
@@ -205,7 +226,6 @@ private:
     bool draining_ = false;
     std::atomic<bool> drain_flag_{false};  ///< what workers see: finish up, keep nothing open
     std::vector<ConnectionPtr> writing_;   ///< listener thread: finishing a response
-    std::vector<ConnectionPtr> fresh_;     ///< accepted this round, parked at its end
     std::vector<ConnectionPtr> expired_;   ///< the sweep's, kept to reuse its memory
     std::vector<std::unique_ptr<Worker>> worker_states_;  ///< one per thread, made before them
     std::vector<std::thread> workers_;

@@ -135,6 +135,9 @@ void EventChild::nudge_listener() noexcept {
     try {
         asio::post(io_, [this] {
             nudge_posted_.store(false);
+            if (recycled()) {
+                begin_drain();  // max_connections_per_child reached
+            }
             resume_accepting();
             finish_if_drained();
         });
@@ -168,9 +171,19 @@ void EventChild::worker_loop(Worker& self) {
         pollers_.fetch_add(1);
         const std::size_t n = parked_.wait(events);
         pollers_.fetch_sub(1);
+        // New clients first, while this worker still counts as idle for the worker-factor
+        // rule: it is the one that serves them. They join the parked set, and this worker's
+        // next wait finds those whose request came.
+        for (std::size_t i = 0; i < n; ++i) {
+            if (ParkedSet::is_listener_key(events[i].data.u64)) {
+                accept_on_event(ParkedSet::listener_index(events[i].data.u64));
+            }
+        }
         idle_workers_.fetch_sub(1, std::memory_order_relaxed);
         for (std::size_t i = 0; i < n; ++i) {
-            if (events[i].data.u64 == ParkedSet::kSignalKey) {
+            if (ParkedSet::is_listener_key(events[i].data.u64)) {
+                continue;
+            } else if (events[i].data.u64 == ParkedSet::kSignalKey) {
                 std::optional<ConnectionPtr> given = hand_over_.pop();
                 if (!given) {
                     done = true;  // the child is done

@@ -21,6 +21,23 @@ void ParkedSet::watch_signal(int signal_fd, std::uint64_t key) {
     }
 }
 
+void ParkedSet::watch_listener(int fd, std::size_t index) {
+    epoll_event ev{};
+    // Exclusive: only a thread waiting directly on the epoll instance counts as woken (a
+    // nested epoll would not), which the workers are. Edge-triggered: a child that leaves
+    // what waits to its siblings is not woken again for it.
+    ev.events = EPOLLIN | EPOLLET | EPOLLEXCLUSIVE;
+    ev.data.u64 = listener_key(index);
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) {
+        throw std::system_error(errno, std::generic_category(), "epoll_ctl");
+    }
+}
+
+void ParkedSet::unwatch_listener(int fd) noexcept {
+    epoll_event ev{};  // ignored, but kernels before 2.6.9 wanted one
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, &ev);  // fails only if not watched
+}
+
 void ParkedSet::add(const ConnectionPtr& conn) {
     const auto fd = std::size_t(conn->driver.fd());
     {

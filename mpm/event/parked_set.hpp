@@ -30,6 +30,26 @@ public:
     void watch_signal(int signal_fd, std::uint64_t key);
     static constexpr std::uint64_t kSignalKey = ~std::uint64_t{0};
 
+    /// Watches listening socket `fd` for new connections, edge-triggered and exclusive: an
+    /// arrival wakes one waiter among all the children watching it, the first in the
+    /// socket's queue that has a thread asleep in epoll_wait, instead of every child. Its
+    /// events carry listener_key(index). Registering a socket with connections queued raises
+    /// an event at once. Throws std::system_error (out of memory, max_user_watches).
+    void watch_listener(int fd, std::size_t index);
+    /// Stops watching it: the next arrival wakes another child.
+    void unwatch_listener(int fd) noexcept;
+    static constexpr std::uint64_t kListenerBit = std::uint64_t{1} << 63;
+    static constexpr std::uint64_t listener_key(std::size_t index) noexcept {
+        return kListenerBit | index;
+    }
+    /// Whether an event's key names a listening socket, and which (an index of watch_listener).
+    static constexpr bool is_listener_key(std::uint64_t key) noexcept {
+        return key != kSignalKey && (key & kListenerBit) != 0;
+    }
+    static constexpr std::size_t listener_index(std::uint64_t key) noexcept {
+        return std::size_t(key & ~kListenerBit);
+    }
+
     /// Registers `conn` for the rest of its life. Once registered, a parked connection is
     /// taken by the first worker its bytes wake; until then nobody but the caller can take
     /// it. Throws std::system_error (out of memory, max_user_watches).
@@ -53,6 +73,7 @@ public:
     void take_parked(ConnectionDriver::Clock::rep due, std::vector<ConnectionPtr>& out);
 
 private:
+    /// Below kListenerBit: a descriptor is a non-negative int.
     static std::uint64_t key_of(const EventConnection& conn) noexcept {
         return std::uint64_t(std::uint32_t(conn.driver.fd())) << 32 | conn.id;
     }

@@ -440,11 +440,33 @@ TEST_F(EventMpmTest, ConnectionsTheParkedSetCannotTakeEndAloneAndTheChildLives) 
         << server_->output();
 }
 
+TEST_F(EventMpmTest, NewClientsAreServedWhenTheListeningSocketCannotBeWatched) {
+    // Every attempt to watch the listening socket in the parked set fails (the kernel's
+    // watch limit): the child says so once, and its 100 ms sweep accepts instead.
+    server_ = start_one_child(dir_, site_, 2, "", "", epoll_fault("listener:1+"));
+    ASSERT_TRUE(server_->running());
+    const auto children = server_->wait_for_children(1);
+    ASSERT_EQ(children.size(), 1u);
+    for (int i = 0; i < 5; ++i) {
+        std::string error;
+        const auto response = exchange(server_->port(), make_request("GET", "/hello.txt"), &error);
+        ASSERT_TRUE(response) << error << server_->output();
+        EXPECT_EQ(response->status, 200);
+    }
+    EXPECT_TRUE(still_running(children[0])) << server_->output();
+    const std::string output = server_->output();
+    const auto first = output.find("cannot watch for new connections");
+    ASSERT_NE(first, std::string::npos) << output;
+    EXPECT_EQ(output.find("cannot watch for new connections", first + 1), std::string::npos)
+        << "logged more than once:\n"
+        << output;
+}
+
 TEST_F(EventMpmTest, ASlowReaderTheListenerCannotWatchIsStillServed) {
     // The first socket the listener's io_context is asked to watch (write completion for
     // the stalled reader) is refused: the 100 ms sweep drives that write instead.
     const std::string large = write_large_file(site_);
-    server_ = start_one_child(dir_, site_, 1, "", "", epoll_fault("asio:2"));
+    server_ = start_one_child(dir_, site_, 1, "", "", epoll_fault("asio:1"));
     ASSERT_TRUE(server_->running());
     const auto children = server_->wait_for_children(1);
     ASSERT_EQ(children.size(), 1u);
