@@ -126,10 +126,10 @@ void EventChild::resume_accepting(bool retry) {
     }
 }
 
-void EventChild::accept_on_event(std::size_t index) {
+void EventChild::accept_on_event(std::size_t index, std::vector<ConnectionPtr>& keep) {
     if (index < listeners_.size()) {
         std::lock_guard lock(accept_mutex_);
-        accept_round(index, false);
+        accept_round(index, false, &keep);
     }
 }
 
@@ -168,7 +168,7 @@ EventChild::Standing EventChild::standing() const noexcept {
     return standing;
 }
 
-void EventChild::accept_round(std::size_t index, bool retry) {
+void EventChild::accept_round(std::size_t index, bool retry, std::vector<ConnectionPtr>* keep) {
     bool allowed = accept_allowed();
     // A retry takes the first connection whatever the balance: one a grace at least, even
     // while stalled siblings hold fewer and the others' closes make them look busy.
@@ -239,7 +239,7 @@ void EventChild::accept_round(std::size_t index, bool retry) {
         }
         break;  // out of descriptors or memory: the sweep retries when some are free
     }
-    park_fresh();
+    park_fresh(keep);
     const bool draining = drain_flag_.load();  // raised under accept_mutex_
     if (!draining && recycled()) {
         // max_connections_per_child: the listener thread begins the drain; nothing is
@@ -341,23 +341,39 @@ void EventChild::take_connection(int fd, const sockaddr_storage& peer) {
     }
 }
 
-void EventChild::park_fresh() {
-    for (const ConnectionPtr& conn : fresh_) {
-        // A new connection waits for its first request in the parked set, holding no
-        // worker: a slow client costs a socket, not a thread. Parked first, then registered:
-        // a request that arrived already raises its event as it is registered, and the
-        // worker that event wakes takes the connection. Unregistered, nobody else can
-        // hold it, so parking cannot fail here.
-        park(*conn);
-        try {
-            parked_.add(conn);
-        } catch (const std::exception& e) {
-            log_.error("cannot take a connection: {}", e.what());
-            conn->take_if_parked();  // unregistered: nobody else can hold it
+void EventChild::park_fresh(std::vector<ConnectionPtr>* keep) {
+    std::size_t i = 0;
+    if (keep != nullptr) {
+        // The accepting worker serves these itself, straight away: a client's first request
+        // has usually arrived by the time it is accepted (ab's has), and then the
+        // connection costs no registration, no event and no hand-over at all.
+        for (; i < fresh_.size() && keep->size() < kKeepFresh; ++i) {
+            keep->push_back(std::move(fresh_[i]));  // room reserved by the worker
+        }
+    }
+    for (; i < fresh_.size(); ++i) {
+        // The others wait for their first request in the parked set, holding no worker: a
+        // slow client costs a socket, not a thread. A request that arrived already raises
+        // an event as it is registered, and since the connection is still held, the event
+        // leaves it to this thread, whose park then fails: a worker gets it.
+        const ConnectionPtr& conn = fresh_[i];
+        if (!enlist(conn)) {
             retire(*conn);
+        } else if (!park(*conn)) {
+            hand_over(conn);
         }
     }
     fresh_.clear();  // keeps the memory for the next round
+}
+
+bool EventChild::enlist(const ConnectionPtr& conn) {
+    try {
+        parked_.add(conn);
+        return true;
+    } catch (const std::exception& e) {
+        log_.error("cannot take a connection: {}", e.what());
+        return false;
+    }
 }
 
 void EventChild::expire_waits() {

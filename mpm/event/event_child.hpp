@@ -1,11 +1,12 @@
 #pragma once
 
-// One event-MPM child: a listener thread running a Boost.Asio io_context that accepts,
-// keeps the deadline of every connection and finishes writes to slow readers; plus a
-// fixed pool of worker threads that run requests through the shared connection driver. A
+// One event-MPM child: a listener thread running a Boost.Asio io_context that keeps the
+// deadline of every connection and finishes writes to slow readers; plus a fixed pool of
+// worker threads that accept and run requests through the shared connection driver. A
 // connection waiting for its client (fresh, idle keep-alive, part of a head received, or
 // half-closed and lingering) holds no thread: it is parked in an edge-triggered epoll set
-// on which the idle workers wait, so a request wakes one worker directly.
+// on which the idle workers wait, so a request wakes one worker directly. The listening
+// sockets are in that set too, exclusively: a new client wakes one worker of one child.
 
 #include <atomic>
 #include <cstdint>

@@ -1,9 +1,9 @@
 #pragma once
 
 // The inside of an event-MPM child (event_child.hpp says what it is), shared by its two
-// halves: event_child.cpp, the listener thread's side (accepting, deadlines, write
-// completion, draining), and event_workers.cpp, the worker threads' side (taking ready
-// connections, serving, parking, lingering).
+// halves: event_child.cpp, the listener thread's side (deadlines, write completion,
+// draining) and accepting, which both sides do, and event_workers.cpp, the worker threads'
+// side (taking ready connections, serving, parking, lingering).
 
 #include <netinet/in.h>
 
@@ -86,12 +86,14 @@ private:
     /// Any thread. `retry`: a look after a burst's rest was left to the siblings (the grace
     /// timer, the sweep); what the siblings have not started taking since is taken here.
     void resume_accepting(bool retry = false);
-    /// A worker woken by listening socket `index`.
-    void accept_on_event(std::size_t index);
+    /// A worker woken by listening socket `index` accepts; up to kKeepFresh of the new
+    /// connections it keeps, held, in `keep` to serve itself, and parks the rest.
+    void accept_on_event(std::size_t index, std::vector<ConnectionPtr>& keep);
+    static constexpr std::size_t kKeepFresh = 8;
     /// Accepts what waits on listener `index` while the rule allows, then watches it in
     /// the parked set if the rule still allows, and stops watching it if not. The caller
     /// holds accept_mutex_.
-    void accept_round(std::size_t index, bool retry);
+    void accept_round(std::size_t index, bool retry, std::vector<ConnectionPtr>* keep = nullptr);
     /// Where this child stands among its siblings of the generation that take new
     /// connections (lingering connections not counted).
     struct Standing {
@@ -111,9 +113,14 @@ private:
     /// Registers a freshly accepted socket; `fresh_` holds it until park_fresh(). The caller
     /// holds accept_mutex_.
     void take_connection(int fd, const sockaddr_storage& peer);
-    /// Parks the connections accepted this round. Done once the round's accepts are over:
-    /// each park may wake a worker, which on a busy core would preempt the accepting.
-    void park_fresh();
+    /// Parks the connections accepted this round, but for those `keep` takes (up to
+    /// kKeepFresh in all). Done once the round's accepts are over: each park may wake a
+    /// worker, which on a busy core would preempt the accepting.
+    void park_fresh(std::vector<ConnectionPtr>* keep);
+    /// Registers `conn`, which the caller holds, in the parked set, where it stays until it
+    /// closes. Before parking it: bytes that arrive from then on tell the holder (park()
+    /// fails). False if the kernel refused (logged): the caller ends the connection.
+    bool enlist(const ConnectionPtr& conn);
 
     /// Parks `conn`, which the caller holds, until its client speaks. False when bytes
     /// came meanwhile: the caller keeps it and reads them.
@@ -127,7 +134,7 @@ private:
     /// A worker drains a half-closed connection without blocking: parks it until the client
     /// closes or sends more, and closes it once the client has closed. `look`: read before
     /// parking (bytes may wait); without it, only if the last read may have left some.
-    void linger(EventConnection& conn, bool look);
+    void linger(const ConnectionPtr& conn, bool look);
     /// Keeps the process's keep-alive gauge; the holder calls it as it parks or takes an
     /// idle connection.
     void count_idle(EventConnection& conn, bool idle) noexcept;
@@ -183,7 +190,8 @@ private:
 
     asio::io_context io_;  // first: outlives every descriptor and timer bound to it
     HandOver hand_over_;
-    /// Every connection of the child, from accept to close, and the waiting workers.
+    /// The connections of the child that have waited for their client, the listening
+    /// sockets, and the waiting workers.
     ParkedSet parked_;
     std::atomic<std::uint32_t> next_id_{0};
     std::atomic<std::uint32_t> next_wait_id_{0};

@@ -2,15 +2,15 @@
 
 // One connection of an event child, and who holds it.
 //
-// A connection is registered in the child's parked set once, for its whole life, edge
-// triggered: every arrival of bytes raises one event, whether or not anybody waits. Nobody
-// re-arms anything per request. Instead the connection says who has it (`Hold`): parked
-// (waiting for its client, held by nobody), or held by one thread (a worker serving it, or
-// the listener finishing a write, lingering, or expiring it). An event on a parked
-// connection lets the worker that sees it take it; an event on a held one only tells the
-// holder, who looks at the socket once more before parking it. So bytes that arrive while
-// a worker is still busy with the connection are never left unread, and no two threads
-// ever serve it at once.
+// A connection is registered in the child's parked set once, from the first time it waits
+// for its client to its close, edge triggered: every arrival of bytes raises one event,
+// whether or not anybody waits. Nobody re-arms anything per request. Instead the
+// connection says who has it (`Hold`): parked (waiting for its client, held by nobody), or
+// held by one thread (a worker serving it, or the listener finishing a write, lingering,
+// or expiring it). An event on a parked connection lets the worker that sees it take it;
+// an event on a held one only tells the holder, who looks at the socket once more before
+// parking it. So bytes that arrive while a worker is still busy with the connection are
+// never left unread, and no two threads ever serve it at once.
 
 #include <atomic>
 #include <boost/asio/io_context.hpp>
@@ -96,6 +96,9 @@ struct EventConnection {
     std::atomic<ConnectionDriver::Clock::rep> deadline{0};
     /// Holder only: parked between two requests, counted in the keep-alive gauge.
     bool idle = false;
+    /// Holder only: in the parked set. A worker serves a connection it accepted before
+    /// registering it, and registers it only when it first has to wait for its client.
+    bool registered = false;
 
     // The listener thread's own waits (write completion, lingering), on its io_context.
     std::uint32_t wait_id = 0;  ///< names the current wait; handlers of older ones are stale

@@ -75,7 +75,12 @@ void EventChild::end_on_worker(EventConnection& conn) noexcept {
     }
 }
 
-void EventChild::linger(EventConnection& conn, bool look) {
+void EventChild::linger(const ConnectionPtr& held, bool look) {
+    EventConnection& conn = *held;
+    if (!conn.registered && !enlist(held)) {
+        end_on_worker(conn);  // its FIN could raise no event
+        return;
+    }
     if (!conn.lingering) {
         conn.driver.release_memory();
         conn.lingering = true;
@@ -150,8 +155,9 @@ void EventChild::worker_loop(Worker& self) {
     WorkerSlot& slot = self.slot;
     slot.set_state(WorkerState::waiting);
     std::vector<ConnectionPtr> taken;
-    taken.reserve(kBatch);
-    self.batch.reserve(kBatch);
+    // Room for a batch of events and the connections accepted: the two are swapped.
+    taken.reserve(kBatch + kKeepFresh);
+    self.batch.reserve(kBatch + kKeepFresh);
     std::array<epoll_event, kBatch> events{};
     std::uint32_t since_yield = 0;
     bool done = false;
@@ -172,11 +178,11 @@ void EventChild::worker_loop(Worker& self) {
         const std::size_t n = parked_.wait(events);
         pollers_.fetch_sub(1);
         // New clients first, while this worker still counts as idle for the worker-factor
-        // rule: it is the one that serves them. They join the parked set, and this worker's
-        // next wait finds those whose request came.
+        // rule: it is the one that serves them, the first few straight away (the rest join
+        // the parked set).
         for (std::size_t i = 0; i < n; ++i) {
             if (ParkedSet::is_listener_key(events[i].data.u64)) {
-                accept_on_event(ParkedSet::listener_index(events[i].data.u64));
+                accept_on_event(ParkedSet::listener_index(events[i].data.u64), taken);
             }
         }
         idle_workers_.fetch_sub(1, std::memory_order_relaxed);
@@ -299,7 +305,7 @@ void EventChild::serve(Worker& self, ConnectionPtr conn) {
         conn->driver.set_block_hook(&EventChild::on_worker_blocks, &self);
         for (;;) {
             if (conn->lingering) {
-                linger(*conn, true);  // an event on a half-closed connection: the client spoke
+                linger(conn, true);  // an event on a half-closed connection: the client spoke
                 break;
             }
             const auto outcome = conn->driver.run(drain_flag_, true, &self.slot);
@@ -308,11 +314,13 @@ void EventChild::serve(Worker& self, ConnectionPtr conn) {
             // keep-alive connection waiting for its next request, a lingering close, a
             // closed connection.
             if (outcome == ConnectionDriver::Outcome::parked) {
-                if (!park(*conn)) {
+                if (!conn->registered && !enlist(conn)) {
+                    end_on_worker(*conn);  // nothing could tell a worker that its client spoke
+                } else if (!park(*conn)) {
                     continue;  // bytes came while this thread held it
                 }
             } else if (outcome == ConnectionDriver::Outcome::linger) {
-                linger(*conn, false);
+                linger(conn, false);
             } else if (outcome == ConnectionDriver::Outcome::closed) {
                 end_on_worker(*conn);
             } else {

@@ -57,6 +57,7 @@ void ParkedSet::add(const ConnectionPtr& conn) {
         remove(*conn);
         throw std::system_error(error, std::generic_category(), "epoll_ctl");
     }
+    conn->registered = true;
 }
 
 void ParkedSet::remove(EventConnection& conn) noexcept {

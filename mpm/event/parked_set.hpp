@@ -1,10 +1,11 @@
 #pragma once
 
-// The event child's parked set: an epoll instance holding every connection of the child,
-// edge-triggered, registered once from accept to close, plus a registry that finds the
-// connection an event names. Idle workers wait on it themselves, so bytes arriving on a
-// parked connection wake one worker directly, with no hand-off through the listener, and a
-// keep-alive request costs no epoll_ctl: see event_connection.hpp for who holds what.
+// The event child's parked set: an epoll instance holding every connection of the child
+// that has waited for its client, edge-triggered, registered once until it closes, and
+// the listening sockets (exclusively); plus a registry that finds the connection an event
+// names. Idle workers wait on it themselves, so bytes arriving on a parked connection wake
+// one worker directly, with no hand-off through the listener, and a keep-alive request
+// costs no epoll_ctl: see event_connection.hpp for who holds what.
 
 #include <sys/epoll.h>
 
@@ -50,9 +51,9 @@ public:
         return std::size_t(key & ~kListenerBit);
     }
 
-    /// Registers `conn` for the rest of its life. Once registered, a parked connection is
-    /// taken by the first worker its bytes wake; until then nobody but the caller can take
-    /// it. Throws std::system_error (out of memory, max_user_watches).
+    /// Registers `conn` for the rest of its life; the caller holds it. Once registered, a
+    /// parked connection is taken by the first worker its bytes wake; until then nobody but
+    /// the caller can take it. Throws std::system_error (out of memory, max_user_watches).
     void add(const ConnectionPtr& conn);
     /// Takes `conn` out: an event that names it from now on, or was taken already, finds
     /// nothing. Its holder calls this before the socket closes, which ends the

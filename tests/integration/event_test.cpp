@@ -162,7 +162,8 @@ protected:
                 }
             }
             if (workers > 0 && waiting == workers) {
-                std::this_thread::sleep_for(std::chrono::milliseconds(50));  // listeners arm
+                std::this_thread::sleep_for(
+                    std::chrono::milliseconds(50));  // listening sockets watched
                 return true;
             }
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -275,8 +276,9 @@ TEST_F(EventSpreadTest, ABurstOfNewConnectionsSpreadsOverTheChildren) {
     ADD_FAILURE() << "five bursts in a row were not spread; the last: " << show(counts);
 }
 
-// Connections left to a sibling that holds fewer are taken back when that sibling does not
-// take them: a child that is stopped (or starved of cpu) strands no client.
+// A stopped child (or one starved of cpu) has no thread asleep on the listening socket, so
+// arrivals wake its siblings, and what it was left of a burst is taken back a grace later:
+// it strands no client.
 TEST_F(EventSpreadTest, AStalledSiblingStrandsNoNewConnection) {
     const std::vector<ProcInfo> children = start_three_children();
     ASSERT_EQ(children.size(), 3u);
@@ -423,17 +425,30 @@ std::vector<std::string> epoll_fault(const std::string& fault) {
 }
 
 TEST_F(EventMpmTest, ConnectionsTheParkedSetCannotTakeEndAloneAndTheChildLives) {
-    // Every registration of a connection fails (the kernel's watch limit is reached): each
-    // such connection is closed, and the child goes on, ready for when watches free up.
+    // Every registration of a connection fails (the kernel's watch limit is reached). A
+    // connection whose whole request came with it is served by the worker that accepted it
+    // and needs none (the listening socket defers accepting until the client sends); one
+    // that has to wait for the rest of its head is closed, and the child goes on, ready for
+    // when watches free up.
     server_ = start_one_child(dir_, site_, 4, "", "", epoll_fault("parked:1+"));
     ASSERT_TRUE(server_->running());
     const auto children = server_->wait_for_children(1);
     ASSERT_EQ(children.size(), 1u);
     for (int i = 0; i < 3; ++i) {
-        std::string error;
-        const auto response =
-            exchange(server_->port(), make_request("GET", "/hello.txt"), &error, false);
-        EXPECT_FALSE(response) << "a connection that cannot be watched was answered";
+        RawClient waits;
+        ASSERT_TRUE(waits.connect(server_->port())) << waits.error();
+        ASSERT_TRUE(waits.send("GET /hello.txt HTTP/1.1\r\nHost: loc")) << waits.error();
+        EXPECT_TRUE(waits.wait_closed()) << "a connection that cannot be watched was kept";
+        waits.send("alhost\r\n\r\n");  // may fail: the server has closed it
+        EXPECT_FALSE(waits.read_response()) << "a connection that cannot be watched was answered";
+
+        RawClient eager;
+        ASSERT_TRUE(eager.connect(server_->port())) << eager.error();
+        ASSERT_TRUE(eager.send(make_request("GET", "/hello.txt", "Connection: close\r\n")))
+            << eager.error();
+        const auto response = eager.read_response();
+        ASSERT_TRUE(response) << eager.error() << server_->output();
+        EXPECT_EQ(response->status, 200);
     }
     EXPECT_TRUE(still_running(children[0])) << server_->output();
     EXPECT_NE(server_->output().find("cannot take a connection"), std::string::npos)
