@@ -175,6 +175,7 @@ void EventChild::accept_round(std::size_t index, bool retry, std::vector<Connect
     bool owed = retry;
     bool balance = true;
     bool took = false;
+    bool left = false;  // the rest of a burst left to the siblings
     // The listen queue, read when the balance first needs it and counted down as this child
     // takes from it; read again while it looks like a burst.
     std::optional<std::uint32_t> queued;
@@ -208,6 +209,7 @@ void EventChild::accept_round(std::size_t index, bool retry, std::vector<Connect
                 } else if (!owed) {
                     siblings_held_when_left_ = s.others;
                     request_retry();
+                    left = true;
                     break;
                 }
             }
@@ -254,9 +256,10 @@ void EventChild::accept_round(std::size_t index, bool retry, std::vector<Connect
     }
     // Only the rule's limit is worth a worker's nudge; a drain or a recycled child is over.
     accept_blocked_.store(!allowed && !draining && !recycled(), std::memory_order_relaxed);
-    if (!allowed) {
-        // Watching, its idle workers would take the wake-ups of arrivals it cannot accept,
-        // and the siblings would not be woken.
+    if (!allowed || left) {
+        // Watching, its idle workers would take the wake-ups of arrivals it cannot (or,
+        // having left them to the siblings, will not) accept, and the siblings would not be
+        // woken. After leaving part of a burst, the retry a grace later watches again.
         unwatch_listener(index);
         return;
     }
