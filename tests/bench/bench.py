@@ -6,9 +6,11 @@ directly only on a machine that has them. Environment:
 
   BENCH_SECONDS      measured seconds per test (default 5)
   BENCH_WARMUP       warm-up seconds before each test, same client, not measured (default 1)
-  BENCH_ROUNDS       times the whole server list is measured, one round after the other
-                     (default 3); per server and test the round with the median CPU time
-                     per request is reported, with the range of all rounds
+  BENCH_ROUNDS       times every server is measured on every test, one round after the
+                     other (default 3); a round goes test by test, every server in turn,
+                     each started afresh for each test; per server and test the round with
+                     the median CPU time per request is reported, with the range of all
+                     rounds
   BENCH_CONNECTIONS  concurrent connections (default 200)
   BENCH_SERVERS      comma-separated filter on server names, e.g. "trident,nginx"
                      (a name matches itself and "name-mpm"; default: all)
@@ -629,7 +631,7 @@ def main():
     if only:
         servers = [s for s in servers if s[0] in only or f"{s[0]}-{s[1]}" in only]
     per_test = warmup + seconds + 2
-    est = rounds * len(servers) * (len(TESTS) * per_test + 6)
+    est = rounds * len(servers) * len(TESTS) * (per_test + 6)
     log(f"{rounds} rounds of {len(servers)} servers x {len(TESTS)} tests, {seconds}s each "
         f"(+{warmup}s warm-up): about {est // 60} min {est % 60} s; work folder {work}")
 
@@ -652,119 +654,135 @@ def main():
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
+
+    def measure(rnd, name, mpm, kind, tests):
+        """Starts one server afresh, runs `tests` against it, stops it."""
+        nonlocal current
+        label = f"{name}-{mpm}" if mpm else name
+        rundir = os.path.join(work, label, f"round{rnd}", tests[0][0])
+        shutil.rmtree(rundir, ignore_errors=True)
+        os.makedirs(rundir)
+        os.chmod(rundir, 0o755)
+        if as_root:
+            # lighttpd and h2o open their logs after switching to www-data.
+            shutil.chown(rundir, "www-data", "www-data")
+        port = free_port()
+        # The first start of a server stands for it in the report.
+        entry = next((e for e in results["servers"] if e["label"] == label), None)
+        if entry is None:
+            entry = {"server": name, "mpm": mpm, "label": label, "port": port}
+            results["servers"].append(entry)
+        first = "command" not in entry
+        rows = []
+
+        def fail_all(reason):
+            log(f"{label}: FAILED: {reason}")
+            for e in results["servers"]:  # the entry the report shows
+                if e["label"] == label:
+                    e.setdefault("failed", f"round {rnd}: {reason}")
+            for tid, tool, fname, tlabel in tests:
+                rows.append({"server": name, "mpm": mpm, "test": tid, "test_label": tlabel,
+                             "round": rnd, "failed": reason})
+
+        try:
+            cmd = server_setup(kind, mpm, port, rundir, docroot, build_dir, as_root)
+        except (OSError, RuntimeError) as e:
+            fail_all(f"config: {e}")
+            add_rows(rows)
+            return
+        if first:
+            entry["command"] = ["taskset", "-c", str(scpu)] + cmd
+        log(f"{label}: round {rnd}: starting on 127.0.0.1:{port}: {' '.join(cmd)}")
+        try:
+            current = Server(cmd, scpu, os.path.join(rundir, "stdout.log"), rundir)
+        except OSError as e:
+            fail_all(f"start: {e}")
+            add_rows(rows)
+            return
+        try:
+            why = wait_ready(current, port) or check_files(port)
+            if why:
+                fail_all(why)
+                return
+            time.sleep(2)  # let a prefork pool reach its start size
+            pss_idle = tree_pss_kib(current.pid)
+            processes_idle = len(process_tree(current.pid))
+            if first:
+                entry["pss_idle_kib"] = pss_idle
+                entry["processes_idle"] = processes_idle
+                entry["server_header"] = http_get(port, SMALL_NAME)[2]
+            for tid, tool, fname, tlabel in tests:
+                row = {"server": name, "mpm": mpm, "test": tid, "test_label": tlabel,
+                       "round": rnd, "tool": tool, "port": port, "pss_idle_kib": pss_idle,
+                       "processes_idle": processes_idle}
+                rows.append(row)
+                if not current.alive():
+                    row["failed"] = "server died: " + current.why_dead()
+                    log(f"{label} {tid}: {row['failed']}")
+                    continue
+                if warmup > 0:
+                    run_client(client_cmd(tool, port, fname, warmup, conns), ccpu, warmup,
+                               os.path.join(rundir, f"{tid}.warmup.txt"))
+                busy = quiet_wait([scpu, ccpu], quiet_budget)
+                if max(busy) >= 10.0:
+                    log(f"{label} {tid}: cpus not quiet before the run "
+                        f"({', '.join(f'{b:.0f}%' for b in busy)} busy): measuring anyway")
+                cmd = client_cmd(tool, port, fname, seconds, conns)
+                row["command"] = ["taskset", "-c", str(ccpu)] + cmd
+                out = os.path.join(rundir, f"{tid}.txt")
+                sampler = PssSampler(current.pid)
+                cpu0 = tree_cpu_us(current.pid)
+                cores0 = core_times(scpu), core_times(ccpu)
+                sampler.start()
+                status, client_cpu_s, wall = run_client(cmd, ccpu, seconds, out)
+                cpu1 = tree_cpu_us(current.pid)
+                cores1 = core_times(scpu), core_times(ccpu)
+                row["server_core_busy_pct"], row["server_core_softirq_pct"] = core_busy(cores0[0], cores1[0])
+                row["client_core_busy_pct"], row["client_core_softirq_pct"] = core_busy(cores0[1], cores1[1])
+                # CPU on either core that is neither ours nor softirq: another job's.
+                row["other_load_pct"] = max(
+                    (row["server_core_busy_pct"] or 0) - (row["server_core_softirq_pct"] or 0)
+                    - 100.0 * (cpu1 - cpu0) / 1e6 / wall,
+                    (row["client_core_busy_pct"] or 0) - (row["client_core_softirq_pct"] or 0)
+                    - 100.0 * client_cpu_s / wall,
+                    0.0)
+                row["pss_loaded_kib"] = max(sampler.finish(), tree_pss_kib(current.pid))
+                row["processes_loaded"] = len(process_tree(current.pid))
+                with open(out, errors="replace") as f:
+                    text = f.read()
+                parsed = parse_wrk(text) if tool == "wrk" else parse_ab(text)
+                row.update(parsed)
+                row["client_cpu_pct"] = 100.0 * client_cpu_s / wall if wall else 0.0
+                row["server_cpu_us"] = cpu1 - cpu0
+                if parsed.get("requests"):
+                    row["cpu_us_per_req"] = (cpu1 - cpu0) / parsed["requests"]
+                    # Server CPU share of one core over the client's run.
+                    row["server_cpu_pct"] = 100.0 * (cpu1 - cpu0) / 1e6 / wall
+                if status != 0 or "rps" not in parsed:
+                    row["failed"] = f"{tool} exited {status}: " + " | ".join(text.strip().splitlines()[-3:])
+                if not current.alive():
+                    row["failed"] = "server died: " + current.why_dead()
+                log(f"{label} {tid} #{rnd}: {row.get('rps', 0):.0f} req/s, p99 {row.get('p99_ms', 0):.2f} ms, "
+                    f"errors {row.get('errors', '?')}, {row.get('cpu_us_per_req', 0):.1f} us/req, "
+                    f"PSS {row['pss_loaded_kib'] / 1024:.1f} MiB; cpu{scpu} {row['server_core_busy_pct'] or 0:.0f}% busy "
+                    f"(server tree {row.get('server_cpu_pct', 0):.0f}%), cpu{ccpu} {row['client_core_busy_pct'] or 0:.0f}% "
+                    f"(client {row['client_cpu_pct']:.0f}%)"
+                    + (f"; other load {row['other_load_pct']:.0f}%" if row["other_load_pct"] >= 10 else "")
+                    + (f"  FAILED: {row['failed']}" if "failed" in row else ""))
+        finally:
+            current.stop()
+            current = None
+            add_rows(rows)
+            with open(os.path.join(work, "results.json"), "w") as f:
+                json.dump(results, f, indent=1)
+
     try:
+        # Test by test, every server in turn: the machine's speed drifts from one minute to
+        # the next, so two servers compared on one test are measured close together.
         for rnd in range(1, rounds + 1):
-            for name, mpm, kind in servers:
-                label = f"{name}-{mpm}" if mpm else name
-                rundir = os.path.join(work, label, f"round{rnd}")
-                shutil.rmtree(rundir, ignore_errors=True)
-                os.makedirs(rundir)
-                os.chmod(rundir, 0o755)
-                if as_root:
-                    # lighttpd and h2o open their logs after switching to www-data.
-                    shutil.chown(rundir, "www-data", "www-data")
-                port = free_port()
-                entry = {"server": name, "mpm": mpm, "label": label, "port": port}
-                if rnd == 1:  # the first round's entry stands for the server in the report
-                    results["servers"].append(entry)
-                rows = []
-
-                def fail_all(reason):
-                    log(f"{label}: FAILED: {reason}")
-                    for e in results["servers"]:  # the entry the report shows
-                        if e["label"] == label:
-                            e.setdefault("failed", f"round {rnd}: {reason}")
-                    for tid, tool, fname, tlabel in TESTS:
-                        rows.append({"server": name, "mpm": mpm, "test": tid, "test_label": tlabel,
-                                     "round": rnd, "failed": reason})
-
-                try:
-                    cmd = server_setup(kind, mpm, port, rundir, docroot, build_dir, as_root)
-                except (OSError, RuntimeError) as e:
-                    fail_all(f"config: {e}")
-                    add_rows(rows)
-                    continue
-                entry["command"] = ["taskset", "-c", str(scpu)] + cmd
-                log(f"{label}: round {rnd}: starting on 127.0.0.1:{port}: {' '.join(cmd)}")
-                try:
-                    current = Server(cmd, scpu, os.path.join(rundir, "stdout.log"), rundir)
-                except OSError as e:
-                    fail_all(f"start: {e}")
-                    add_rows(rows)
-                    continue
-                try:
-                    why = wait_ready(current, port) or check_files(port)
-                    if why:
-                        fail_all(why)
-                        continue
-                    time.sleep(2)  # let a prefork pool reach its start size
-                    entry["pss_idle_kib"] = tree_pss_kib(current.pid)
-                    entry["processes_idle"] = len(process_tree(current.pid))
-                    entry["server_header"] = http_get(port, SMALL_NAME)[2]
-                    for tid, tool, fname, tlabel in TESTS:
-                        row = {"server": name, "mpm": mpm, "test": tid, "test_label": tlabel,
-                               "round": rnd, "tool": tool, "pss_idle_kib": entry["pss_idle_kib"],
-                               "processes_idle": entry["processes_idle"]}
-                        rows.append(row)
-                        if not current.alive():
-                            row["failed"] = "server died: " + current.why_dead()
-                            log(f"{label} {tid}: {row['failed']}")
-                            continue
-                        if warmup > 0:
-                            run_client(client_cmd(tool, port, fname, warmup, conns), ccpu, warmup,
-                                       os.path.join(rundir, f"{tid}.warmup.txt"))
-                        busy = quiet_wait([scpu, ccpu], quiet_budget)
-                        if max(busy) >= 10.0:
-                            log(f"{label} {tid}: cpus not quiet before the run "
-                                f"({', '.join(f'{b:.0f}%' for b in busy)} busy): measuring anyway")
-                        cmd = client_cmd(tool, port, fname, seconds, conns)
-                        row["command"] = ["taskset", "-c", str(ccpu)] + cmd
-                        out = os.path.join(rundir, f"{tid}.txt")
-                        sampler = PssSampler(current.pid)
-                        cpu0 = tree_cpu_us(current.pid)
-                        cores0 = core_times(scpu), core_times(ccpu)
-                        sampler.start()
-                        status, client_cpu_s, wall = run_client(cmd, ccpu, seconds, out)
-                        cpu1 = tree_cpu_us(current.pid)
-                        cores1 = core_times(scpu), core_times(ccpu)
-                        row["server_core_busy_pct"], row["server_core_softirq_pct"] = core_busy(cores0[0], cores1[0])
-                        row["client_core_busy_pct"], row["client_core_softirq_pct"] = core_busy(cores0[1], cores1[1])
-                        # CPU on either core that is neither ours nor softirq: another job's.
-                        row["other_load_pct"] = max(
-                            (row["server_core_busy_pct"] or 0) - (row["server_core_softirq_pct"] or 0)
-                            - 100.0 * (cpu1 - cpu0) / 1e6 / wall,
-                            (row["client_core_busy_pct"] or 0) - (row["client_core_softirq_pct"] or 0)
-                            - 100.0 * client_cpu_s / wall,
-                            0.0)
-                        row["pss_loaded_kib"] = max(sampler.finish(), tree_pss_kib(current.pid))
-                        row["processes_loaded"] = len(process_tree(current.pid))
-                        with open(out, errors="replace") as f:
-                            text = f.read()
-                        parsed = parse_wrk(text) if tool == "wrk" else parse_ab(text)
-                        row.update(parsed)
-                        row["client_cpu_pct"] = 100.0 * client_cpu_s / wall if wall else 0.0
-                        row["server_cpu_us"] = cpu1 - cpu0
-                        if parsed.get("requests"):
-                            row["cpu_us_per_req"] = (cpu1 - cpu0) / parsed["requests"]
-                            # Server CPU share of one core over the client's run.
-                            row["server_cpu_pct"] = 100.0 * (cpu1 - cpu0) / 1e6 / wall
-                        if status != 0 or "rps" not in parsed:
-                            row["failed"] = f"{tool} exited {status}: " + " | ".join(text.strip().splitlines()[-3:])
-                        if not current.alive():
-                            row["failed"] = "server died: " + current.why_dead()
-                        log(f"{label} {tid} #{rnd}: {row.get('rps', 0):.0f} req/s, p99 {row.get('p99_ms', 0):.2f} ms, "
-                            f"errors {row.get('errors', '?')}, {row.get('cpu_us_per_req', 0):.1f} us/req, "
-                            f"PSS {row['pss_loaded_kib'] / 1024:.1f} MiB; cpu{scpu} {row['server_core_busy_pct'] or 0:.0f}% busy "
-                            f"(server tree {row.get('server_cpu_pct', 0):.0f}%), cpu{ccpu} {row['client_core_busy_pct'] or 0:.0f}% "
-                            f"(client {row['client_cpu_pct']:.0f}%)"
-                            + (f"; other load {row['other_load_pct']:.0f}%" if row["other_load_pct"] >= 10 else "")
-                            + (f"  FAILED: {row['failed']}" if "failed" in row else ""))
-                finally:
-                    current.stop()
-                    current = None
-                    add_rows(rows)
-                    with open(os.path.join(work, "results.json"), "w") as f:
-                        json.dump(results, f, indent=1)
+            for test in TESTS:
+                for name, mpm, kind in servers:
+                    measure(rnd, name, mpm, kind, [test])
     except KeyboardInterrupt:
         log("interrupted: stopping the server under test")
         if current:

@@ -51,15 +51,17 @@ How to read it:
 - The machine is measured as it is: a run that shared a core with another job (a build,
   a test suite) is marked ⚠ in the table. Before each test the harness waits, within a
   bound, for both cores to go idle.
-- Each server is measured in three rounds: the whole list of servers once, then again, then
-  a third time, each server started afresh. This machine's speed drifts by 10–20 % from
-  one minute to the next (h2o's keep-alive test gave 9.8 to 12.8 µs per request in
-  consecutive 5-second runs), so one run per server compared servers measured at different
-  speeds. The table shows, per server and test, the round with the median CPU time per
-  request and, in brackets, the range over the rounds.
+- This machine's speed drifts from one minute to the next, by more than the differences
+  measured: h2o's keep-alive test gave 9.8 to 12.8 µs per request in consecutive 5-second
+  runs, and one bench run measured the event MPM at 7.3 µs in its first round and 12.3 µs
+  five minutes later. So each server is measured in three rounds, and each round goes test
+  by test, every server in turn on one test before the next test, each server started
+  afresh: two servers compared on a test are measured within a minute of each other, not
+  several minutes apart. The table shows, per server and test, the round with the median
+  CPU time per request and, in brackets, the range over the rounds.
 - Run it with `make bench` (`make bench BENCH_ROUNDS=1` for a quick look). The folder it
   prints keeps each server's generated config and log and the raw wrk/ab output, round by
-  round.
+  round and test by test.
 
 """
 
@@ -210,8 +212,8 @@ def rounds_text(m):
     n = m.get("rounds", 1)
     if n <= 1:
         return ""
-    return (f"{n} rounds, the whole list of servers measured once per round, one round after "
-            "the other, each server started afresh; for each server and test the table shows "
+    return (f"{n} rounds, one after the other; in each, test by test, every server in turn, "
+            "started afresh for each test; for each server and test the table shows "
             "the round with the median CPU µs/req, with the range of all rounds in brackets, "
             "the errors of all rounds added up and the largest PSS of any round; ")
 
@@ -278,7 +280,8 @@ def generated(results):
         if "command" in r and r["test"] not in seen:
             seen.add(r["test"])
             c = list(r["command"])
-            c[-1] = c[-1].replace(f":{srv[r['server'] + ('-' + r['mpm'] if r['mpm'] else '')]['port']}/", ":$PORT/")
+            port = r.get("port") or srv[r["server"] + ("-" + r["mpm"] if r["mpm"] else "")]["port"]
+            c[-1] = c[-1].replace(f":{port}/", ":$PORT/")
             lines.append(" ".join(c))
     lines += ["```", ""]
     lines += [
