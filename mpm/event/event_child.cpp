@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <boost/asio/post.hpp>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -302,27 +301,19 @@ void EventChild::unwatch_listener(std::size_t index) noexcept {
 }
 
 void EventChild::request_retry() noexcept {
-    if (retry_requested_.exchange(true)) {
-        return;
-    }
-    try {
-        asio::post(io_, [this] {
-            retry_requested_.store(false);
-            if (accept_retry_pending_ || draining_) {
-                return;
+    post_once(retry_requested_, [this] {
+        if (accept_retry_pending_ || draining_) {
+            return;
+        }
+        accept_retry_pending_ = true;
+        accept_retry_.expires_after(kBurstGrace);
+        accept_retry_.async_wait([this](const error_code& ec) {
+            accept_retry_pending_ = false;
+            if (!ec) {
+                resume_accepting(true);
             }
-            accept_retry_pending_ = true;
-            accept_retry_.expires_after(kBurstGrace);
-            accept_retry_.async_wait([this](const error_code& ec) {
-                accept_retry_pending_ = false;
-                if (!ec) {
-                    resume_accepting(true);
-                }
-            });
         });
-    } catch (const std::exception&) {
-        retry_requested_.store(false);  // out of memory: the sweep looks anyway
-    }
+    });
 }
 
 void EventChild::take_connection(int fd, const sockaddr_storage& peer) {

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/system/error_code.hpp>
 #include <condition_variable>
@@ -173,6 +174,23 @@ private:
     /// Asks the listener to look at accepting and draining again (a worker became idle, or
     /// closed a connection); at most one such request waits at a time.
     void nudge_listener() noexcept;
+    /// Posts `work` to the listener thread, unless what an earlier call posted under the
+    /// same `pending` flag has not run yet; any thread. Out of memory, nothing is posted:
+    /// the 100 ms sweep looks anyway.
+    template <class Work>
+    void post_once(std::atomic<bool>& pending, Work work) noexcept {
+        if (pending.exchange(true)) {
+            return;
+        }
+        try {
+            asio::post(io_, [&pending, work] {
+                pending.store(false);
+                work();
+            });
+        } catch (const std::exception&) {
+            pending.store(false);
+        }
+    }
 
     void housekeeping();
     void begin_drain();

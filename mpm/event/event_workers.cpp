@@ -134,21 +134,13 @@ void EventChild::hand_over(const ConnectionPtr& conn) {
 }
 
 void EventChild::nudge_listener() noexcept {
-    if (nudge_posted_.exchange(true)) {
-        return;
-    }
-    try {
-        asio::post(io_, [this] {
-            nudge_posted_.store(false);
-            if (recycled()) {
-                begin_drain();  // max_connections_per_child reached
-            }
-            resume_accepting();
-            finish_if_drained();
-        });
-    } catch (const std::exception&) {
-        nudge_posted_.store(false, std::memory_order_relaxed);  // the sweep looks anyway
-    }
+    post_once(nudge_posted_, [this] {
+        if (recycled()) {
+            begin_drain();  // max_connections_per_child reached
+        }
+        resume_accepting();
+        finish_if_drained();
+    });
 }
 
 void EventChild::worker_loop(Worker& self) {
