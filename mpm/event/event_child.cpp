@@ -108,10 +108,13 @@ bool EventChild::has_room() const noexcept {
     // and fewer than threads_per_child + idle × async_request_worker_factor connections
     // (lingering ones excepted), so a busy child leaves new clients to the others.
     const std::size_t idle = idle_workers_.load();
+    return idle > 0 && active() < settings_.threads + idle * settings_.async_factor;
+}
+
+std::size_t EventChild::active() const noexcept {
     const std::size_t open = open_.load();
     const std::size_t lingering = lingering_.load();  // read apart: may pass `open` a moment
-    const std::size_t active = open > lingering ? open - lingering : 0;
-    return idle > 0 && active < settings_.threads + idle * settings_.async_factor;
+    return open > lingering ? open - lingering : 0;
 }
 
 bool EventChild::accept_allowed() const {
@@ -138,9 +141,7 @@ std::size_t EventChild::balance_slack() const noexcept {
 
 EventChild::Standing EventChild::standing() const noexcept {
     Standing standing;
-    const std::size_t open = open_.load();
-    const std::size_t lingering = lingering_.load();
-    standing.mine = open > lingering ? open - lingering : 0;
+    standing.mine = active();
     standing.fewest = standing.mine;
     const Scoreboard& board = *context_.scoreboard;
     // Children take the lowest free slots, so a generation's sit together: stop after a
@@ -184,8 +185,9 @@ void EventChild::accept_round(std::size_t index, bool retry, std::vector<Connect
     // for it. accept4 gives the client's address and the flags the connection needs in the
     // one call.
     while (allowed) {
-        const Standing s = balance ? standing() : Standing{};
-        if (balance && s.takers > 1 && s.mine > slack) {
+        // A child holding a few connections does not look at its siblings at all.
+        const Standing s = balance && active() > slack ? standing() : Standing{};
+        if (s.takers > 1 && s.mine > slack) {
             if (!queued || *queued > settings_.threads) {
                 queued = listen_queue_length(listener);
             }
@@ -270,8 +272,8 @@ void EventChild::accept_round(std::size_t index, bool retry, std::vector<Connect
         // its data stays in the core's caches. A child that got ahead of the sibling that
         // holds the fewest goes to the back of the queue: spread over the children,
         // connections leave every child below the worker-factor limit.
-        const Standing s = standing();
-        if (s.takers > 1 && s.mine > slack && s.fewest + slack < s.mine) {
+        const Standing s = active() > slack ? standing() : Standing{};
+        if (s.takers > 1 && s.fewest + slack < s.mine) {
             unwatch_listener(index);
             watch_listener(index);
         }

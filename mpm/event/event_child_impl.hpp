@@ -82,6 +82,8 @@ private:
     bool accept_allowed() const;
     /// Whether the worker-factor rule leaves room for another connection; any thread.
     bool has_room() const noexcept;
+    /// The connections the worker-factor rule counts: open, lingering ones excepted.
+    std::size_t active() const noexcept;
     /// max_connections_per_child reached: the child accepts no more.
     bool recycled() const noexcept;
     /// Any thread. `retry`: a look after a burst's rest was left to the siblings (the grace
@@ -96,7 +98,7 @@ private:
     /// holds accept_mutex_.
     void accept_round(std::size_t index, bool retry, std::vector<ConnectionPtr>* keep = nullptr);
     /// Where this child stands among its siblings of the generation that take new
-    /// connections (lingering connections not counted).
+    /// connections (lingering connections not counted); a walk of the scoreboard.
     struct Standing {
         std::size_t mine = 0;
         std::size_t others = 0;  ///< what the siblings hold
