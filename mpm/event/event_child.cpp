@@ -139,6 +139,19 @@ std::size_t EventChild::balance_slack() const noexcept {
     return std::max<std::size_t>(2, settings_.threads / 8);
 }
 
+bool EventChild::near_limit(const Standing& s) const noexcept {
+    // Apache's limit falls by async_request_worker_factor with every worker that turns busy,
+    // so a child filled close to it reads as full at the next busy moment, and spare
+    // maintenance, which counts a full child's idle workers as none, starts a child nobody
+    // needed. Under wrk -c200 with the defaults, children that the kernel's wake-ups left
+    // holding 63-75 connections while a sibling held 14-40 were found full 20-50 times a run,
+    // and now and then a fifth child started. A child that comes within half its threads of
+    // the limit while a sibling holds clearly fewer leaves new clients to the siblings.
+    const std::size_t limit = settings_.threads + idle_workers_.load() * settings_.async_factor;
+    const std::size_t headroom = std::max<std::size_t>(2, settings_.threads / 2);
+    return s.mine + headroom >= limit && s.fewest + balance_slack() < s.mine;
+}
+
 EventChild::Standing EventChild::standing() const noexcept {
     Standing standing;
     standing.mine = active();
@@ -175,7 +188,7 @@ void EventChild::accept_round(std::size_t index, bool retry, std::vector<Connect
     bool owed = retry;
     bool balance = true;
     bool took = false;
-    bool left = false;  // the rest of a burst left to the siblings
+    bool left = false;  // what waits left to the siblings (a burst's rest, or near the limit)
     // The listen queue, read when the balance first needs it and counted down as this child
     // takes from it; read again while it looks like a burst.
     std::optional<std::uint32_t> queued;
@@ -201,8 +214,10 @@ void EventChild::accept_round(std::size_t index, bool retry, std::vector<Connect
             // once, as a steady stream of clients keeps queued (ab), are taken by whoever is
             // awake: shared out too, they went back and forth between the children, 1.8
             // context switches a request instead of 1.0 under ab -c200, and 15 % more CPU.
+            // A child close to the worker-factor limit leaves new clients to a sibling that
+            // holds clearly fewer in the same way (near_limit()).
             const std::size_t fair = (s.mine + s.others + *queued + s.takers - 1) / s.takers;
-            if (*queued > settings_.threads && s.mine >= fair) {
+            if ((*queued > settings_.threads && s.mine >= fair) || near_limit(s)) {
                 if (retry && s.others == siblings_held_when_left_) {
                     // A grace later the siblings have taken nothing: what waits is this
                     // child's, whatever the balance, so no client waits on a stalled sibling.

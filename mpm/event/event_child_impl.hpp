@@ -106,6 +106,9 @@ private:
         std::size_t takers = 1;  ///< this child and those siblings
     };
     Standing standing() const noexcept;
+    /// Whether this child, holding `s.mine`, is close to the worker-factor limit while a
+    /// sibling holds clearly fewer: it then leaves new clients to the siblings.
+    bool near_limit(const Standing& s) const noexcept;
     /// Under this many connections a child does not look at its siblings at all.
     std::size_t balance_slack() const noexcept;
     /// The caller holds accept_mutex_.
