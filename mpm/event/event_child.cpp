@@ -145,7 +145,7 @@ bool EventChild::near_limit(const Standing& s) const noexcept {
     // maintenance, which counts a full child's idle workers as none, starts a child nobody
     // needed. Under wrk -c200 with the defaults, children that the kernel's wake-ups left
     // holding 63-75 connections while a sibling held 14-40 were found full 20-53 times in
-    // 8 s, and about one run in ten a fifth child started. A child that comes within half its
+    // 8 s, and 3 runs of 47 started a fifth child. A child that comes within half its
     // threads of the limit while a sibling holds clearly fewer leaves new clients to the
     // siblings: 0-45 times, median 2.
     const std::size_t limit = settings_.threads + idle_workers_.load() * settings_.async_factor;
