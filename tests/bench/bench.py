@@ -7,8 +7,9 @@ directly only on a machine that has them. Environment:
   BENCH_SECONDS      measured seconds per test (default 5)
   BENCH_WARMUP       warm-up seconds before each test, same client, not measured (default 1)
   BENCH_ROUNDS       times every server is measured on every test, one round after the
-                     other (default 3); a round goes test by test, every server in turn,
-                     each started afresh for each test; per server and test the round with
+                     other (default 3); a round goes test by test, every server in turn
+                     (the even rounds in reverse order), each started afresh for each
+                     test; per server and test the round with
                      the median CPU time per request is reported, with the range of all
                      rounds
   BENCH_CONNECTIONS  concurrent connections (default 200)
@@ -778,10 +779,13 @@ def main():
 
     try:
         # Test by test, every server in turn: the machine's speed drifts from one minute to
-        # the next, so two servers compared on one test are measured close together.
+        # the next, so two servers compared on one test are measured close together. The
+        # even rounds go in reverse order, so that a drift within a test's minute favours
+        # neither the servers measured first nor those measured last.
         for rnd in range(1, rounds + 1):
+            order = servers if rnd % 2 == 1 else servers[::-1]
             for test in TESTS:
-                for name, mpm, kind in servers:
+                for name, mpm, kind in order:
                     measure(rnd, name, mpm, kind, [test])
     except KeyboardInterrupt:
         log("interrupted: stopping the server under test")

@@ -57,8 +57,10 @@ How to read it:
   five minutes later. So each server is measured in three rounds, and each round goes test
   by test, every server in turn on one test before the next test, each server started
   afresh: two servers compared on a test are measured within a minute of each other, not
-  several minutes apart. The table shows, per server and test, the round with the median
-  CPU time per request and, in brackets, the range over the rounds.
+  several minutes apart. The second round takes the servers in reverse order, so that a
+  drift within that minute favours neither those measured first nor those measured last.
+  The table shows, per server and test, the round with the median CPU time per request
+  and, in brackets, the range over the rounds.
 - Run it with `make bench` (`make bench BENCH_ROUNDS=1` for a quick look). The folder it
   prints keeps each server's generated config and log and the raw wrk/ab output, round by
   round and test by test.
@@ -212,8 +214,9 @@ def rounds_text(m):
     n = m.get("rounds", 1)
     if n <= 1:
         return ""
-    return (f"{n} rounds, one after the other; in each, test by test, every server in turn, "
-            "started afresh for each test; for each server and test the table shows "
+    return (f"{n} rounds, one after the other; in each, test by test, every server in turn "
+            "(the even rounds in reverse order), started afresh for each test; for each "
+            "server and test the table shows "
             "the round with the median CPU µs/req, with the range of all rounds in brackets, "
             "the errors of all rounds added up and the largest PSS of any round; ")
 
