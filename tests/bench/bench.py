@@ -9,9 +9,8 @@ directly only on a machine that has them. Environment:
   BENCH_ROUNDS       times every server is measured on every test, one round after the
                      other (default 3); a round goes test by test, every server in turn
                      (the even rounds in reverse order), each started afresh for each
-                     test; per server and test the round with
-                     the median CPU time per request is reported, with the range of all
-                     rounds
+                     test; per server and test the round with the median CPU time per
+                     request is reported, with the range of all rounds
   BENCH_CONNECTIONS  concurrent connections (default 200)
   BENCH_SERVERS      comma-separated filter on server names, e.g. "trident,nginx"
                      (a name matches itself and "name-mpm"; default: all)
