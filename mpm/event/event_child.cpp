@@ -108,7 +108,11 @@ bool EventChild::has_room() const noexcept {
     // and fewer than threads_per_child + idle × async_request_worker_factor connections
     // (lingering ones excepted), so a busy child leaves new clients to the others.
     const std::size_t idle = idle_workers_.load();
-    return idle > 0 && active() < settings_.threads + idle * settings_.async_factor;
+    return idle > 0 && active() < connection_limit(idle);
+}
+
+std::size_t EventChild::connection_limit(std::size_t idle) const noexcept {
+    return settings_.threads + idle * settings_.async_factor;
 }
 
 std::size_t EventChild::active() const noexcept {
@@ -148,9 +152,8 @@ bool EventChild::near_limit(const Standing& s) const noexcept {
     // 8 s, and 3 runs of 47 started a fifth child. A child that comes within half its
     // threads of the limit while a sibling holds clearly fewer leaves new clients to the
     // siblings: 0-45 times, median 2.
-    const std::size_t limit = settings_.threads + idle_workers_.load() * settings_.async_factor;
     const std::size_t headroom = std::max<std::size_t>(2, settings_.threads / 2);
-    return s.mine + headroom >= limit && s.fewest + balance_slack() < s.mine;
+    return s.mine + headroom >= connection_limit(idle_workers_.load()) && s.ahead(balance_slack());
 }
 
 EventChild::Standing EventChild::standing() const noexcept {
@@ -276,7 +279,8 @@ void EventChild::accept_round(std::size_t index, bool retry, std::vector<Connect
     if (!allowed || left) {
         // Watching, its idle workers would take the wake-ups of arrivals it cannot (or,
         // having left them to the siblings, will not) accept, and the siblings would not be
-        // woken. After leaving part of a burst, the retry a grace later watches again.
+        // woken. After leaving what waits to the siblings, the retry a grace later watches
+        // again.
         unwatch_listener(index);
         return;
     }
@@ -289,7 +293,7 @@ void EventChild::accept_round(std::size_t index, bool retry, std::vector<Connect
         // holds the fewest goes to the back of the queue: spread over the children,
         // connections leave every child below the worker-factor limit.
         const Standing s = active() > slack ? standing() : Standing{};
-        if (s.takers > 1 && s.fewest + slack < s.mine) {
+        if (s.ahead(slack)) {
             unwatch_listener(index);
             watch_listener(index);
         }
@@ -379,6 +383,9 @@ void EventChild::park_fresh(std::vector<ConnectionPtr>* keep) {
 }
 
 bool EventChild::enlist(const ConnectionPtr& conn) {
+    if (conn->registered) {
+        return true;
+    }
     try {
         parked_.add(conn);
         return true;

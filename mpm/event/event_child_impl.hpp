@@ -84,6 +84,8 @@ private:
     bool has_room() const noexcept;
     /// The connections the worker-factor rule counts: open, lingering ones excepted.
     std::size_t active() const noexcept;
+    /// How many of those the rule allows with `idle` idle workers.
+    std::size_t connection_limit(std::size_t idle) const noexcept;
     /// max_connections_per_child reached: the child accepts no more.
     bool recycled() const noexcept;
     /// Any thread. `retry`: a look after a burst's rest was left to the siblings (the grace
@@ -104,6 +106,8 @@ private:
         std::size_t others = 0;  ///< what the siblings hold
         std::size_t fewest = 0;  ///< the fewest any of them, or this child, holds
         std::size_t takers = 1;  ///< this child and those siblings
+        /// This child holds more than the sibling with the fewest by more than `slack`.
+        bool ahead(std::size_t slack) const noexcept { return takers > 1 && fewest + slack < mine; }
     };
     Standing standing() const noexcept;
     /// Whether this child, holding `s.mine`, is close to the worker-factor limit while a
@@ -124,8 +128,9 @@ private:
     /// worker, which on a busy core would preempt the accepting.
     void park_fresh(std::vector<ConnectionPtr>* keep);
     /// Registers `conn`, which the caller holds, in the parked set, where it stays until it
-    /// closes. Before parking it: bytes that arrive from then on tell the holder (park()
-    /// fails). False if the kernel refused (logged): the caller ends the connection.
+    /// closes; does nothing if it is registered already. Before parking it: bytes that
+    /// arrive from then on tell the holder (park() fails). False if the kernel refused
+    /// (logged): the caller ends the connection.
     bool enlist(const ConnectionPtr& conn);
 
     /// Parks `conn`, which the caller holds, until its client speaks. False when bytes

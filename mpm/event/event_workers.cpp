@@ -77,7 +77,7 @@ void EventChild::end_on_worker(EventConnection& conn) noexcept {
 
 void EventChild::linger(const ConnectionPtr& held, bool look) {
     EventConnection& conn = *held;
-    if (!conn.registered && !enlist(held)) {
+    if (!enlist(held)) {
         end_on_worker(conn);  // its FIN could raise no event
         return;
     }
@@ -306,7 +306,7 @@ void EventChild::serve(Worker& self, ConnectionPtr conn) {
             // keep-alive connection waiting for its next request, a lingering close, a
             // closed connection.
             if (outcome == ConnectionDriver::Outcome::parked) {
-                if (!conn->registered && !enlist(conn)) {
+                if (!enlist(conn)) {
                     end_on_worker(*conn);  // nothing could tell a worker that its client spoke
                 } else if (!park(*conn)) {
                     continue;  // bytes came while this thread held it
