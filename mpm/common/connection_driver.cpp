@@ -236,6 +236,13 @@ http::Action ConnectionDriver::advance(const std::atomic<bool>& stopping) {
     // client is told before the connection ends (RFC 9112 §9.6).
     if (stopping.load(std::memory_order_relaxed)) {
         conn_.close_after_response();
+        // The core ends an idle connection on a stop only when nothing of a next request
+        // is buffered. One that already sits in the socket (the event that handed this
+        // connection over said so, or it came with the stop) is read and answered first,
+        // not discarded by the lingering close.
+        if (!expired_ && conn_.waiting_for() == http::Wait::keep_alive) {
+            receive();
+        }
     }
     if (expired_) {
         expired_ = false;
@@ -453,13 +460,19 @@ bool ConnectionDriver::set_receive_timeout(Clock::duration timeout) noexcept {
     return true;
 }
 
-ConnectionDriver::Waited ConnectionDriver::receive_blocking(
-    const std::atomic<bool>* stopping) noexcept {
+ConnectionDriver::Waited ConnectionDriver::receive_blocking(const std::atomic<bool>* stopping) {
     for (;;) {
         Ready over = Ready::yes;
         const std::optional<Clock::duration> slice = next_slice(deadline_, stopping, over);
         if (!slice) {
-            return over == Ready::stopped ? Waited::stopped : Waited::timeout;
+            if (over != Ready::stopped) {
+                return Waited::timeout;
+            }
+            // A request that came with the stop is served rather than reset by the close.
+            const Received got = receive();
+            return got == Received::data     ? Waited::data
+                   : got == Received::broken ? Waited::broken
+                                             : Waited::stopped;
         }
         // One recv both waits and reads: a keep-alive request costs no poll. The slice is
         // a second in all but a wait's last one, so the option is set once per connection.

@@ -132,7 +132,8 @@ private:
     enum class Waited : std::uint8_t { data, timeout, stopped, broken };
     /// Blocking mode: a recv that waits for the client until deadline_ or, with `stopping`,
     /// until a graceful stop is seen (within a second: it waits in slices of at most that).
-    Waited receive_blocking(const std::atomic<bool>* stopping) noexcept;
+    /// Throws what input_space() throws (out of memory); run() ends the connection then.
+    Waited receive_blocking(const std::atomic<bool>* stopping);
     /// Sets SO_RCVTIMEO when it differs from what the socket has.
     bool set_receive_timeout(Clock::duration timeout) noexcept;
     void report_reading() noexcept;

@@ -573,6 +573,37 @@ TEST_F(EventMpmTest, ARequestThatWaitsForABusyWorkerOutlivesItsConnectionsTimeou
     EXPECT_EQ(from_idle->status, 200);
 }
 
+TEST_F(EventMpmTest, AGracefulStopAnswersAKeepAliveRequestThatAlreadyArrived) {
+    // One worker, held by a head that announces a body and sends none. A keep-alive
+    // client's next request arrives meanwhile and waits unread in its socket; then a
+    // graceful stop. The drain ends idle connections, but this client has spoken: once the
+    // worker is free its request is answered, with "Connection: close", not dropped.
+    server_ = start_one_child(dir_, site_, 1, "timeouts: {request_body: 2s}\n");
+    ASSERT_TRUE(server_->running());
+    const std::string request = make_request("GET", "/hello.txt");
+
+    RawClient idle;
+    ASSERT_TRUE(idle.connect(server_->port())) << idle.error();
+    ASSERT_TRUE(idle.send(request)) << idle.error();
+    const auto first = idle.read_response();
+    ASSERT_TRUE(first) << idle.error();
+    ASSERT_EQ(first->status, 200);
+
+    RawClient holder;
+    ASSERT_TRUE(holder.connect(server_->port())) << holder.error();
+    ASSERT_TRUE(send_head_without_body(holder)) << holder.error();
+    std::this_thread::sleep_for(Millis(300));  // the one worker now waits for that body
+    ASSERT_TRUE(idle.send(request)) << idle.error();
+    std::this_thread::sleep_for(Millis(200));  // it sits unread: no worker is free
+
+    ASSERT_EQ(::kill(server_->pid(), SIGWINCH), 0);  // graceful stop
+    const auto second = idle.read_response(false, Millis(10000));
+    ASSERT_TRUE(second) << "a request that arrived before the stop was dropped: " << idle.error();
+    EXPECT_EQ(second->status, 200);
+    EXPECT_EQ(second->body, site_.text);
+    EXPECT_EQ(second->header("Connection"), std::optional<std::string>("close"));
+}
+
 TEST_F(EventMpmTest, WorkersBlockedOnBodiesLeaveOthersToServe) {
     // Only a few workers wait on the parked set at once; the others wait in reserve. Three
     // clients announce a body and stall, so three workers block reading; each must hand
