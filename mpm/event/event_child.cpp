@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 
@@ -55,7 +56,16 @@ int EventChild::run() {
                 std::make_unique<Worker>(*this, context_.scoreboard->worker(settings_.slot, i)));
         }
         for (const std::unique_ptr<Worker>& worker : worker_states_) {
-            workers_.emplace_back([this, &worker = *worker] { worker_loop(worker); });
+            workers_.emplace_back([this, &worker = *worker] {
+                try {
+                    worker_loop(worker);
+                } catch (const std::exception& e) {
+                    // Out of memory accepting or handing connections on, outside serve():
+                    // as there, the child exits at once and the master replaces it.
+                    log_.error("event worker: {}; the child exits", e.what());
+                    std::_Exit(1);
+                }
+            });
         }
     } catch (const std::exception& e) {
         log_.error("event child cannot start: {}", e.what());
@@ -77,10 +87,10 @@ int EventChild::run() {
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
-    work_.emplace(io_.get_executor());
-    housekeeping();
     int status = 0;
     try {
+        work_.emplace(io_.get_executor());
+        housekeeping();
         io_.run();
     } catch (const std::exception& e) {
         // Out of memory in the event loop: stop this child cleanly; the master replaces it.
