@@ -538,6 +538,20 @@ bool send_head_without_body(RawClient& client) {
         "GET /hello.txt HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n");
 }
 
+/// Has `idle`'s first request answered, so that it waits parked in keep-alive, then holds
+/// the only worker of the child with `holder`'s head, which announces a body that never comes.
+void park_one_and_hold_the_worker(std::uint16_t port, const std::string& request, RawClient& idle,
+                                  RawClient& holder) {
+    ASSERT_TRUE(idle.connect(port)) << idle.error();
+    ASSERT_TRUE(idle.send(request)) << idle.error();
+    const auto first = idle.read_response();
+    ASSERT_TRUE(first) << idle.error();
+    ASSERT_EQ(first->status, 200);
+    ASSERT_TRUE(holder.connect(port)) << holder.error();
+    ASSERT_TRUE(send_head_without_body(holder)) << holder.error();
+    std::this_thread::sleep_for(Millis(300));  // the one worker now waits for that body
+}
+
 TEST_F(EventMpmTest, ARequestThatWaitsForABusyWorkerOutlivesItsConnectionsTimeout) {
     // One worker, held for 3 s by a head that announces a body and sends none. Requests
     // that arrive meanwhile sit unread in their sockets, past the 1 s keep-alive and head
@@ -547,17 +561,9 @@ TEST_F(EventMpmTest, ARequestThatWaitsForABusyWorkerOutlivesItsConnectionsTimeou
     ASSERT_TRUE(server_->running());
     const std::string request = make_request("GET", "/hello.txt");
 
-    RawClient idle;  // will be parked in keep-alive when its next request comes
-    ASSERT_TRUE(idle.connect(server_->port())) << idle.error();
-    ASSERT_TRUE(idle.send(request)) << idle.error();
-    const auto first = idle.read_response();
-    ASSERT_TRUE(first) << idle.error();
-    ASSERT_EQ(first->status, 200);
-
+    RawClient idle;  // parked in keep-alive when its next request comes
     RawClient holder;
-    ASSERT_TRUE(holder.connect(server_->port())) << holder.error();
-    ASSERT_TRUE(send_head_without_body(holder)) << holder.error();
-    std::this_thread::sleep_for(Millis(300));  // the one worker now waits for that body
+    ASSERT_NO_FATAL_FAILURE(park_one_and_hold_the_worker(server_->port(), request, idle, holder));
 
     RawClient fresh;
     ASSERT_TRUE(fresh.connect(server_->port())) << fresh.error();
@@ -582,17 +588,9 @@ TEST_F(EventMpmTest, AGracefulStopAnswersAKeepAliveRequestThatAlreadyArrived) {
     ASSERT_TRUE(server_->running());
     const std::string request = make_request("GET", "/hello.txt");
 
-    RawClient idle;
-    ASSERT_TRUE(idle.connect(server_->port())) << idle.error();
-    ASSERT_TRUE(idle.send(request)) << idle.error();
-    const auto first = idle.read_response();
-    ASSERT_TRUE(first) << idle.error();
-    ASSERT_EQ(first->status, 200);
-
+    RawClient idle;  // parked in keep-alive when its next request comes
     RawClient holder;
-    ASSERT_TRUE(holder.connect(server_->port())) << holder.error();
-    ASSERT_TRUE(send_head_without_body(holder)) << holder.error();
-    std::this_thread::sleep_for(Millis(300));  // the one worker now waits for that body
+    ASSERT_NO_FATAL_FAILURE(park_one_and_hold_the_worker(server_->port(), request, idle, holder));
     ASSERT_TRUE(idle.send(request)) << idle.error();
     std::this_thread::sleep_for(Millis(200));  // it sits unread: no worker is free
 
