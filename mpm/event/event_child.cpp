@@ -60,8 +60,9 @@ int EventChild::run() {
                 try {
                     worker_loop(worker);
                 } catch (const std::exception& e) {
-                    // Out of memory accepting or handing connections on, outside serve():
-                    // as there, the child exits at once and the master replaces it.
+                    // Out of memory accepting, or handing a connection on: it can no longer
+                    // be tracked, so this child cannot drain cleanly. Exit at once; the
+                    // master logs it and starts a replacement.
                     log_.error("event worker: {}; the child exits", e.what());
                     std::_Exit(1);
                 }

@@ -167,6 +167,8 @@ private:
     void close(const ConnectionPtr& conn);
 
     // The workers' side.
+    /// A worker thread's life. Throws only when out of memory (accepting, or handing a
+    /// connection on); the thread then ends the child (run()).
     void worker_loop(Worker& self);
     /// Waits until a worker about to block on a client promotes this one; false once the
     /// child is done.

@@ -292,41 +292,33 @@ void EventChild::close_reserve() {
 }
 
 void EventChild::serve(Worker& self, ConnectionPtr conn) {
-    try {
-        count_idle(*conn, false);
-        conn->driver.set_block_hook(&EventChild::on_worker_blocks, &self);
-        for (;;) {
-            if (conn->lingering) {
-                linger(conn, true);  // an event on a half-closed connection: the client spoke
-                break;
-            }
-            const auto outcome = conn->driver.run(drain_flag_, true, &self.slot);
-            self.slot.set_state(WorkerState::waiting);
-            // The common cases end here, on this thread, with no word to the listener: a
-            // keep-alive connection waiting for its next request, a lingering close, a
-            // closed connection.
-            if (outcome == ConnectionDriver::Outcome::parked) {
-                if (!enlist(conn)) {
-                    end_on_worker(*conn);  // nothing could tell a worker that its client spoke
-                } else if (!park(*conn)) {
-                    continue;  // bytes came while this thread held it
-                }
-            } else if (outcome == ConnectionDriver::Outcome::linger) {
-                linger(conn, false);
-            } else if (outcome == ConnectionDriver::Outcome::closed) {
-                end_on_worker(*conn);
-            } else {
-                // A response the socket could not take at once: the listener finishes it.
-                asio::post(io_, [this, conn, outcome] { on_worker_done(conn, outcome); });
-            }
+    count_idle(*conn, false);
+    conn->driver.set_block_hook(&EventChild::on_worker_blocks, &self);
+    for (;;) {
+        if (conn->lingering) {
+            linger(conn, true);  // an event on a half-closed connection: the client spoke
             break;
         }
-    } catch (const std::exception& e) {
-        // Out of memory handing the connection on: it can no longer be tracked, so this
-        // child cannot drain cleanly. Exit at once; the master logs it and starts a
-        // replacement.
-        log_.error("event worker: {}; the child exits", e.what());
-        std::_Exit(1);
+        const auto outcome = conn->driver.run(drain_flag_, true, &self.slot);
+        self.slot.set_state(WorkerState::waiting);
+        // The common cases end here, on this thread, with no word to the listener: a
+        // keep-alive connection waiting for its next request, a lingering close, a
+        // closed connection.
+        if (outcome == ConnectionDriver::Outcome::parked) {
+            if (!enlist(conn)) {
+                end_on_worker(*conn);  // nothing could tell a worker that its client spoke
+            } else if (!park(*conn)) {
+                continue;  // bytes came while this thread held it
+            }
+        } else if (outcome == ConnectionDriver::Outcome::linger) {
+            linger(conn, false);
+        } else if (outcome == ConnectionDriver::Outcome::closed) {
+            end_on_worker(*conn);
+        } else {
+            // A response the socket could not take at once: the listener finishes it.
+            asio::post(io_, [this, conn, outcome] { on_worker_done(conn, outcome); });
+        }
+        break;
     }
 }
 
