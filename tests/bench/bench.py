@@ -655,11 +655,12 @@ def main():
 
     signal.signal(signal.SIGTERM, on_signal)
 
-    def measure(rnd, name, mpm, kind, tests):
-        """Starts one server afresh, runs `tests` against it, stops it."""
+    def measure(rnd, name, mpm, kind, test):
+        """Starts one server afresh, runs `test` against it, stops it."""
         nonlocal current
+        tid, tool, fname, tlabel = test
         label = f"{name}-{mpm}" if mpm else name
-        rundir = os.path.join(work, label, f"round{rnd}", tests[0][0])
+        rundir = os.path.join(work, label, f"round{rnd}", tid)
         shutil.rmtree(rundir, ignore_errors=True)
         os.makedirs(rundir)
         os.chmod(rundir, 0o755)
@@ -675,19 +676,18 @@ def main():
         first = "command" not in entry
         rows = []
 
-        def fail_all(reason):
+        def fail(reason):
             log(f"{label}: FAILED: {reason}")
             for e in results["servers"]:  # the entry the report shows
                 if e["label"] == label:
                     e.setdefault("failed", f"round {rnd}: {reason}")
-            for tid, tool, fname, tlabel in tests:
-                rows.append({"server": name, "mpm": mpm, "test": tid, "test_label": tlabel,
-                             "round": rnd, "failed": reason})
+            rows.append({"server": name, "mpm": mpm, "test": tid, "test_label": tlabel,
+                         "round": rnd, "failed": reason})
 
         try:
             cmd = server_setup(kind, mpm, port, rundir, docroot, build_dir, as_root)
         except (OSError, RuntimeError) as e:
-            fail_all(f"config: {e}")
+            fail(f"config: {e}")
             add_rows(rows)
             return
         if first:
@@ -696,13 +696,13 @@ def main():
         try:
             current = Server(cmd, scpu, os.path.join(rundir, "stdout.log"), rundir)
         except OSError as e:
-            fail_all(f"start: {e}")
+            fail(f"start: {e}")
             add_rows(rows)
             return
         try:
             why = wait_ready(current, port) or check_files(port)
             if why:
-                fail_all(why)
+                fail(why)
                 return
             time.sleep(2)  # let a prefork pool reach its start size
             pss_idle = tree_pss_kib(current.pid)
@@ -711,64 +711,63 @@ def main():
                 entry["pss_idle_kib"] = pss_idle
                 entry["processes_idle"] = processes_idle
                 entry["server_header"] = http_get(port, SMALL_NAME)[2]
-            for tid, tool, fname, tlabel in tests:
-                row = {"server": name, "mpm": mpm, "test": tid, "test_label": tlabel,
-                       "round": rnd, "tool": tool, "port": port, "pss_idle_kib": pss_idle,
-                       "processes_idle": processes_idle}
-                rows.append(row)
-                if not current.alive():
-                    row["failed"] = "server died: " + current.why_dead()
-                    log(f"{label} {tid}: {row['failed']}")
-                    continue
-                if warmup > 0:
-                    run_client(client_cmd(tool, port, fname, warmup, conns), ccpu, warmup,
-                               os.path.join(rundir, f"{tid}.warmup.txt"))
-                busy = quiet_wait([scpu, ccpu], quiet_budget)
-                if max(busy) >= 10.0:
-                    log(f"{label} {tid}: cpus not quiet before the run "
-                        f"({', '.join(f'{b:.0f}%' for b in busy)} busy): measuring anyway")
-                cmd = client_cmd(tool, port, fname, seconds, conns)
-                row["command"] = ["taskset", "-c", str(ccpu)] + cmd
-                out = os.path.join(rundir, f"{tid}.txt")
-                sampler = PssSampler(current.pid)
-                cpu0 = tree_cpu_us(current.pid)
-                cores0 = core_times(scpu), core_times(ccpu)
-                sampler.start()
-                status, client_cpu_s, wall = run_client(cmd, ccpu, seconds, out)
-                cpu1 = tree_cpu_us(current.pid)
-                cores1 = core_times(scpu), core_times(ccpu)
-                row["server_core_busy_pct"], row["server_core_softirq_pct"] = core_busy(cores0[0], cores1[0])
-                row["client_core_busy_pct"], row["client_core_softirq_pct"] = core_busy(cores0[1], cores1[1])
-                # CPU on either core that is neither ours nor softirq: another job's.
-                row["other_load_pct"] = max(
-                    (row["server_core_busy_pct"] or 0) - (row["server_core_softirq_pct"] or 0)
-                    - 100.0 * (cpu1 - cpu0) / 1e6 / wall,
-                    (row["client_core_busy_pct"] or 0) - (row["client_core_softirq_pct"] or 0)
-                    - 100.0 * client_cpu_s / wall,
-                    0.0)
-                row["pss_loaded_kib"] = max(sampler.finish(), tree_pss_kib(current.pid))
-                row["processes_loaded"] = len(process_tree(current.pid))
-                with open(out, errors="replace") as f:
-                    text = f.read()
-                parsed = parse_wrk(text) if tool == "wrk" else parse_ab(text)
-                row.update(parsed)
-                row["client_cpu_pct"] = 100.0 * client_cpu_s / wall if wall else 0.0
-                row["server_cpu_us"] = cpu1 - cpu0
-                if parsed.get("requests"):
-                    row["cpu_us_per_req"] = (cpu1 - cpu0) / parsed["requests"]
-                    # Server CPU share of one core over the client's run.
-                    row["server_cpu_pct"] = 100.0 * (cpu1 - cpu0) / 1e6 / wall
-                if status != 0 or "rps" not in parsed:
-                    row["failed"] = f"{tool} exited {status}: " + " | ".join(text.strip().splitlines()[-3:])
-                if not current.alive():
-                    row["failed"] = "server died: " + current.why_dead()
-                log(f"{label} {tid} #{rnd}: {row.get('rps', 0):.0f} req/s, p99 {row.get('p99_ms', 0):.2f} ms, "
-                    f"errors {row.get('errors', '?')}, {row.get('cpu_us_per_req', 0):.1f} us/req, "
-                    f"PSS {row['pss_loaded_kib'] / 1024:.1f} MiB; cpu{scpu} {row['server_core_busy_pct'] or 0:.0f}% busy "
-                    f"(server tree {row.get('server_cpu_pct', 0):.0f}%), cpu{ccpu} {row['client_core_busy_pct'] or 0:.0f}% "
-                    f"(client {row['client_cpu_pct']:.0f}%)"
-                    + (f"; other load {row['other_load_pct']:.0f}%" if row["other_load_pct"] >= 10 else "")
-                    + (f"  FAILED: {row['failed']}" if "failed" in row else ""))
+            row = {"server": name, "mpm": mpm, "test": tid, "test_label": tlabel,
+                   "round": rnd, "tool": tool, "port": port, "pss_idle_kib": pss_idle,
+                   "processes_idle": processes_idle}
+            rows.append(row)
+            if not current.alive():
+                row["failed"] = "server died: " + current.why_dead()
+                log(f"{label} {tid}: {row['failed']}")
+                return
+            if warmup > 0:
+                run_client(client_cmd(tool, port, fname, warmup, conns), ccpu, warmup,
+                           os.path.join(rundir, f"{tid}.warmup.txt"))
+            busy = quiet_wait([scpu, ccpu], quiet_budget)
+            if max(busy) >= 10.0:
+                log(f"{label} {tid}: cpus not quiet before the run "
+                    f"({', '.join(f'{b:.0f}%' for b in busy)} busy): measuring anyway")
+            cmd = client_cmd(tool, port, fname, seconds, conns)
+            row["command"] = ["taskset", "-c", str(ccpu)] + cmd
+            out = os.path.join(rundir, f"{tid}.txt")
+            sampler = PssSampler(current.pid)
+            cpu0 = tree_cpu_us(current.pid)
+            cores0 = core_times(scpu), core_times(ccpu)
+            sampler.start()
+            status, client_cpu_s, wall = run_client(cmd, ccpu, seconds, out)
+            cpu1 = tree_cpu_us(current.pid)
+            cores1 = core_times(scpu), core_times(ccpu)
+            row["server_core_busy_pct"], row["server_core_softirq_pct"] = core_busy(cores0[0], cores1[0])
+            row["client_core_busy_pct"], row["client_core_softirq_pct"] = core_busy(cores0[1], cores1[1])
+            # CPU on either core that is neither ours nor softirq: another job's.
+            row["other_load_pct"] = max(
+                (row["server_core_busy_pct"] or 0) - (row["server_core_softirq_pct"] or 0)
+                - 100.0 * (cpu1 - cpu0) / 1e6 / wall,
+                (row["client_core_busy_pct"] or 0) - (row["client_core_softirq_pct"] or 0)
+                - 100.0 * client_cpu_s / wall,
+                0.0)
+            row["pss_loaded_kib"] = max(sampler.finish(), tree_pss_kib(current.pid))
+            row["processes_loaded"] = len(process_tree(current.pid))
+            with open(out, errors="replace") as f:
+                text = f.read()
+            parsed = parse_wrk(text) if tool == "wrk" else parse_ab(text)
+            row.update(parsed)
+            row["client_cpu_pct"] = 100.0 * client_cpu_s / wall if wall else 0.0
+            row["server_cpu_us"] = cpu1 - cpu0
+            if parsed.get("requests"):
+                row["cpu_us_per_req"] = (cpu1 - cpu0) / parsed["requests"]
+                # Server CPU share of one core over the client's run.
+                row["server_cpu_pct"] = 100.0 * (cpu1 - cpu0) / 1e6 / wall
+            if status != 0 or "rps" not in parsed:
+                row["failed"] = f"{tool} exited {status}: " + " | ".join(text.strip().splitlines()[-3:])
+            if not current.alive():
+                row["failed"] = "server died: " + current.why_dead()
+            log(f"{label} {tid} #{rnd}: {row.get('rps', 0):.0f} req/s, p99 {row.get('p99_ms', 0):.2f} ms, "
+                f"errors {row.get('errors', '?')}, {row.get('cpu_us_per_req', 0):.1f} us/req, "
+                f"PSS {row['pss_loaded_kib'] / 1024:.1f} MiB; cpu{scpu} {row['server_core_busy_pct'] or 0:.0f}% busy "
+                f"(server tree {row.get('server_cpu_pct', 0):.0f}%), cpu{ccpu} {row['client_core_busy_pct'] or 0:.0f}% "
+                f"(client {row['client_cpu_pct']:.0f}%)"
+                + (f"; other load {row['other_load_pct']:.0f}%" if row["other_load_pct"] >= 10 else "")
+                + (f"  FAILED: {row['failed']}" if "failed" in row else ""))
         finally:
             current.stop()
             current = None
@@ -785,7 +784,7 @@ def main():
             order = servers if rnd % 2 == 1 else servers[::-1]
             for test in TESTS:
                 for name, mpm, kind in order:
-                    measure(rnd, name, mpm, kind, [test])
+                    measure(rnd, name, mpm, kind, test)
     except KeyboardInterrupt:
         log("interrupted: stopping the server under test")
         if current:
