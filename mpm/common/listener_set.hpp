@@ -1,6 +1,6 @@
 #pragma once
 
-// Accepting from every listening socket, as each MPM's accepting thread does.
+// Accepting from every listening socket, as a prefork child and a worker thread do.
 
 #include <sys/socket.h>
 

@@ -1,5 +1,6 @@
 // The process model from outside: stop signals, child replacement and retirement, the pid
-// file, the command line, refused modules, and a taken address.
+// file, how a worker child's threads share accepting, the command line, refused modules,
+// and a taken address.
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -300,6 +301,50 @@ TEST_P(ProcessTest, FindsItsModulesWithoutModuleDir) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Mpm, ProcessTest, ::testing::ValuesIn(kMpms), mpm_test_name);
+
+// --- the worker MPM -------------------------------------------------------------------------
+
+class WorkerMpmTest : public ::testing::Test, protected WithSite {};
+
+// A worker child's idle threads take turns on the listening sockets, a few at a time. When
+// the threads on them are taken by connections that stay open, the turn passes on to the
+// others, so one child of six threads holds six idle keep-alive connections at once.
+TEST_F(WorkerMpmTest, EveryThreadOfAChildTakesAConnectionWhileTheOthersHoldTheirs) {
+    constexpr int kThreads = 6;
+    ServerConfig config = config_for("worker");
+    config.start_servers = 1;
+    // One child and no more: max_request_workers is that child's threads.
+    config.mpm_extra =
+        "threads_per_child: 6, max_request_workers: 6, min_spare_threads: 1, "
+        "max_spare_threads: 6";
+    config.keep_alive = "{enabled: true, timeout: 60s, max_requests: 100}";
+    TridentServer server(dir_.path(), config);
+    ASSERT_TRUE(server.start()) << server.output();
+    ASSERT_EQ(server.wait_for_children(1).size(), 1u);
+
+    std::vector<std::unique_ptr<RawClient>> held;
+    for (int i = 0; i < kThreads; ++i) {
+        RawClient& client = *held.emplace_back(std::make_unique<RawClient>());
+        ASSERT_TRUE(client.connect(server.port())) << client.error();
+        ASSERT_TRUE(client.send(make_request("GET", "/hello.txt"))) << client.error();
+        const auto response = client.read_response();
+        ASSERT_TRUE(response) << "connection " << i + 1 << " of " << kThreads
+                              << ", the others held open: " << client.error() << "\n"
+                              << server.output();
+        EXPECT_EQ(response->status, 200);
+    }
+    // Each is still being served by its own thread: a second request on every one is answered.
+    for (int i = 0; i < kThreads; ++i) {
+        RawClient& client = *held[i];
+        ASSERT_TRUE(client.send(make_request("GET", "/hello.txt"))) << client.error();
+        const auto response = client.read_response();
+        ASSERT_TRUE(response) << "second request on connection " << i + 1 << ": " << client.error();
+        EXPECT_EQ(response->body, site_.text);
+    }
+    EXPECT_EQ(children_of(server.pid()).size(), 1u);
+    const auto status = server.stop(SIGTERM);
+    EXPECT_TRUE(status && WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
+}
 
 // --- the command line -----------------------------------------------------------------------
 
