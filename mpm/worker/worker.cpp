@@ -5,11 +5,9 @@
 // (Apache worker's known cost; the event MPM removes it).
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <exception>
 #include <latch>
-#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -21,6 +19,7 @@
 #include "common/process_mpm.hpp"
 #include "common/threaded_child.hpp"
 #include "trident/scoreboard.hpp"
+#include "worker/listening_turns.hpp"
 
 namespace trident {
 namespace {
@@ -39,60 +38,6 @@ public:
 private:
     const std::uint64_t limit_;
     std::atomic<std::uint64_t> taken_{0};
-};
-
-/// Which of a child's idle threads wait on the listening sockets: at most `kListeners` at
-/// once; the others wait here. The kernel wakes a sleeping waiter for each new connection,
-/// even when a thread about to finish its connection would take it a moment later: with all
-/// 25 threads of a child on the sockets, `ab -c200` cost a context switch per connection,
-/// with a few a fifth of one (and about 5 µs less CPU per connection).
-///
-/// A thread that finishes a connection takes a free turn with no wake-up. A thread waiting
-/// here is woken only when the last listening thread accepts, so a child with an idle
-/// thread always has one on the sockets; and when the child stops.
-class ListeningTurns {
-public:
-    static constexpr unsigned kListeners = 2;
-
-    explicit ListeningTurns(const std::atomic<bool>& stop) noexcept : stop_(stop) {}
-
-    /// Waits for a turn on the sockets; false once the child stops.
-    bool take() {
-        std::unique_lock lock(mutex_);
-        ++waiting_;
-        // No timeout: whoever holds a turn sees a stop within a second on the sockets and
-        // gives the turn back, which wakes everyone here.
-        freed_.wait(lock, [&] { return listening_ < kListeners || stopping(); });
-        --waiting_;
-        if (stopping()) {
-            return false;
-        }
-        ++listening_;
-        return true;
-    }
-
-    /// Gives the turn back (the thread accepted, or stops). Hands it on to a thread waiting
-    /// here when no other thread is left on the sockets, or to all of them on a stop.
-    void give_back() {
-        std::unique_lock lock(mutex_);
-        --listening_;
-        const bool hand_on = listening_ == 0 && waiting_ > 0;
-        lock.unlock();
-        if (stopping()) {
-            freed_.notify_all();
-        } else if (hand_on) {
-            freed_.notify_one();
-        }
-    }
-
-private:
-    bool stopping() const noexcept { return stop_.load(std::memory_order_relaxed); }
-
-    const std::atomic<bool>& stop_;
-    std::mutex mutex_;
-    std::condition_variable freed_;
-    unsigned listening_ = 0;  ///< threads holding a turn
-    unsigned waiting_ = 0;    ///< idle threads waiting for one
 };
 
 class WorkerMpm final : public ProcessMpm {
