@@ -24,10 +24,10 @@ struct AcceptedSocket {
     sockaddr_storage peer{};
 };
 
-/// Every listening socket in an epoll instance of this thread's own, registered with
-/// EPOLLEXCLUSIVE: a new connection wakes one of the processes (or threads) waiting to
-/// accept, not all of them as poll() did. Apache's prefork gets the same from its accept
-/// mutex.
+/// Every listening socket in an epoll instance of its own, registered with EPOLLEXCLUSIVE:
+/// a new connection wakes one of the processes (or threads) waiting to accept, each in an
+/// instance of its own, not all of them as poll() did. Apache's prefork gets the same from
+/// its accept mutex. One thread at a time waits in an instance.
 class ListenerSet {
 public:
     explicit ListenerSet(std::span<const Listener> listeners) noexcept;
@@ -37,6 +37,9 @@ public:
     /// instance could not be made (logged). Several processes may accept from the same
     /// sockets: losing the race just means waiting again.
     std::optional<AcceptedSocket> accept(const std::atomic<bool>& stop, spdlog::logger& log);
+
+    /// Why the epoll instance could not be made (errno); 0 when it was.
+    int error() const noexcept { return error_; }
 
 private:
     UniqueFd epoll_;

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <latch>
 #include <optional>
@@ -25,7 +26,8 @@ namespace trident {
 namespace {
 
 /// max_connections_per_child, shared by a child's threads: a thread takes a ticket before
-/// it waits to accept, so the child serves exactly that many connections and then ends.
+/// it waits to accept, so the child serves at most that many connections (fewer if it is
+/// stopped first) and then ends.
 class ConnectionTickets {
 public:
     explicit ConnectionTickets(std::uint64_t limit) noexcept : limit_(limit) {}
@@ -51,6 +53,23 @@ private:
 
     int child_main(std::uint32_t slot) noexcept override {
         limit_malloc_arenas();
+        // One epoll instance per turn on the sockets, used by one thread at a time: only
+        // these are on the listening sockets' wait queues, so a new connection's wake-up
+        // passes two per child at most.
+        std::vector<ListenerSet> sockets;
+        try {
+            sockets.reserve(ListeningTurns::kListeners);
+            for (unsigned i = 0; i < ListeningTurns::kListeners; ++i) {
+                sockets.emplace_back(context().listeners);
+                if (const int error = sockets.back().error(); error != 0) {
+                    log().error("cannot wait for connections: {}", std::strerror(error));
+                    return 1;
+                }
+            }
+        } catch (const std::exception& e) {
+            log().error("cannot wait for connections: {}", e.what());
+            return 1;
+        }
         ConnectionTickets tickets(settings_.max_connections_per_child);
         ListeningTurns turns(graceful_stop_requested());
         // The threads start serving together, once all of them exist: a child that cannot
@@ -65,7 +84,7 @@ private:
                 threads.emplace_back([&, &worker = worker] {
                     started.wait();
                     if (!abandoned) {
-                        serve(worker, tickets, turns);
+                        serve(worker, tickets, turns, sockets);
                     }
                 });
             }
@@ -80,20 +99,23 @@ private:
         return abandoned ? 1 : 0;
     }
 
-    /// One thread's life: while the child accepts, take a turn to wait on every listener
-    /// (an epoll instance of the thread's own, with EPOLLEXCLUSIVE, so a new connection
-    /// wakes one listening thread of one child), accept, serve the connection to its end.
-    /// Only an idle thread waits, so a connection never queues inside a busy child
-    /// (Apache's rule).
-    void serve(WorkerSlot& worker, ConnectionTickets& tickets, ListeningTurns& turns) noexcept {
+    /// One thread's life: while the child accepts, take a turn on the sockets (a new
+    /// connection wakes one thread waiting in one of the child's `sockets`, with
+    /// EPOLLEXCLUSIVE, of one child), accept, serve the connection to its end. Only an idle
+    /// thread waits, so a connection never queues inside a busy child (Apache's rule).
+    void serve(WorkerSlot& worker, ConnectionTickets& tickets, ListeningTurns& turns,
+               std::vector<ListenerSet>& sockets) noexcept {
         const std::atomic<bool>& stop = graceful_stop_requested();
-        ListenerSet listeners(context().listeners);
         worker.set_state(WorkerState::waiting);
-        while (tickets.take() && turns.take()) {
-            const std::optional<AcceptedSocket> client = listeners.accept(stop, log());
-            turns.give_back();
+        while (tickets.take()) {
+            const std::optional<unsigned> turn = turns.take();
+            if (!turn) {
+                break;  // graceful stop
+            }
+            const std::optional<AcceptedSocket> client = sockets[*turn].accept(stop, log());
+            turns.give_back(*turn);
             if (!client) {
-                break;  // graceful stop, or no epoll instance (logged)
+                break;  // graceful stop
             }
             serve_connection(client->fd, client->peer, *context().router, config(), stop, &worker,
                              context().access_log);

@@ -306,17 +306,16 @@ INSTANTIATE_TEST_SUITE_P(Mpm, ProcessTest, ::testing::ValuesIn(kMpms), mpm_test_
 
 class WorkerMpmTest : public ::testing::Test, protected WithSite {};
 
-// A worker child's idle threads take turns on the listening sockets, a few at a time. When
+// A worker child's idle threads take turns on the listening sockets, two at a time. When
 // the threads on them are taken by connections that stay open, the turn passes on to the
-// others, so one child of six threads holds six idle keep-alive connections at once.
+// others, so one child of six threads holds six idle keep-alive connections at once. (The
+// test guards that hand-on; the stop path is tested on ListeningTurns itself.)
 TEST_F(WorkerMpmTest, EveryThreadOfAChildTakesAConnectionWhileTheOthersHoldTheirs) {
     constexpr int kThreads = 6;
     ServerConfig config = config_for("worker");
     config.start_servers = 1;
     // One child and no more: max_request_workers is that child's threads.
-    config.mpm_extra =
-        "threads_per_child: 6, max_request_workers: 6, min_spare_threads: 1, "
-        "max_spare_threads: 6";
+    config.mpm_extra = "threads_per_child: 6, max_request_workers: 6, min_spare_threads: 1";
     config.keep_alive = "{enabled: true, timeout: 60s, max_requests: 100}";
     TridentServer server(dir_.path(), config);
     ASSERT_TRUE(server.start()) << server.output();

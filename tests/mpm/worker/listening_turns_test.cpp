@@ -20,19 +20,28 @@ using namespace std::chrono_literals;
 struct Shared {
     std::atomic<bool> stop{false};
     ListeningTurns turns{stop};
+
+    /// Waits (up to 10 s) until `count` threads wait for a turn inside take().
+    bool waiting(unsigned count) const {
+        for (int i = 0; i < 1000 && turns.waiting() != count; ++i) {
+            std::this_thread::sleep_for(10ms);
+        }
+        return turns.waiting() == count;
+    }
 };
 
-/// A thread that waits for a turn, and gives it back when told to (or at the end).
+/// A thread that waits for a turn, and gives it back when told to (or at the end). The
+/// test's own thread never waits for a turn, so a failure cannot hang it.
 class Waiter {
 public:
     explicit Waiter(std::shared_ptr<Shared> shared) : got_(taken_.get_future()) {
         thread_ = std::thread([shared = std::move(shared), taken = std::move(taken_),
                                release = release_.get_future()]() mutable {
-            const bool got = shared->turns.take();
-            taken.set_value(got);
-            if (got) {
+            const std::optional<unsigned> turn = shared->turns.take();
+            taken.set_value(turn.has_value());
+            if (turn) {
                 release.wait();
-                shared->turns.give_back();
+                shared->turns.give_back(*turn);
             }
         });
     }
@@ -45,7 +54,7 @@ public:
         }
     }
 
-    /// What take() returned: true (a turn), false (stopped), or nothing yet after `wait`.
+    /// Whether take() gave a turn (false: the child stopped), or nothing yet after `wait`.
     std::optional<bool> result(std::chrono::milliseconds wait) {
         if (!result_ && got_.wait_for(wait) == std::future_status::ready) {
             result_ = got_.get();
@@ -70,48 +79,59 @@ private:
     std::thread thread_;
 };
 
-TEST(ListeningTurns, TwoAtOnceAndTheRestWait) {
+TEST(ListeningTurns, TwoNumberedTurnsAndTheRestWait) {
     auto shared = std::make_shared<Shared>();
-    ASSERT_TRUE(shared->turns.take());
-    ASSERT_TRUE(shared->turns.take());
+    const std::optional<unsigned> first = shared->turns.take();
+    const std::optional<unsigned> second = shared->turns.take();
+    ASSERT_TRUE(first && second);
+    EXPECT_NE(*first, *second) << "two threads on one epoll instance";
+    EXPECT_LT(*first, ListeningTurns::kListeners);
+    EXPECT_LT(*second, ListeningTurns::kListeners);
+
     Waiter third(shared);
+    ASSERT_TRUE(shared->waiting(1));
     EXPECT_FALSE(third.result(200ms)) << "a third thread got a turn while two were taken";
-    shared->turns.give_back();
-    shared->turns.give_back();
+    shared->turns.give_back(*first);
+    shared->turns.give_back(*second);
     EXPECT_EQ(third.result(10s), std::optional<bool>(true));
 }
 
-TEST(ListeningTurns, AWaitingThreadIsWokenOnlyWhenTheLastListenerLeaves) {
+TEST(ListeningTurns, AWaitingThreadIsWokenWhenTheLastListenerLeaves) {
     auto shared = std::make_shared<Shared>();
-    ASSERT_TRUE(shared->turns.take());
-    ASSERT_TRUE(shared->turns.take());
+    const std::optional<unsigned> first = shared->turns.take();
+    const std::optional<unsigned> second = shared->turns.take();
+    ASSERT_TRUE(first && second);
     Waiter waiting(shared);
-    ASSERT_FALSE(waiting.result(100ms));
-    // One listener left on the sockets: a thread finishing its connection would take the
-    // free turn with no wake-up, so none is made.
-    shared->turns.give_back();
+    ASSERT_TRUE(shared->waiting(1));
+
+    // One listener left on the sockets: a thread finishing its connection takes the free
+    // turn with no wake-up, so none is made.
+    shared->turns.give_back(*first);
     EXPECT_FALSE(waiting.result(200ms)) << "woken while a listener was still on the sockets";
-    // A thread back from its connection takes the free turn itself.
-    ASSERT_TRUE(shared->turns.take());
-    shared->turns.give_back();
-    shared->turns.give_back();  // none left: the waiting thread takes over
+    Waiter back_from_a_connection(shared);
+    EXPECT_EQ(back_from_a_connection.result(10s), std::optional<bool>(true));
+    back_from_a_connection.release();
+
+    shared->turns.give_back(*second);  // none left on the sockets: the waiting thread goes
     EXPECT_EQ(waiting.result(10s), std::optional<bool>(true));
 }
 
 TEST(ListeningTurns, AStopWakesEveryWaitingThread) {
     auto shared = std::make_shared<Shared>();
-    ASSERT_TRUE(shared->turns.take());
-    ASSERT_TRUE(shared->turns.take());
+    const std::optional<unsigned> first = shared->turns.take();
+    const std::optional<unsigned> second = shared->turns.take();
+    ASSERT_TRUE(first && second);
     std::vector<std::unique_ptr<Waiter>> waiting;
     for (int i = 0; i < 5; ++i) {
         waiting.push_back(std::make_unique<Waiter>(shared));
     }
+    ASSERT_TRUE(shared->waiting(5));
     shared->stop = true;
-    shared->turns.give_back();  // a listener saw the stop on the sockets
+    shared->turns.give_back(*first);  // a listener saw the stop on the sockets
     for (auto& waiter : waiting) {
         EXPECT_EQ(waiter->result(10s), std::optional<bool>(false));
     }
-    shared->turns.give_back();
+    shared->turns.give_back(*second);
     EXPECT_FALSE(shared->turns.take()) << "a turn after the stop";
 }
 
@@ -121,16 +141,17 @@ TEST(ListeningTurns, AStopWakesEveryWaitingThread) {
 TEST(ListeningTurns, AThreadWokenToTakeOverPassesAStopOn) {
     for (int round = 0; round < 20; ++round) {
         auto shared = std::make_shared<Shared>();
-        ASSERT_TRUE(shared->turns.take());
-        ASSERT_TRUE(shared->turns.take());
+        const std::optional<unsigned> first = shared->turns.take();
+        const std::optional<unsigned> second = shared->turns.take();
+        ASSERT_TRUE(first && second);
         std::vector<std::unique_ptr<Waiter>> waiting;
         for (int i = 0; i < 4; ++i) {
             waiting.push_back(std::make_unique<Waiter>(shared));
         }
-        std::this_thread::sleep_for(20ms);  // let them wait
-        shared->turns.give_back();
-        shared->turns.give_back();  // wakes one waiting thread
-        shared->stop = true;        // most often before that thread runs
+        ASSERT_TRUE(shared->waiting(4));
+        shared->turns.give_back(*first);
+        shared->turns.give_back(*second);  // wakes one waiting thread
+        shared->stop = true;               // most often before that thread runs
         // The woken thread may have taken the turn before the stop; it gives it back, as a
         // listener that sees the stop on the sockets does.
         for (auto& waiter : waiting) {
