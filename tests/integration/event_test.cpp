@@ -414,16 +414,6 @@ std::unique_ptr<TridentServer> start_one_child(const TempDir& dir, const Site& s
     return server;
 }
 
-/// The server's environment for tests/fixtures/epoll_fault.cpp: fail the registrations
-/// `fault` names, as a full fs.epoll.max_user_watches would.
-std::vector<std::string> epoll_fault(const std::string& fault) {
-    const char* asan = std::getenv("ASAN_OPTIONS");
-    return {
-        "LD_PRELOAD=" TRIDENT_EPOLL_FAULT, "TRIDENT_TEST_EPOLL_FAULT=" + fault,
-        // A sanitizer build wants its runtime first among the loaded libraries.
-        "ASAN_OPTIONS=" + std::string(asan != nullptr ? asan : "") + ":verify_asan_link_order=0"};
-}
-
 TEST_F(EventMpmTest, ConnectionsTheParkedSetCannotTakeEndAloneAndTheChildLives) {
     // Every registration of a connection fails (the kernel's watch limit is reached). A
     // connection whose whole request came with it is served by the worker that accepted it

@@ -199,6 +199,14 @@ std::uint16_t free_port(const std::string& host) {
     return port;
 }
 
+std::vector<std::string> epoll_fault(const std::string& fault) {
+    const char* asan = std::getenv("ASAN_OPTIONS");
+    return {
+        "LD_PRELOAD=" TRIDENT_EPOLL_FAULT, "TRIDENT_TEST_EPOLL_FAULT=" + fault,
+        // A sanitizer build wants its runtime first among the loaded libraries.
+        "ASAN_OPTIONS=" + std::string(asan != nullptr ? asan : "") + ":verify_asan_link_order=0"};
+}
+
 bool ipv6_loopback_available() {
     const int fd = bind_socket("::1", 0);
     if (fd < 0) {

@@ -110,6 +110,10 @@ std::uint16_t free_port(const std::string& host = "127.0.0.1");
 /// Whether a socket can be bound to [::1] on this machine.
 bool ipv6_loopback_available();
 
+/// The server's environment (ServerConfig::environment) for tests/fixtures/epoll_fault.cpp:
+/// fail the registrations `fault` names, as a full fs.epoll.max_user_watches would.
+std::vector<std::string> epoll_fault(const std::string& fault);
+
 /// One process as seen in /proc/<pid>/stat.
 struct ProcInfo {
     pid_t pid = 0;

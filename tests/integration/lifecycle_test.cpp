@@ -333,6 +333,34 @@ TEST_P(LifecycleTest, CrashLoopBacksOffThenRecovers) {
 
 INSTANTIATE_TEST_SUITE_P(Mpm, LifecycleTest, ::testing::ValuesIn(kMpms), mpm_test_name);
 
+// --- the MPMs that accept through ListenerSet --------------------------------------------------
+
+class ListenerSetFaultTest : public LifecycleTest {};
+
+// A child that cannot watch the listening sockets (the kernel's watch limit is reached) says
+// why and exits with a failure, and the master backs off as in a crash loop instead of
+// forking replacements as fast as they die.
+TEST_P(ListenerSetFaultTest, ChildrenThatCannotWatchTheSocketsSayWhyAndTheMasterBacksOff) {
+    ServerConfig config = config_for(GetParam());
+    config.environment = epoll_fault("accept:1+");
+    ASSERT_TRUE(start(config));
+    EXPECT_TRUE(eventually([&] {
+        return server_->output().find("keep dying at start-up") != std::string::npos;
+    })) << "no crash loop noticed";
+    EXPECT_NE(server_->output().find("cannot wait for connections: No space left on device"),
+              std::string::npos);
+    std::this_thread::sleep_for(Millis(3000));
+    const std::size_t failures = count_of(server_->output(), "exited with status 1");
+    std::cout << "[ " << GetParam() << " ] children that exited at start-up: " << failures << "\n";
+    // A hot loop forks hundreds a second; the backoff allows a probe per 1, 2, 4 ... s.
+    EXPECT_LE(failures, 12u) << server_->output();
+    const auto status = server_->stop(SIGTERM);
+    EXPECT_TRUE(status && WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Mpm, ListenerSetFaultTest, ::testing::Values("prefork", "worker"),
+                         mpm_test_name);
+
 // --- once -----------------------------------------------------------------------------------
 
 class ReloadTest : public ::testing::Test, protected LifecycleBase {
