@@ -79,11 +79,32 @@ private:
     std::thread thread_;
 };
 
+/// Turns with both taken by the test's own thread, as two listening threads would hold them.
+struct BothTaken {
+    std::shared_ptr<Shared> shared = std::make_shared<Shared>();
+    std::optional<unsigned> first = shared->turns.take();
+    std::optional<unsigned> second = shared->turns.take();
+};
+
+/// `count` threads waiting for a turn, once every one of them is inside take(); none if
+/// they did not get there within 10 s.
+std::vector<std::unique_ptr<Waiter>> start_waiting(const std::shared_ptr<Shared>& shared,
+                                                   unsigned count) {
+    std::vector<std::unique_ptr<Waiter>> waiting;
+    for (unsigned i = 0; i < count; ++i) {
+        waiting.push_back(std::make_unique<Waiter>(shared));
+    }
+    if (!shared->waiting(count)) {
+        ADD_FAILURE() << "the threads never waited for a turn";
+        waiting.clear();
+    }
+    return waiting;
+}
+
 TEST(ListeningTurns, TwoNumberedTurnsAndTheRestWait) {
-    auto shared = std::make_shared<Shared>();
-    const std::optional<unsigned> first = shared->turns.take();
-    const std::optional<unsigned> second = shared->turns.take();
-    ASSERT_TRUE(first && second);
+    BothTaken held;
+    ASSERT_TRUE(held.first && held.second);
+    const auto& [shared, first, second] = held;
     EXPECT_NE(*first, *second) << "two threads on one epoll instance";
     EXPECT_LT(*first, ListeningTurns::kListeners);
     EXPECT_LT(*second, ListeningTurns::kListeners);
@@ -97,10 +118,9 @@ TEST(ListeningTurns, TwoNumberedTurnsAndTheRestWait) {
 }
 
 TEST(ListeningTurns, AWaitingThreadIsWokenWhenTheLastListenerLeaves) {
-    auto shared = std::make_shared<Shared>();
-    const std::optional<unsigned> first = shared->turns.take();
-    const std::optional<unsigned> second = shared->turns.take();
-    ASSERT_TRUE(first && second);
+    BothTaken held;
+    ASSERT_TRUE(held.first && held.second);
+    const auto& [shared, first, second] = held;
     Waiter waiting(shared);
     ASSERT_TRUE(shared->waiting(1));
 
@@ -117,15 +137,11 @@ TEST(ListeningTurns, AWaitingThreadIsWokenWhenTheLastListenerLeaves) {
 }
 
 TEST(ListeningTurns, AStopWakesEveryWaitingThread) {
-    auto shared = std::make_shared<Shared>();
-    const std::optional<unsigned> first = shared->turns.take();
-    const std::optional<unsigned> second = shared->turns.take();
-    ASSERT_TRUE(first && second);
-    std::vector<std::unique_ptr<Waiter>> waiting;
-    for (int i = 0; i < 5; ++i) {
-        waiting.push_back(std::make_unique<Waiter>(shared));
-    }
-    ASSERT_TRUE(shared->waiting(5));
+    BothTaken held;
+    ASSERT_TRUE(held.first && held.second);
+    const auto& [shared, first, second] = held;
+    const auto waiting = start_waiting(shared, 5);
+    ASSERT_FALSE(waiting.empty());
     shared->stop = true;
     shared->turns.give_back(*first);  // a listener saw the stop on the sockets
     for (auto& waiter : waiting) {
@@ -140,15 +156,11 @@ TEST(ListeningTurns, AStopWakesEveryWaitingThread) {
 // to wake.
 TEST(ListeningTurns, AThreadWokenToTakeOverPassesAStopOn) {
     for (int round = 0; round < 20; ++round) {
-        auto shared = std::make_shared<Shared>();
-        const std::optional<unsigned> first = shared->turns.take();
-        const std::optional<unsigned> second = shared->turns.take();
-        ASSERT_TRUE(first && second);
-        std::vector<std::unique_ptr<Waiter>> waiting;
-        for (int i = 0; i < 4; ++i) {
-            waiting.push_back(std::make_unique<Waiter>(shared));
-        }
-        ASSERT_TRUE(shared->waiting(4));
+        BothTaken held;
+        ASSERT_TRUE(held.first && held.second);
+        const auto& [shared, first, second] = held;
+        const auto waiting = start_waiting(shared, 4);
+        ASSERT_FALSE(waiting.empty());
         shared->turns.give_back(*first);
         shared->turns.give_back(*second);  // wakes one waiting thread
         shared->stop = true;               // most often before that thread runs
