@@ -32,10 +32,17 @@ ListenerSet::ListenerSet(std::span<const Listener> listeners) noexcept
     }
 }
 
-std::optional<AcceptedSocket> ListenerSet::accept(const std::atomic<bool>& stop,
-                                                  spdlog::logger& log) {
+bool ListenerSet::ready(spdlog::logger& log) const {
     if (!epoll_.valid()) {
         log.error("cannot wait for connections: {}", std::strerror(error_));
+        return false;
+    }
+    return true;
+}
+
+std::optional<AcceptedSocket> ListenerSet::accept(const std::atomic<bool>& stop,
+                                                  spdlog::logger& log) {
+    if (!ready(log)) {
         return std::nullopt;
     }
     while (!stop.load(std::memory_order_relaxed)) {

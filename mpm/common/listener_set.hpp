@@ -38,8 +38,9 @@ public:
     /// sockets: losing the race just means waiting again.
     std::optional<AcceptedSocket> accept(const std::atomic<bool>& stop, spdlog::logger& log);
 
-    /// Why the epoll instance could not be made (errno); 0 when it was.
-    int error() const noexcept { return error_; }
+    /// Whether the epoll instance was made; when not, logs why ("cannot wait for
+    /// connections") and the child should exit with a failure, so the master backs off.
+    bool ready(spdlog::logger& log) const;
 
 private:
     UniqueFd epoll_;

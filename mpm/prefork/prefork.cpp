@@ -2,8 +2,6 @@
 // time from a blocking accept loop over every listener. Isolation first: a crash or a
 // non-thread-safe handler affects one connection.
 
-#include <cstring>
-
 #include <spdlog/logger.h>
 
 #include "common/connection_driver.hpp"
@@ -26,10 +24,8 @@ private:
     int child_main(std::uint32_t slot) noexcept override {
         WorkerSlot& worker = scoreboard().worker(slot, 0);
         ListenerSet listeners(context().listeners);
-        if (listeners.error() != 0) {
-            // A failure, so that the master backs off instead of forking a new child at once.
-            log().error("cannot wait for connections: {}", std::strerror(listeners.error()));
-            return 1;
+        if (!listeners.ready(log())) {
+            return 1;  // a failure, so the master backs off instead of forking again at once
         }
         const auto& stop = graceful_stop_requested();
         const std::uint64_t max_connections = settings_.max_connections_per_child;

@@ -6,7 +6,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <cstring>
 #include <exception>
 #include <latch>
 #include <optional>
@@ -61,8 +60,7 @@ private:
             sockets.reserve(ListeningTurns::kListeners);
             for (unsigned i = 0; i < ListeningTurns::kListeners; ++i) {
                 sockets.emplace_back(context().listeners);
-                if (const int error = sockets.back().error(); error != 0) {
-                    log().error("cannot wait for connections: {}", std::strerror(error));
+                if (!sockets.back().ready(log())) {
                     return 1;
                 }
             }
