@@ -387,7 +387,7 @@ void ConnectionDriver::response_sent() noexcept {
             out.head.size() + out.body.size() + (out.file ? out.file->length : 0);
         const auto duration =
             std::chrono::duration_cast<std::chrono::microseconds>(now - request_start_);
-        log::log_response(access_log_, conn_, endpoints_, request_start_, true);
+        log::log_response(access_log_, conn_, endpoints_, request_start_, now, true);
         if (slot_ != nullptr) {
             slot_->count_request(bytes, coarse_wall_clock(), duration);
         } else {
@@ -406,7 +406,7 @@ void ConnectionDriver::response_sent() noexcept {
 
 void ConnectionDriver::response_failed() noexcept {
     if (!conn_.output().interim) {
-        log::log_response(access_log_, conn_, endpoints_, request_start_, false);
+        log::log_response(access_log_, conn_, endpoints_, request_start_, Clock::now(), false);
     }
     responded_ = false;  // the peer is gone or stuck: nothing to protect
 }

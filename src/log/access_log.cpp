@@ -4,12 +4,14 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <pthread.h>
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -56,6 +58,17 @@ struct BufferRegistry {
     std::vector<AccessLog*> logs;  // every open AccessLog, for reopen()
     bool flusher_started = false;  // per process: reset in a forked child
 };
+
+/// The steady clock to the kernel's tick (a few milliseconds), read without the clock
+/// hardware: fine enough to age lines against kFlushAge, and it is taken per line.
+/// CLOCK_MONOTONIC_COARSE counts from the same origin as steady_clock (CLOCK_MONOTONIC).
+std::chrono::steady_clock::time_point coarse_steady_now() noexcept {
+    timespec now{};
+    ::clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+    return std::chrono::steady_clock::time_point(
+        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+            std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec)));
+}
 
 thread_local ThreadBuffer* t_self = nullptr;  // this thread's buffer, once it has one
 thread_local bool t_flusher_checked = false;
@@ -183,7 +196,15 @@ Endpoints Endpoints::of(int fd, const sockaddr_storage* peer, bool with_local) n
 }
 
 AccessLog::AccessLog(std::string path, int fd, bool owns_fd, LogFormat format)
-    : path_(std::move(path)), fd_(fd), owns_fd_(owns_fd), format_(std::move(format)) {
+    : path_(std::move(path)),
+      fd_(fd),
+      owns_fd_(owns_fd),
+      flush_bytes_(kFlushBytes),
+      format_(std::move(format)) {
+    struct stat st {};
+    if (::fstat(fd_, &st) == 0 && S_ISREG(st.st_mode)) {
+        flush_bytes_ = kFileFlushBytes;
+    }
     BufferRegistry& r = registry();
     std::lock_guard lock(r.mutex);
     r.logs.push_back(this);
@@ -252,7 +273,7 @@ void AccessLog::write(const AccessRecord& record) noexcept {
         buffer.drain();  // lines of another log (tests make several) go out first
         buffer.owner = this;
     }
-    const auto now = std::chrono::steady_clock::now();
+    const auto now = coarse_steady_now();
     const std::size_t before = buffer.lines.size();
     try {
         format_.append(record, buffer.lines);
@@ -263,13 +284,13 @@ void AccessLog::write(const AccessRecord& record) noexcept {
     if (before == 0) {
         buffer.oldest = now;
     }
-    if (buffer.lines.size() > kFlushBytes && before > 0) {
-        // Keep every write within kFlushBytes: the earlier lines go, the new one stays.
+    if (buffer.lines.size() > flush_bytes_ && before > 0) {
+        // Keep every write within flush_bytes_: the earlier lines go, the new one stays.
         write_out(std::string_view(buffer.lines).substr(0, before));
         buffer.lines.erase(0, before);
         buffer.oldest = now;
     }
-    if (buffer.lines.size() >= kFlushBytes || now - buffer.oldest >= kFlushAge) {
+    if (buffer.lines.size() >= flush_bytes_ || now - buffer.oldest >= kFlushAge) {
         buffer.drain();
     }
 }
@@ -344,13 +365,13 @@ Result<bool> reopen(const ErrorLogConfig& error_log) {
 }
 
 void log_response(AccessLog* log, const http::Connection& connection, const Endpoints& endpoints,
-                  std::chrono::steady_clock::time_point request_start, bool completed) noexcept {
+                  std::chrono::steady_clock::time_point request_start,
+                  std::chrono::steady_clock::time_point now, bool completed) noexcept {
     if (log == nullptr) {
         return;
     }
     const http::Output& out = connection.output();
     const std::uint64_t body = out.body.size() + (out.file != nullptr ? out.file->length : 0);
-    const auto now = std::chrono::steady_clock::now();
     const auto duration = std::chrono::duration_cast<std::chrono::microseconds>(
         std::max(now - request_start, std::chrono::steady_clock::duration::zero()));
 

@@ -3,6 +3,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <array>
 #include <charconv>
 #include <cstring>
 #include <ctime>
@@ -38,11 +39,74 @@ enum class LogFormat::Item : std::uint8_t {
     method,             // %m
 };
 
+/// A line in the making: appends go to a buffer on the stack and reach the caller's string
+/// in one append at the end, or whenever the buffer fills. Each std::string append checks
+/// capacity and writes a terminator, which cost more than the few bytes most pieces copy.
+class LineWriter {
+public:
+    explicit LineWriter(std::string& line) noexcept : line_(line) {}
+    LineWriter(const LineWriter&) = delete;
+    LineWriter& operator=(const LineWriter&) = delete;
+
+    [[gnu::always_inline]] void append(const char* data, std::size_t size) {
+        if (size > kSize - used_) [[unlikely]] {
+            spill(data, size);
+            return;
+        }
+        std::memcpy(buffer_ + used_, data, size);
+        used_ += size;
+    }
+    void append(std::string_view text) { append(text.data(), text.size()); }
+    LineWriter& operator+=(std::string_view text) {
+        append(text);
+        return *this;
+    }
+    [[gnu::always_inline]] LineWriter& operator+=(char c) {
+        if (used_ == kSize) [[unlikely]] {
+            flush();
+        }
+        buffer_[used_++] = c;
+        return *this;
+    }
+    /// Hands the buffered text to the line. Called once the line is done, not from a
+    /// destructor: it can throw std::bad_alloc.
+    void flush() {
+        line_.append(buffer_, used_);
+        used_ = 0;
+    }
+
+private:
+    [[gnu::noinline]] void spill(const char* data, std::size_t size) {
+        flush();
+        if (size > kSize) {
+            line_.append(data, size);
+        } else {
+            std::memcpy(buffer_, data, size);
+            used_ = size;
+        }
+    }
+
+    static constexpr std::size_t kSize = 512;
+    std::string& line_;
+    std::size_t used_ = 0;
+    char buffer_[kSize];
+};
+
 namespace {
 
 constexpr char kHex[] = "0123456789abcdef";
 
-void append_number(std::string& line, std::uint64_t value) {
+/// The bytes a log line carries as they are: printable ASCII but for '"' and '\\' (Apache's
+/// ap_escape_logitem escapes the rest).
+constexpr std::array<bool, 256> kPlain = [] {
+    std::array<bool, 256> plain{};
+    for (int byte = 0x20; byte < 0x7f; ++byte) {
+        plain[std::size_t(byte)] = byte != '"' && byte != '\\';
+    }
+    return plain;
+}();
+
+void append_number(LineWriter& line, std::uint64_t value) {
     char digits[24];
     const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
     line.append(digits, std::size_t(end - digits));
@@ -54,23 +118,27 @@ std::string error_at(std::size_t position, std::string_view what) {
 }
 
 /// "[24/Nov/2026:07:19:31 +0000]" in local time, formatted once per second per thread.
-void append_clf_time(std::string& line, std::chrono::system_clock::time_point when) {
-    thread_local std::time_t cached_second = -1;
-    thread_local char cached[40];
-    thread_local std::size_t cached_size = 0;
+void append_clf_time(LineWriter& line, std::chrono::system_clock::time_point when) {
+    struct Cached {
+        std::time_t second = -1;
+        std::size_t size = 0;
+        char text[40];
+    };
+    thread_local Cached cached;  // one thread-local look-up, not three
     const std::time_t second = std::chrono::system_clock::to_time_t(when);
-    if (second != cached_second) {
+    if (second != cached.second) {
         std::tm local{};
         localtime_r(&second, &local);
-        cached_size = std::strftime(cached, sizeof cached, "[%d/%b/%Y:%H:%M:%S %z]", &local);
-        cached_second = second;
+        cached.size =
+            std::strftime(cached.text, sizeof cached.text, "[%d/%b/%Y:%H:%M:%S %z]", &local);
+        cached.second = second;
     }
-    line.append(cached, cached_size);
+    line.append(cached.text, cached.size);
 }
 
 /// %{format}t: Apache's sec, msec, usec, msec_frac, usec_frac, or a strftime format, each
 /// optionally prefixed "begin:" (request start, the default) or "end:" (response end).
-void append_custom_time(std::string& line, std::string_view format, const AccessRecord& record) {
+void append_custom_time(LineWriter& line, std::string_view format, const AccessRecord& record) {
     auto when = record.received;
     if (format.starts_with("begin:")) {
         format.remove_prefix(6);
@@ -137,11 +205,55 @@ std::string_view response_field(std::string_view head, std::string_view name) {
     return {};
 }
 
-void append_or_dash(std::string& line, std::string_view text) {
+void escape_into(LineWriter& line, std::string_view text) {
+    // Runs that need no escape (usually the whole text) go in whole, not byte by byte.
+    std::size_t run = 0;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        const auto byte = static_cast<unsigned char>(c);
+        if (kPlain[byte]) {
+            continue;
+        }
+        line.append(text.data() + run, i - run);
+        run = i + 1;
+        char escape[4] = {'\\', c, 0, 0};
+        std::size_t size = 2;
+        switch (c) {
+            case '\b':
+                escape[1] = 'b';
+                break;
+            case '\n':
+                escape[1] = 'n';
+                break;
+            case '\r':
+                escape[1] = 'r';
+                break;
+            case '\t':
+                escape[1] = 't';
+                break;
+            case '\v':
+                escape[1] = 'v';
+                break;
+            case '"':
+            case '\\':
+                break;
+            default:
+                escape[1] = 'x';
+                escape[2] = kHex[byte >> 4];
+                escape[3] = kHex[byte & 0xf];
+                size = 4;
+                break;
+        }
+        line.append(escape, size);
+    }
+    line.append(text.data() + run, text.size() - run);
+}
+
+void append_or_dash(LineWriter& line, std::string_view text) {
     if (text.empty()) {
         line += '-';
     } else {
-        append_escaped(line, text);
+        escape_into(line, text);
     }
 }
 
@@ -174,43 +286,6 @@ bool takes_argument(char letter) {
 }
 
 }  // namespace
-
-void append_escaped(std::string& line, std::string_view text) {
-    for (const char c : text) {
-        const auto byte = static_cast<unsigned char>(c);
-        if (byte >= 0x20 && byte < 0x7f && c != '"' && c != '\\') {
-            line += c;
-            continue;
-        }
-        line += '\\';
-        switch (c) {
-            case '\b':
-                line += 'b';
-                break;
-            case '\n':
-                line += 'n';
-                break;
-            case '\r':
-                line += 'r';
-                break;
-            case '\t':
-                line += 't';
-                break;
-            case '\v':
-                line += 'v';
-                break;
-            case '"':
-            case '\\':
-                line += c;
-                break;
-            default:
-                line += 'x';
-                line += kHex[byte >> 4];
-                line += kHex[byte & 0xf];
-                break;
-        }
-    }
-}
 
 Result<LogFormat::Piece> LogFormat::parse_directive(std::string_view format, std::size_t& i) {
     const std::size_t start = i;  // at the '%'
@@ -382,7 +457,14 @@ Result<LogFormat> LogFormat::compile(std::string_view format) {
     return compiled;
 }
 
-void LogFormat::append(const AccessRecord& record, std::string& line) const {
+void append_escaped(std::string& line, std::string_view text) {
+    LineWriter writer(line);
+    escape_into(writer, text);
+    writer.flush();
+}
+
+void LogFormat::append(const AccessRecord& record, std::string& out) const {
+    LineWriter line(out);
     for (const Piece& piece : pieces_) {
         if (!piece.statuses.empty()) {
             bool listed = false;
@@ -397,10 +479,11 @@ void LogFormat::append(const AccessRecord& record, std::string& line) const {
         append_piece(piece, record, line);
     }
     line += '\n';
+    line.flush();
 }
 
 void LogFormat::append_piece(const Piece& piece, const AccessRecord& record,
-                             std::string& line) const {
+                             LineWriter& line) const {
     const http::Request* request = record.request;
     const Endpoints* ends = record.endpoints;
     switch (piece.item) {
@@ -428,9 +511,9 @@ void LogFormat::append_piece(const Piece& piece, const AccessRecord& record,
                 line += '-';
                 break;
             }
-            append_escaped(line, request->method_text);
+            escape_into(line, request->method_text);
             line += ' ';
-            append_escaped(line, request->target);
+            escape_into(line, request->target);
             line += ' ';
             line += protocol_of(*request);
             break;
@@ -493,7 +576,7 @@ void LogFormat::append_piece(const Piece& piece, const AccessRecord& record,
         case Item::query:
             if (request != nullptr && !request->query.empty()) {
                 line += '?';
-                append_escaped(line, request->query);
+                escape_into(line, request->query);
             }
             break;
         case Item::protocol:

@@ -20,6 +20,8 @@
 
 namespace trident::log {
 
+class LineWriter;
+
 /// Apache's two predefined formats.
 inline constexpr std::string_view kCommonLogFormat = "%h %l %u %t \"%r\" %>s %b";
 inline constexpr std::string_view kCombinedLogFormat =
@@ -48,7 +50,7 @@ private:
     };
 
     static Result<Piece> parse_directive(std::string_view format, std::size_t& i);
-    void append_piece(const Piece& piece, const AccessRecord& record, std::string& line) const;
+    void append_piece(const Piece& piece, const AccessRecord& record, LineWriter& line) const;
 
     std::string source_;
     std::vector<Piece> pieces_;

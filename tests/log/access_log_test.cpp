@@ -2,10 +2,13 @@
 
 #include "log/error_log.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <climits>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -85,16 +88,36 @@ TEST_F(AccessLogTest, LinesWaitInTheThreadBufferUntilFlushed) {
 TEST_F(AccessLogTest, FullBufferIsWrittenInWholeLines) {
     auto log = open();
     const std::string line = "127.0.0.1 \"GET / HTTP/1.1\" 200\n";
-    const std::size_t per_flush = AccessLog::kFlushBytes / line.size();
-    for (std::size_t i = 0; i < per_flush + 1; ++i) {
+    ASSERT_EQ(log->flush_bytes(), AccessLog::kFileFlushBytes) << "a regular file";
+    const std::size_t per_flush = (log->flush_bytes() - 1) / line.size();
+    for (std::size_t i = 0; i < per_flush; ++i) {
         log->write(record_);
     }
+    EXPECT_EQ(contents(), "") << "written before flush_bytes() were buffered";
+    log->write(record_);
     const std::string written = contents();
-    EXPECT_FALSE(written.empty()) << "nothing written after more than kFlushBytes";
-    EXPECT_LE(written.size(), AccessLog::kFlushBytes);
+    EXPECT_FALSE(written.empty()) << "nothing written after more than flush_bytes()";
+    EXPECT_LE(written.size(), log->flush_bytes());
     EXPECT_EQ(written.size() % line.size(), 0u) << "a partial line was written";
     log->flush();
     EXPECT_EQ(contents().size(), (per_flush + 1) * line.size());
+}
+
+TEST_F(AccessLogTest, APipeGetsWritesNoLargerThanPipeBuf) {
+    const fs::path fifo = dir_ / "access.fifo";
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    // A reader first, so that the log's open for writing does not wait for one.
+    const int reader = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK);
+    ASSERT_GE(reader, 0);
+    AccessLogConfig config;
+    config.path = fifo.string();
+    config.format = "%h \"%r\" %>s";
+    auto log = AccessLog::open(config);
+    ASSERT_TRUE(log) << log.error().message;
+    EXPECT_EQ(log.value()->flush_bytes(), AccessLog::kFlushBytes);
+    EXPECT_LE(AccessLog::kFlushBytes, std::size_t(PIPE_BUF)) << "a pipe write must stay atomic";
+    log.value().reset();
+    ::close(reader);
 }
 
 TEST_F(AccessLogTest, ThreadsNeverInterleaveAndExitFlushes) {

@@ -117,6 +117,27 @@ TEST_F(LogFormatTest, EscapesAsModLogConfig) {
               "\"a\\\"b\\\\c\\td\\x01\\xff\" GET /x\\ny HTTP/1.1\n");
 }
 
+TEST_F(LogFormatTest, LongLinesComeOutWholeAfterWhatTheBufferHeld) {
+    // Far longer than the formatter's own buffer, with escapes throughout and a piece of
+    // its own larger than that buffer.
+    Sample s;
+    std::string agent;
+    std::string escaped;
+    for (int i = 0; i < 3000; ++i) {
+        agent += i % 97 == 0 ? '"' : char('a' + i % 26);
+        escaped += i % 97 == 0 ? std::string("\\\"") : std::string(1, char('a' + i % 26));
+    }
+    s.request.fields[2].value = agent;
+    const std::string target = "/" + std::string(700, 'x') + "\t";  // the request's views
+    s.request.target = target;                                      // need it to outlive them
+    auto compiled = LogFormat::compile("%r \"%{User-Agent}i\" %>s");
+    ASSERT_TRUE(compiled);
+    std::string line = "earlier line\n";
+    compiled->append(s.record, line);
+    EXPECT_EQ(line, "earlier line\nGET /" + std::string(700, 'x') + "\\t HTTP/1.1 \"" + escaped +
+                        "\" 200\n");
+}
+
 TEST_F(LogFormatTest, RequestThatNeverParsedLogsDashes) {
     Sample s;
     s.record.request = nullptr;
