@@ -18,6 +18,7 @@
 #include "http/connection.hpp"
 #include "http/http_date.hpp"
 #include "log/access_log.hpp"
+#include "trident/coarse_clock.hpp"
 #include "trident/scoreboard.hpp"
 
 namespace trident {
@@ -57,16 +58,6 @@ timeval socket_timeout(Clock::duration timeout) noexcept {
     const auto us = std::max<std::int64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(timeout).count(), 1000);
     return timeval{time_t(us / 1'000'000), suseconds_t(us % 1'000'000)};
-}
-
-/// The time of day to the kernel's tick, without reading the clock hardware: when a
-/// scoreboard slot was last used needs no finer grain, and it is taken per request.
-std::chrono::system_clock::time_point coarse_wall_clock() noexcept {
-    timespec now{};
-    ::clock_gettime(CLOCK_REALTIME_COARSE, &now);
-    return std::chrono::system_clock::time_point(
-        std::chrono::duration_cast<std::chrono::system_clock::duration>(
-            std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec)));
 }
 
 /// Waits until `fd` is ready for `events`, the deadline passes, or (when `stopping` is
@@ -389,7 +380,8 @@ void ConnectionDriver::response_sent() noexcept {
             std::chrono::duration_cast<std::chrono::microseconds>(now - request_start_);
         log::log_response(access_log_, conn_, endpoints_, request_start_, now, true);
         if (slot_ != nullptr) {
-            slot_->count_request(bytes, coarse_wall_clock(), duration);
+            // When the slot was last used needs no finer grain than the clock's tick.
+            slot_->count_request(bytes, coarse_wall_now(), duration);
         } else {
             // Finished on the event loop, which has no worker slot: the next worker counts it.
             uncounted_bytes_ = bytes;
@@ -511,7 +503,7 @@ ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stoppin
             resumed_ = false;
             after_response = true;
             if (slot_ != nullptr && uncounted_bytes_ > 0) {
-                slot_->count_request(uncounted_bytes_, coarse_wall_clock(), uncounted_duration_);
+                slot_->count_request(uncounted_bytes_, coarse_wall_now(), uncounted_duration_);
             }
             uncounted_bytes_ = 0;
         }

@@ -11,13 +11,13 @@
 
 #include <cerrno>
 #include <cstring>
-#include <ctime>
 #include <mutex>
 #include <thread>
 #include <vector>
 
 #include "http/connection.hpp"
 #include "log/error_log.hpp"
+#include "trident/coarse_clock.hpp"
 #include "trident/http/status.hpp"
 
 namespace trident::log {
@@ -58,17 +58,6 @@ struct BufferRegistry {
     std::vector<AccessLog*> logs;  // every open AccessLog, for reopen()
     bool flusher_started = false;  // per process: reset in a forked child
 };
-
-/// The steady clock to the kernel's tick (a few milliseconds), read without the clock
-/// hardware: fine enough to age lines against kFlushAge, and it is taken per line.
-/// CLOCK_MONOTONIC_COARSE counts from the same origin as steady_clock (CLOCK_MONOTONIC).
-std::chrono::steady_clock::time_point coarse_steady_now() noexcept {
-    timespec now{};
-    ::clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
-    return std::chrono::steady_clock::time_point(
-        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-            std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec)));
-}
 
 thread_local ThreadBuffer* t_self = nullptr;  // this thread's buffer, once it has one
 thread_local bool t_flusher_checked = false;
@@ -273,7 +262,7 @@ void AccessLog::write(const AccessRecord& record) noexcept {
         buffer.drain();  // lines of another log (tests make several) go out first
         buffer.owner = this;
     }
-    const auto now = coarse_steady_now();
+    const auto now = coarse_steady_now();  // to the tick: enough to age lines by kFlushAge
     const std::size_t before = buffer.lines.size();
     try {
         format_.append(record, buffer.lines);

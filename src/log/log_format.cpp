@@ -216,33 +216,17 @@ void escape_into(LineWriter& line, std::string_view text) {
         }
         line.append(text.data() + run, i - run);
         run = i + 1;
+        // mod_log_config's named escapes, then '"' and '\\' as themselves, then \xhh.
+        constexpr std::string_view kNamed = "\b\n\r\t\v";
         char escape[4] = {'\\', c, 0, 0};
         std::size_t size = 2;
-        switch (c) {
-            case '\b':
-                escape[1] = 'b';
-                break;
-            case '\n':
-                escape[1] = 'n';
-                break;
-            case '\r':
-                escape[1] = 'r';
-                break;
-            case '\t':
-                escape[1] = 't';
-                break;
-            case '\v':
-                escape[1] = 'v';
-                break;
-            case '"':
-            case '\\':
-                break;
-            default:
-                escape[1] = 'x';
-                escape[2] = kHex[byte >> 4];
-                escape[3] = kHex[byte & 0xf];
-                size = 4;
-                break;
+        if (const std::size_t named = kNamed.find(c); named != std::string_view::npos) {
+            escape[1] = "bnrtv"[named];
+        } else if (c != '"' && c != '\\') {
+            escape[1] = 'x';
+            escape[2] = kHex[byte >> 4];
+            escape[3] = kHex[byte & 0xf];
+            size = 4;
         }
         line.append(escape, size);
     }
