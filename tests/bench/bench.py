@@ -518,14 +518,23 @@ def parse_ab(text):
 
 def machine_info(build_dir):
     cpu = "?"
+    fields = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
+                if not line.strip():
+                    break  # the first CPU's block is enough
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
     except OSError:
         pass
+    if "model name" in fields:
+        # Family and model tell CPU generations apart where the name does not ("AMD EPYC").
+        # Without PCID every switch between processes empties the TLB, which costs the
+        # multi-process servers more than the single-process ones.
+        pcid = "PCID" if "pcid" in fields.get("flags", "").split() else "no PCID"
+        cpu = (f"{fields['model name']} (family {fields.get('cpu family', '?')}, "
+               f"model {fields.get('model', '?')}, {pcid})")
     mem = "?"
     try:
         with open("/proc/meminfo") as f:
