@@ -206,6 +206,9 @@ std::string_view response_field(std::string_view head, std::string_view name) {
 }
 
 void escape_into(LineWriter& line, std::string_view text) {
+    if (text.empty()) {
+        return;  // its data() may be null, which memcpy must not get even for no bytes
+    }
     // Runs that need no escape (usually the whole text) go in whole, not byte by byte.
     std::size_t run = 0;
     for (std::size_t i = 0; i < text.size(); ++i) {

@@ -169,6 +169,8 @@ TEST(LogEscape, PrintableTextIsUnchanged) {
     std::string line;
     append_escaped(line, "plain text ~!@#$%^&*()");
     EXPECT_EQ(line, "plain text ~!@#$%^&*()");
+    append_escaped(line, std::string_view());
+    EXPECT_EQ(line, "plain text ~!@#$%^&*()");
 }
 
 }  // namespace
