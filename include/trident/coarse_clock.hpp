@@ -13,7 +13,9 @@ namespace coarse_clock_detail {
 template <typename Clock>
 typename Clock::time_point read(clockid_t id) noexcept {
     timespec now{};
-    ::clock_gettime(id, &now);
+    if (::clock_gettime(id, &now) != 0) {
+        return Clock::now();  // a kernel without the coarse clocks (before 2.6.32)
+    }
     return typename Clock::time_point(std::chrono::duration_cast<typename Clock::duration>(
         std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec)));
 }

@@ -5,8 +5,9 @@
 //
 // Each thread (so each prefork child) formats into its own buffer. A buffer is written out
 //   - when it would pass flush_bytes(): kFileFlushBytes (16 KiB) for a regular file, where
-//     every O_APPEND write lands whole, and kFlushBytes (4 KiB, PIPE_BUF) for anything else,
-//     so that a write to a pipe such as stderr under systemd stays atomic,
+//     Linux writes each write() whole under the file's lock, and kFlushBytes (4 KiB,
+//     PIPE_BUF) for anything else, so that a write to a pipe such as stderr under systemd
+//     stays atomic,
 //   - once its oldest line is kFlushAge (1 s) old: on the thread's next request, or by the
 //     process's flusher thread (started with the process's first line), which looks every
 //     half second, so lines never wait on an idle worker,

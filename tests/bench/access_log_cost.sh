@@ -24,6 +24,7 @@ server_cpu=${BENCH_SERVER_CPU:-0}
 client_cpu=${BENCH_CLIENT_CPU:-1}
 budget=${BENCH_LOG_BUDGET:-10}
 rounds=${BENCH_ROUNDS:-5}
+[ "$rounds" -ge 1 ] 2>/dev/null || { echo "bench-logging: BENCH_ROUNDS must be 1 or more"; exit 1; }
 
 command -v wrk >/dev/null || { echo "bench-logging: wrk is missing (make deps)"; exit 1; }
 work=$(mktemp -d /tmp/trident-logbench-XXXXXX)
@@ -70,7 +71,7 @@ access_log: $log
 error_log: {path: $work/error.log, level: warn}
 $user_block
 CONF
-  taskset -c "$server_cpu" "$build/trident" -f "$work/trident.yaml" &
+  taskset -c "$server_cpu" "$build/trident" -f "$work/trident.yaml" > "$work/server.out" &
   server_pid=$!
   for _ in $(seq 50); do
     curl -s -o /dev/null "http://127.0.0.1:$port/" && break
@@ -91,8 +92,22 @@ CONF
     'BEGIN { printf "%d %.2f\n", r, (r > 0 ? t * 1000000 / hz / r : 0) }'
 }
 
+# One run's server CPU µs per request, into the variable named $3. run_one runs in this
+# shell, not in a subshell, so that the EXIT trap knows its server and stops it if the run
+# fails half way.
+measure() {
+  run_one "$1" "$2" > "$work/result"
+  local requests us
+  read -r requests us < "$work/result"
+  if [ "${requests:-0}" -le 0 ]; then
+    echo "bench-logging: $1 with access_log $2 served no request" >&2
+    exit 1
+  fi
+  printf -v "$3" '%s' "$us"
+}
+
 median() {
-  tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
+  tr ' ' '\n' | grep . | LC_ALL=C sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
 }
 
 status=0
@@ -103,11 +118,11 @@ for mpm in $mpms; do
   offs= ons= detail=
   for round in $(seq "$rounds"); do
     if [ $((round % 2)) = 1 ]; then
-      read -r _ off_us < <(run_one "$mpm" off)
-      read -r _ on_us < <(run_one "$mpm" "{path: $work/access.log, format: combined}")
+      measure "$mpm" off off_us
+      measure "$mpm" "{path: $work/access.log, format: combined}" on_us
     else
-      read -r _ on_us < <(run_one "$mpm" "{path: $work/access.log, format: combined}")
-      read -r _ off_us < <(run_one "$mpm" off)
+      measure "$mpm" "{path: $work/access.log, format: combined}" on_us
+      measure "$mpm" off off_us
     fi
     rm -f "$work/access.log"
     offs="$offs $off_us" ons="$ons $on_us" detail="$detail $off_us/$on_us"
