@@ -10,6 +10,7 @@
 #include <pthread.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <mutex>
 #include <thread>
@@ -21,6 +22,8 @@
 #include "trident/http/status.hpp"
 
 namespace trident::log {
+
+static_assert(AccessLog::kFlushBytes <= PIPE_BUF, "a write to a pipe must stay atomic");
 
 /// One thread's pending lines, for one AccessLog at a time. The owning thread appends; the
 /// process's flusher thread writes out lines that have waited kFlushAge. The mutex is
