@@ -370,6 +370,7 @@ void Connection::serialize_head(std::string_view date) {
             : 0);
     const std::string_view connection =
         keep_alive_ ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
+    output_.closes = !keep_alive_;
 
     std::size_t size = 9 + 3 + 1 + reason.size() + 8 + date.size() + 10 + server.size() + 2 +
                        response_.serialized_fields.size() + connection.size();

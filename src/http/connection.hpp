@@ -48,6 +48,8 @@ struct Output {
     /// An interim "100 Continue" (RFC 9110 §15.2.1): head only, not a response to count.
     /// The final response follows once the body has been read.
     bool interim = false;
+    /// The head says "Connection: close" (RFC 9112 §9.6): the connection ends after it.
+    bool closes = false;
 };
 
 class Connection {

@@ -62,8 +62,9 @@ struct BufferRegistry {
     bool flusher_started = false;  // per process: reset in a forked child
 };
 
-thread_local ThreadBuffer* t_self = nullptr;  // this thread's buffer, once it has one
-thread_local bool t_flusher_checked = false;
+[[gnu::tls_model("initial-exec")]] thread_local ThreadBuffer* t_self =
+    nullptr;  // this thread's buffer, once it has one
+[[gnu::tls_model("initial-exec")]] thread_local bool t_flusher_checked = false;
 
 /// In a forked child: only the forking thread exists, its pending lines are the parent's to
 /// write, and the child has no flusher until it writes.
@@ -121,7 +122,9 @@ void ensure_flusher() noexcept {
     }
 }
 
-thread_local ThreadBuffer t_buffer;
+// libtrident is loaded with the program, never by dlopen: its thread-locals can live in the
+// static TLS block and be reached without a __tls_get_addr call per line.
+[[gnu::tls_model("initial-exec")]] thread_local ThreadBuffer t_buffer;
 
 int open_append(const std::string& path) noexcept {
     return ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
@@ -385,8 +388,7 @@ void log_response(AccessLog* log, const http::Connection& connection, const Endp
         record.connection_status = 'X';
     } else {
         // The core always says which it chose (RFC 9112 §9.6).
-        record.connection_status =
-            out.head.find("\r\nConnection: close\r\n") != std::string::npos ? '-' : '+';
+        record.connection_status = out.closes ? '-' : '+';
     }
     log->write(record);
 }

@@ -41,19 +41,31 @@ public:
 
 private:
     enum class Item : std::uint8_t;
+    /// Literal text of at most this many bytes rides along with the piece it precedes.
+    static constexpr std::size_t kShortText = 16;
+    /// Up to kShortText bytes, copied in one fixed-size move (the array is read whole).
+    struct ShortText {
+        char bytes[kShortText] = {};
+        std::uint8_t size = 0;
+    };
     struct Piece {
         Item item;
         std::string argument;       ///< literal text, a field name, a strftime format or a unit
         std::vector<int> statuses;  ///< log the item only for these statuses (or all others)
         bool negate = false;
         bool original = false;  ///< '<' modifier (the same as final here: no internal redirects)
+        ShortText prefix;       ///< the literal text before the item, whatever the statuses
     };
 
     static Result<Piece> parse_directive(std::string_view format, std::size_t& i);
     void append_piece(const Piece& piece, const AccessRecord& record, LineWriter& line) const;
+    /// Merges literal pieces and folds the short ones into the next item's prefix (or the
+    /// line's tail), so a combined line runs 9 items instead of 18 pieces.
+    void fold_literals();
 
     std::string source_;
     std::vector<Piece> pieces_;
+    ShortText tail_;  ///< the literal text after the last item, newline included
 };
 
 /// Appends `text` escaped as Apache's ap_escape_logitem does.

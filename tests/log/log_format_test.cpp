@@ -151,6 +151,24 @@ TEST_F(LogFormatTest, StatusConditions) {
               "http://ref.test/ - -\n");
 }
 
+TEST_F(LogFormatTest, LiteralTextOfEveryLengthAroundTheShortLimit) {
+    // Literal text of up to 16 bytes rides with the next item (or the newline); longer text
+    // is a piece of its own. Each length on both sides of that limit, before an item, after
+    // the last one, alone, and before an item whose status condition fails.
+    Sample s;
+    for (std::size_t n = 0; n <= 20; ++n) {
+        const std::string text(n, 'a' + char(n % 26));
+        EXPECT_EQ(line_for(text + "%s" + text + "%m%%" + text, s.record),
+                  text + "200" + text + "GET%" + text + "\n")
+            << n;
+        EXPECT_EQ(line_for(text, s.record), text + "\n") << n;
+        EXPECT_EQ(line_for(text + "%404{Referer}i" + text, s.record), text + "-" + text + "\n")
+            << n;
+    }
+    EXPECT_EQ(line_for("%%%%%h%%", s.record), "%%192.0.2.7%\n");
+    EXPECT_EQ(line_for("", s.record), "\n");
+}
+
 TEST(LogFormat, BadFormatsNameThePosition) {
     const auto error = [](std::string_view format) {
         auto compiled = LogFormat::compile(format);
