@@ -191,5 +191,46 @@ TEST(LogEscape, PrintableTextIsUnchanged) {
     EXPECT_EQ(line, "plain text ~!@#$%^&*()");
 }
 
+TEST(LogEscape, EveryByteAtEveryPlaceOfAWord) {
+    // Each byte value, alone among plain bytes at each place of the first three 8-byte
+    // words and the tail after them, comes out as mod_log_config writes it.
+    const auto expected = [](unsigned char byte) -> std::string {
+        switch (byte) {
+            case '\b':
+                return "\\b";
+            case '\n':
+                return "\\n";
+            case '\r':
+                return "\\r";
+            case '\t':
+                return "\\t";
+            case '\v':
+                return "\\v";
+            case '"':
+                return "\\\"";
+            case '\\':
+                return "\\\\";
+            default:
+                break;
+        }
+        if (byte < 0x20 || byte >= 0x7f) {
+            constexpr char kHex[] = "0123456789abcdef";
+            return std::string("\\x") + kHex[byte >> 4] + kHex[byte & 0xf];
+        }
+        return std::string(1, char(byte));
+    };
+    for (int value = 0; value < 256; ++value) {
+        const auto byte = static_cast<unsigned char>(value);
+        for (std::size_t place = 0; place < 27; ++place) {
+            std::string text(27, 'a');
+            text[place] = char(byte);
+            std::string line;
+            append_escaped(line, text);
+            ASSERT_EQ(line, std::string(place, 'a') + expected(byte) + std::string(26 - place, 'a'))
+                << "byte " << value << " at " << place;
+        }
+    }
+}
+
 }  // namespace
 }  // namespace trident::log
