@@ -57,8 +57,9 @@ public:
         used_ += size;
     }
     void append(std::string_view text) { append(text.data(), text.size()); }
-    /// Appends the first `size` bytes of a 16-byte array: a fixed-size copy of the whole
-    /// array (the buffer keeps room for it) instead of a memcpy call of a variable length.
+    /// Appends the first `size` bytes of a 16-byte array: when the buffer has room for the
+    /// whole array, a fixed-size copy of all of it instead of a memcpy call of a variable
+    /// length.
     [[gnu::always_inline]] void append_short(const char (&bytes)[16], std::size_t size) {
         if (kSize - used_ < sizeof bytes) [[unlikely]] {
             append(bytes, size);
@@ -493,7 +494,7 @@ void LogFormat::fold_literals() {
     std::vector<Piece> folded;
     std::string pending;  // literal text not placed yet
     for (Piece& piece : pieces_) {
-        if (piece.item == Item::literal) {
+        if (piece.item == Item::literal && piece.statuses.empty()) {
             pending += piece.argument;  // "%%" is a literal piece of its own
             continue;
         }

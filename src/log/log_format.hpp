@@ -65,7 +65,7 @@ private:
 
     std::string source_;
     std::vector<Piece> pieces_;
-    ShortText tail_;  ///< the literal text after the last item, newline included
+    ShortText tail_{{'\n'}, 1};  ///< the literal text after the last item, newline included
 };
 
 /// Appends `text` escaped as Apache's ap_escape_logitem does.

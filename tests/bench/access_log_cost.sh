@@ -10,7 +10,7 @@
 # by 25-50 % from one run to the next, back-to-back runs (even five interleaved pairs) gave
 # the same build costs from -8 % to +28 %, and side by side the rounds agree within a few
 # percent. The roles swap every round (which starts first, which wrk starts first), so
-# neither server has the better seat in the median.
+# with an even number of rounds neither server has the better seat in the median.
 #
 #   tests/bench/access_log_cost.sh [BUILD_DIR]    (BUILD_DIR defaults to build)
 #
@@ -36,6 +36,13 @@ rounds=${BENCH_ROUNDS:-6}
 command -v wrk >/dev/null || { echo "bench-logging: wrk is missing (make deps)"; exit 1; }
 work=$(mktemp -d /tmp/trident-logbench-XXXXXX)
 servers=  # pids of the servers running now, for the EXIT trap
+clients=  # and of the wrk processes
+stop_clients() {
+  local pid
+  for pid in $clients; do kill "$pid" 2>/dev/null || true; done
+  for pid in $clients; do wait "$pid" 2>/dev/null || true; done
+  clients=
+}
 stop_servers() {
   local pid
   for pid in $servers; do kill "$pid" 2>/dev/null || true; done
@@ -43,6 +50,7 @@ stop_servers() {
   servers=
 }
 cleanup() {
+  stop_clients
   stop_servers
   rm -rf "$work"
 }
@@ -74,7 +82,8 @@ server_ticks() {
 # Starts server $1 (off or on) under MPM $2; sets port_$1 and pid_$1.
 start_server() {
   local name=$1 mpm=$2 port log=off
-  port=$(free_port)
+  # Two free ports asked for in a row may be the same one: neither is bound yet.
+  while port=$(free_port); [ "$port" = "${port_off:-}" ] || [ "$port" = "${port_on:-}" ]; do :; done
   [ "$name" = on ] && log="{path: $work/access.log, format: combined}"
   cat > "$work/$name.yaml" <<CONF
 mpm: $mpm
@@ -103,15 +112,24 @@ wait_ready() {
 # wrk against both servers at once for $1 seconds, the one named $2 started first; the
 # request counts go to $work/requests-off and $work/requests-on.
 load_both() {
-  local seconds=$1 first=$2 second=off client=
+  local seconds=$1 first=$2 second=off pid
   [ "$first" = off ] && second=on
   for name in "$first" "$second"; do
     local port_var=port_$name
     taskset -c "$client_cpu" wrk -t1 -c"$connections" -d"${seconds}s" \
       "http://127.0.0.1:${!port_var}/" > "$work/wrk-$name.out" &
-    client="$client $!"
+    clients="$clients $!"
   done
-  for pid in $client; do wait "$pid"; done
+  for pid in $clients; do wait "$pid"; done
+  clients=
+  for name in off on; do
+    local pid_var=pid_$name
+    if ! kill -0 "${!pid_var}" 2>/dev/null; then
+      echo "bench-logging: the server with access_log $name stopped while loaded" >&2
+      tail -n 5 "$work/server-$name.out" "$work/error-$name.log" >&2 2>/dev/null || true
+      exit 1
+    fi
+  done
   for name in off on; do
     awk '/requests in/ {print $1}' "$work/wrk-$name.out" > "$work/requests-$name"
   done
@@ -123,6 +141,7 @@ round() {
   local before_off before_on after_off after_on
   local second=off
   [ "$first" = off ] && second=on
+  port_off= port_on=
   start_server "$first" "$mpm"
   start_server "$second" "$mpm"
   wait_ready "$port_off"
@@ -136,6 +155,10 @@ round() {
   requests_off=$(cat "$work/requests-off") requests_on=$(cat "$work/requests-on")
   if [ "${requests_off:-0}" -le 0 ] || [ "${requests_on:-0}" -le 0 ]; then
     echo "bench-logging: $mpm served no request (off: ${requests_off:-0}, on: ${requests_on:-0})" >&2
+    exit 1
+  fi
+  if [ $((after_off - before_off)) -le 0 ] || [ $((after_on - before_on)) -le 0 ]; then
+    echo "bench-logging: $mpm: a server used no CPU time while loaded" >&2
     exit 1
   fi
   hz=$(getconf CLK_TCK)

@@ -57,6 +57,13 @@ protected:
             }
             if (action == Action::write) {
                 t.heads.push_back(conn.output().head);
+                if (!conn.output().interim) {
+                    // What the access log's %X reads must be what the head says.
+                    EXPECT_EQ(
+                        conn.output().closes,
+                        conn.output().head.find("\r\nConnection: close\r\n") != std::string::npos)
+                        << conn.output().head;
+                }
                 std::string body(conn.output().body);
                 if (const FileBody* file = conn.output().file) {
                     body.resize(file->length);

@@ -166,6 +166,7 @@ TEST_F(LogFormatTest, LiteralTextOfEveryLengthAroundTheShortLimit) {
             << n;
     }
     EXPECT_EQ(line_for("%%%%%h%%", s.record), "%%192.0.2.7%\n");
+    EXPECT_EQ(line_for("a%404%b%200%c", s.record), "a-b%c\n");  // conditions on "%%" hold
     EXPECT_EQ(line_for("", s.record), "\n");
 }
 
