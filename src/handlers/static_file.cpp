@@ -237,10 +237,16 @@ void choose_sibling(const http::Request& request, int dir_fd, const std::string&
     bool exists[2] = {false, false};
     for (int i = 0; i < 2; ++i) {
         const std::string sibling = name + std::string(content_coding_suffix(codings[i]));
+        // The name itself first, without following a link: most files have no siblings,
+        // and then this one look-up settles it (opening first took a second one to tell a
+        // missing name from a dangling link, both ENOENT to open).
+        struct stat link {};
+        if (::fstatat(dir_fd, sibling.c_str(), &link, AT_SYMLINK_NOFOLLOW) != 0) {
+            continue;
+        }
         siblings[i] = open_file(dir_fd, sibling.c_str(), guard);
         exists[i] = siblings[i].failure == Status::ok && S_ISREG(siblings[i].info.st_mode);
-        struct stat link {};
-        if (!exists[i] && ::fstatat(dir_fd, sibling.c_str(), &link, AT_SYMLINK_NOFOLLOW) == 0) {
+        if (!exists[i]) {
             chosen.sibling_unsettled = true;
         }
     }

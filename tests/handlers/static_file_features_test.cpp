@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -237,6 +238,36 @@ TEST_F(StaticFileFeaturesTest, IdentityStillVariesWhenASiblingExists) {
     const Response plain = get("/plain.txt", {{"Accept-Encoding", "br, gzip"}});
     EXPECT_EQ(header_count(plain, "Vary"), 0u);
     EXPECT_EQ(header_count(plain, "Content-Encoding"), 0u);
+}
+
+TEST_F(StaticFileFeaturesTest, ADanglingSiblingIsNoneUntilItResolves) {
+    // The link's target appears in a subfolder, so the root folder itself does not change:
+    // only not having cached the answer lets the next request find the sibling.
+    write("late.txt", "identity");
+    fs::create_directories(root_ / "sub");
+    fs::create_symlink("sub/late-gz", root_ / "late.txt.gz");
+    // The cache keeps only files whose times are 2 s old (and their folder's): let them age,
+    // so that a wrongly settled answer would be kept.
+    const auto aged = [&](const fs::path& path) {
+        struct stat info {};
+        return ::stat(path.c_str(), &info) == 0 &&
+               std::time(nullptr) - std::max(info.st_ctim.tv_sec, info.st_mtim.tv_sec) >= 3;
+    };
+    for (int i = 0; i < 50 && !(aged(root_ / "late.txt") && aged(root_)); ++i) {
+        ::usleep(100'000);
+    }
+    ASSERT_TRUE(aged(root_ / "late.txt") && aged(root_));
+    const Response dangling = get("/late.txt", {{"Accept-Encoding", "gzip"}});
+    ASSERT_EQ(dangling.status, Status::ok);
+    EXPECT_EQ(header_count(dangling, "Content-Encoding"), 0u);
+    EXPECT_EQ(header_count(dangling, "Vary"), 0u);
+    EXPECT_EQ(body_of(dangling), "identity");
+
+    write("sub/late-gz", "GZ-LATE");
+    const Response resolved = get("/late.txt", {{"Accept-Encoding", "gzip"}});
+    EXPECT_EQ(header(resolved, "Content-Encoding"), "gzip");
+    EXPECT_EQ(header(resolved, "Vary"), "Accept-Encoding");
+    EXPECT_EQ(body_of(resolved), "GZ-LATE");
 }
 
 TEST_F(StaticFileFeaturesTest, EachRepresentationHasItsOwnETag) {
