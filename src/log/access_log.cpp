@@ -62,8 +62,8 @@ struct BufferRegistry {
     bool flusher_started = false;  // per process: reset in a forked child
 };
 
-[[gnu::tls_model("initial-exec")]] thread_local ThreadBuffer* t_self =
-    nullptr;  // this thread's buffer, once it has one
+// This thread's buffer, once it has one.
+[[gnu::tls_model("initial-exec")]] thread_local ThreadBuffer* t_self = nullptr;
 [[gnu::tls_model("initial-exec")]] thread_local bool t_flusher_checked = false;
 
 /// In a forked child: only the forking thread exists, its pending lines are the parent's to
