@@ -267,19 +267,15 @@ void escape_into(LineWriter& line, std::string_view text) {
     line.append(text.data() + run, text.size() - run);
 }
 
-void append_or_dash(LineWriter& line, std::string_view text) {
+/// `text`, or "-" when there is none. Escaped, unless the server wrote it itself (the
+/// numeric addresses from inet_ntop, which Apache logs as they are too).
+void append_or_dash(LineWriter& line, std::string_view text, bool escape = true) {
     if (text.empty()) {
         line += '-';
-    } else {
+    } else if (escape) {
         escape_into(line, text);
-    }
-}
-
-void append_address(LineWriter& line, std::string_view address) {
-    if (address.empty()) {
-        line += '-';
     } else {
-        line.append(address);
+        line.append(text);
     }
 }
 
@@ -313,9 +309,13 @@ bool takes_argument(char letter) {
 
 }  // namespace
 
+LogFormat::Piece LogFormat::literal_piece(std::string text) {
+    return Piece{Item::literal, std::move(text), {}, false, false, {}};
+}
+
 Result<LogFormat::Piece> LogFormat::parse_directive(std::string_view format, std::size_t& i) {
     const std::size_t start = i;  // at the '%'
-    Piece piece{Item::literal, {}, {}, false, false, {}};
+    Piece piece = literal_piece({});
     ++i;
     // Status conditions: "%400,501{User-agent}i", "%!200,304{Referer}i".
     if (i < format.size() && format[i] == '!') {
@@ -469,8 +469,7 @@ Result<LogFormat> LogFormat::compile(std::string_view format) {
     while (i < format.size()) {
         if (format[i] != '%') {
             const std::size_t next = std::min(format.find('%', i), format.size());
-            compiled.pieces_.push_back(Piece{
-                Item::literal, std::string(format.substr(i, next - i)), {}, false, false, {}});
+            compiled.pieces_.push_back(literal_piece(std::string(format.substr(i, next - i))));
             i = next;
             continue;
         }
@@ -499,7 +498,7 @@ void LogFormat::fold_literals() {
             continue;
         }
         if (pending.size() > kShortText) {
-            folded.push_back(Piece{Item::literal, std::move(pending), {}, false, false, {}});
+            folded.push_back(literal_piece(std::move(pending)));
         } else {
             piece.prefix = short_text(pending);
         }
@@ -509,7 +508,7 @@ void LogFormat::fold_literals() {
     pending += '\n';
     if (pending.size() > kShortText) {
         pending.pop_back();
-        folded.push_back(Piece{Item::literal, std::move(pending), {}, false, false, {}});
+        folded.push_back(literal_piece(std::move(pending)));
         pending = "\n";
     }
     tail_ = short_text(pending);
@@ -550,11 +549,11 @@ void LogFormat::append_piece(const Piece& piece, const AccessRecord& record,
         case Item::literal:
             line += piece.argument;
             break;
-        case Item::client_address:  // numeric addresses of our own making: nothing to escape
-            append_address(line, ends != nullptr ? std::string_view(ends->client) : "");
+        case Item::client_address:
+            append_or_dash(line, ends != nullptr ? std::string_view(ends->client) : "", false);
             break;
         case Item::local_address:
-            append_address(line, ends != nullptr ? std::string_view(ends->local) : "");
+            append_or_dash(line, ends != nullptr ? std::string_view(ends->local) : "", false);
             break;
         case Item::remote_logname:
         case Item::remote_user:

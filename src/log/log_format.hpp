@@ -57,6 +57,7 @@ private:
         ShortText prefix;       ///< the literal text before the item, whatever the statuses
     };
 
+    static Piece literal_piece(std::string text);
     static Result<Piece> parse_directive(std::string_view format, std::size_t& i);
     void append_piece(const Piece& piece, const AccessRecord& record, LineWriter& line) const;
     /// Merges literal pieces and folds the short ones into the next item's prefix (or the
