@@ -30,23 +30,17 @@ using Clock = std::chrono::steady_clock;
 // How long a closing connection keeps reading what the client still sends, so that our
 // last response is not destroyed by a TCP reset (Apache's lingering close: 2 s).
 constexpr auto kLingerTime = std::chrono::seconds(2);
-// The longest single poll: waits wake at least this often to notice a graceful stop.
+// The longest single wait: a longer one is cut into slices of this, so the receive timeout
+// set on a socket (SO_RCVTIMEO) stays the same from one keep-alive wait to the next.
 constexpr auto kPollSlice = std::chrono::milliseconds(1000);
 
-enum class Ready : std::uint8_t { yes, timeout, stopped, failed };
+enum class Ready : std::uint8_t { yes, timeout, failed };
 
-/// The next stretch of a wait that ends at `deadline` or (when `stopping` is given) at a
-/// graceful stop: at most kPollSlice, so the stop is seen within one. Nothing once the wait
-/// is over; `over` then says why (timeout or stopped).
-std::optional<Clock::duration> next_slice(Clock::time_point deadline,
-                                          const std::atomic<bool>* stopping, Ready& over) noexcept {
-    if (stopping != nullptr && stopping->load(std::memory_order_relaxed)) {
-        over = Ready::stopped;
-        return std::nullopt;
-    }
+/// The next stretch of a wait that ends at `deadline`: at most kPollSlice. Nothing once the
+/// deadline has passed.
+std::optional<Clock::duration> next_slice(Clock::time_point deadline) noexcept {
     const auto now = Clock::now();
     if (now >= deadline) {
-        over = Ready::timeout;
         return std::nullopt;
     }
     return std::min<Clock::duration>(deadline - now, kPollSlice);
@@ -60,15 +54,12 @@ timeval socket_timeout(Clock::duration timeout) noexcept {
     return timeval{time_t(us / 1'000'000), suseconds_t(us % 1'000'000)};
 }
 
-/// Waits until `fd` is ready for `events`, the deadline passes, or (when `stopping` is
-/// given) a graceful stop is requested.
-Ready wait_ready(int fd, short events, Clock::time_point deadline,
-                 const std::atomic<bool>* stopping) noexcept {
+/// Waits until `fd` is ready for `events` or the deadline passes.
+Ready wait_ready(int fd, short events, Clock::time_point deadline) noexcept {
     for (;;) {
-        Ready over = Ready::yes;
-        const std::optional<Clock::duration> slice = next_slice(deadline, stopping, over);
+        const std::optional<Clock::duration> slice = next_slice(deadline);
         if (!slice) {
-            return over;
+            return Ready::timeout;
         }
         const int ms = int(std::chrono::ceil<std::chrono::milliseconds>(*slice).count());
         pollfd pfd{fd, events, 0};
@@ -88,7 +79,7 @@ void lingering_close(int fd) noexcept {
     if (::shutdown(fd, SHUT_WR) == 0) {
         const auto deadline = Clock::now() + kLingerTime;
         char sink[4096];
-        while (wait_ready(fd, POLLIN, deadline, nullptr) == Ready::yes) {
+        while (wait_ready(fd, POLLIN, deadline) == Ready::yes) {
             const ssize_t n = ::recv(fd, sink, sizeof sink, 0);
             if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
                 break;
@@ -227,13 +218,6 @@ http::Action ConnectionDriver::advance(const std::atomic<bool>& stopping) {
     // client is told before the connection ends (RFC 9112 §9.6).
     if (stopping.load(std::memory_order_relaxed)) {
         conn_.close_after_response();
-        // The core ends an idle connection on a stop only when nothing of a next request
-        // is buffered. One that already sits in the socket (the event that handed this
-        // connection over said so, or it came with the stop) is read and answered first,
-        // not discarded by the lingering close.
-        if (!expired_ && conn_.waiting_for() == http::Wait::keep_alive) {
-            receive();
-        }
     }
     if (expired_) {
         expired_ = false;
@@ -360,8 +344,7 @@ bool ConnectionDriver::send_blocking() noexcept {
                 return false;
             case Sent::blocked:
                 // Apache's Timeout: the limit is per step, not for the whole response.
-                if (wait_ready(fd_, POLLOUT, Clock::now() + config_.timeouts.send, nullptr) !=
-                    Ready::yes) {
+                if (wait_ready(fd_, POLLOUT, Clock::now() + config_.timeouts.send) != Ready::yes) {
                     return false;
                 }
                 break;
@@ -452,19 +435,11 @@ bool ConnectionDriver::set_receive_timeout(Clock::duration timeout) noexcept {
     return true;
 }
 
-ConnectionDriver::Waited ConnectionDriver::receive_blocking(const std::atomic<bool>* stopping) {
+ConnectionDriver::Waited ConnectionDriver::receive_blocking() {
     for (;;) {
-        Ready over = Ready::yes;
-        const std::optional<Clock::duration> slice = next_slice(deadline_, stopping, over);
+        const std::optional<Clock::duration> slice = next_slice(deadline_);
         if (!slice) {
-            if (over != Ready::stopped) {
-                return Waited::timeout;
-            }
-            // A request that came with the stop is served rather than reset by the close.
-            const Received got = receive();
-            return got == Received::data     ? Waited::data
-                   : got == Received::broken ? Waited::broken
-                                             : Waited::stopped;
+            return Waited::timeout;
         }
         // One recv both waits and reads: a keep-alive request costs no poll. The slice is
         // a second in all but a wait's last one, so the option is set once per connection.
@@ -485,7 +460,7 @@ ConnectionDriver::Waited ConnectionDriver::receive_blocking(const std::atomic<bo
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
             return Waited::broken;
         }
-        // The slice ran out, or a signal came: look at the stop flag and the deadline.
+        // The slice ran out, or a signal came: look at the deadline.
     }
 }
 
@@ -549,12 +524,9 @@ ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stoppin
                 // A client that waits for our response before sending again has sent
                 // nothing yet: skip the recv that would say so. Bytes it sends from now
                 // on raise an event of the parked set; none are left from before, since
-                // the last recv took all there was.
-                if (stopping.load(std::memory_order_relaxed)) {
-                    // The stop came after that response said keep-alive: the client may
-                    // be sending its next request, so the close lingers.
-                    break;
-                }
+                // the last recv took all there was. In a graceful stop too: the response
+                // said keep-alive, so the client may be sending its next request, which is
+                // answered with Connection: close (RFC 9112 §9.6).
                 return Outcome::parked;
             }
             after_response = false;
@@ -573,9 +545,10 @@ ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stoppin
                 }
             }
             if (blocking_) {
-                const Waited got = receive_blocking(idle ? &stopping : nullptr);
-                if (got == Waited::stopped || got == Waited::broken) {
-                    responded_ = false;  // idle, or reset by the peer: no response in flight
+                // Idle, the wait goes on through a graceful stop: see Connection::next().
+                const Waited got = receive_blocking();
+                if (got == Waited::broken) {
+                    responded_ = false;  // reset by the peer: no response in flight
                     break;
                 }
                 if (got == Waited::timeout) {
@@ -588,9 +561,9 @@ ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stoppin
                 if (block_hook_ != nullptr) {
                     block_hook_(block_hook_arg_);  // a body: this thread may wait a while
                 }
-                const Ready ready = wait_ready(fd_, POLLIN, deadline_, idle ? &stopping : nullptr);
-                if (ready == Ready::stopped || ready == Ready::failed) {
-                    responded_ = false;  // idle or broken: no response of ours is in flight
+                const Ready ready = wait_ready(fd_, POLLIN, deadline_);
+                if (ready == Ready::failed) {
+                    responded_ = false;  // broken: no response of ours is in flight
                     break;
                 }
                 if (ready == Ready::timeout) {
@@ -605,10 +578,6 @@ ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stoppin
                 break;
             }
             if (got == Received::nothing && parks) {
-                if (idle && stopping.load(std::memory_order_relaxed)) {
-                    responded_ = false;
-                    break;
-                }
                 return Outcome::parked;
             }
             action = advance(stopping);

@@ -57,8 +57,8 @@ public:
 
     /// Serves requests until the connection ends or, with `park`, until the next step
     /// would wait for a request head (reading a body or writing still blocks here). When
-    /// `stopping` is set, the next response says "Connection: close" and an idle
-    /// connection ends.
+    /// `stopping` is set, the next response says "Connection: close"; an idle connection
+    /// still gets its next request, until the keep-alive timeout.
     /// `slot`, when given, is the scoreboard slot of the thread running this: the driver
     /// keeps its state ('R', 'K', 'W', 'C'), counters and texts current.
     Outcome run(const std::atomic<bool>& stopping, bool park, WorkerSlot* slot = nullptr) noexcept;
@@ -129,11 +129,10 @@ private:
     /// One recv into the connection's buffer without waiting: bytes or the end of stream
     /// (data), an empty socket (nothing), or an error (broken).
     Received receive();
-    enum class Waited : std::uint8_t { data, timeout, stopped, broken };
-    /// Blocking mode: a recv that waits for the client until deadline_ or, with `stopping`,
-    /// until a graceful stop is seen (within a second: it waits in slices of at most that).
+    enum class Waited : std::uint8_t { data, timeout, broken };
+    /// Blocking mode: a recv that waits for the client until deadline_.
     /// Throws what input_space() throws (out of memory); run() ends the connection then.
-    Waited receive_blocking(const std::atomic<bool>* stopping);
+    Waited receive_blocking();
     /// Sets SO_RCVTIMEO when it differs from what the socket has.
     bool set_receive_timeout(Clock::duration timeout) noexcept;
     void report_reading() noexcept;

@@ -11,7 +11,6 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <limits>
 
 #include <spdlog/logger.h>
 
@@ -457,16 +456,7 @@ void EventChild::expire(const ConnectionPtr& conn, Clock::time_point now, bool n
 }
 
 void EventChild::put_back(const ConnectionPtr& conn) {
-    if (draining_ && conn->idle) {
-        // A graceful stop ends idle keep-alive connections, but not one whose next request
-        // already waits in the socket, unread only because every worker is busy: a worker
-        // serves it, with "Connection: close".
-        if (ready_now(conn->driver.fd(), POLLIN)) {
-            hand_over(conn);
-        } else {
-            close(conn);
-        }
-    } else if (!conn->park()) {
+    if (!conn->park()) {
         hand_over(conn);  // bytes came while the listener held it
     }
 }
@@ -562,8 +552,6 @@ void EventChild::housekeeping() {
     }
     if (!draining_ && (stopping_.load(std::memory_order_relaxed) || recycled())) {
         begin_drain();
-    } else if (draining_) {
-        end_idle_connections();  // any parked as the stop began, past the driver's look
     }
     if (draining_ && open_.load() == 0) {
         finish_if_drained();
@@ -594,21 +582,10 @@ void EventChild::begin_drain() {
         }
     }
     accept_retry_.cancel();
-    end_idle_connections();
+    // Idle keep-alive connections stay parked: a client may be sending its next request
+    // right now, and closing would lose it. A worker answers it with Connection: close;
+    // the sweep ends those that send none when their keep-alive timeout runs out.
     finish_if_drained();
-}
-
-void EventChild::end_idle_connections() {
-    // Idle keep-alive connections end (put_back() sees to it); the others go on. Not one
-    // finishing a response either: it waits for room, not for a request. From the stop on,
-    // the driver ends an idle connection instead of parking it; one parked in the moment
-    // the stop began is found by the next sweep.
-    expired_.clear();
-    parked_.take_parked(std::numeric_limits<Clock::rep>::max(), expired_);
-    for (const ConnectionPtr& conn : expired_) {
-        put_back(conn);
-    }
-    expired_.clear();
 }
 
 }  // namespace event_detail

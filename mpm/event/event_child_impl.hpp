@@ -153,8 +153,7 @@ private:
     void expire_waits();
     /// Listener thread: what a parked connection whose wait ran out becomes.
     void expire(const ConnectionPtr& conn, Clock::time_point now, bool no_poller);
-    /// Listener thread: parks again, as it was, a connection it took only to look at; in a
-    /// graceful stop, an idle one ends instead.
+    /// Listener thread: parks again, as it was, a connection it took only to look at.
     void put_back(const ConnectionPtr& conn);
 
     // Write completion, on the listener thread: waits for room in the socket and sends the
@@ -206,8 +205,6 @@ private:
 
     void housekeeping();
     void begin_drain();
-    /// Draining: closes every parked idle keep-alive connection.
-    void end_idle_connections();
     ProcessSlot& process_slot() const { return context_.scoreboard->process(settings_.slot); }
     /// Once drained, lets io_.run() return after the last cancelled handler has run, so no
     /// connection outlives the loop it is registered with.

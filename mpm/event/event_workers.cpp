@@ -43,8 +43,8 @@ bool EventChild::park(EventConnection& conn) {
         count_idle(conn, false);
         return false;
     }
-    // In a graceful stop the driver ends an idle connection rather than park it; one that
-    // slipped through as the stop began is closed by the listener's next sweep.
+    // In a graceful stop too: its next request is answered with Connection: close, or the
+    // listener's sweep ends it at its keep-alive timeout.
     return true;
 }
 

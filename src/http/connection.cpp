@@ -126,9 +126,11 @@ Action Connection::next(std::string_view date) {
         switch (state_) {
             case State::head: {
                 if (begin_ == end_) {
-                    // On a graceful stop an idle connection ends here; a fresh one still
-                    // gets its first request answered (with Connection: close).
-                    if (peer_eof_ || (close_after_ && served_ > 0)) {
+                    // A graceful stop does not end an idle connection here: its client may
+                    // be sending the next request right now, and a close would lose it.
+                    // That request is answered, with Connection: close; the keep-alive
+                    // timeout ends a client that sends none.
+                    if (peer_eof_) {
                         state_ = State::closing;
                         return Action::close;
                     }

@@ -74,8 +74,9 @@ public:
     /// close otherwise.
     Action on_timeout(std::string_view date);
 
-    /// Graceful stop: the next response says "Connection: close", and an idle connection
-    /// closes instead of waiting for another request.
+    /// Graceful stop: the next response says "Connection: close". An idle connection still
+    /// waits for its next request, up to the keep-alive timeout: closing it now would lose
+    /// one the client is sending.
     void close_after_response() noexcept { close_after_ = true; }
 
     const Output& output() const noexcept { return output_; }

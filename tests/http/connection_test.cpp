@@ -86,6 +86,30 @@ TEST_F(ConnectionTest, ConnectionCloseAndMaxRequestsEndTheConnection) {
     EXPECT_NE(t.heads[0].find("Connection: close"), std::string::npos);
 }
 
+TEST_F(ConnectionTest, AGracefulStopLetsAnIdleConnectionSendItsNextRequest) {
+    // The stop comes while the connection waits for its next request: it keeps waiting
+    // (its client may be sending right now), and that request is answered with close.
+    Connection conn(*router_, config_);
+    auto t = drive(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 0, false);
+    ASSERT_EQ(t.heads.size(), 1u);
+    EXPECT_NE(t.heads[0].find("Connection: keep-alive"), std::string::npos);
+    conn.close_after_response();
+    EXPECT_EQ(conn.next(kDate), Action::read);
+    EXPECT_EQ(conn.waiting_for(), Wait::keep_alive);
+    t = drive(conn, "GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n", 0, false);
+    ASSERT_EQ(t.heads.size(), 1u);
+    EXPECT_NE(t.heads[0].find("Connection: close"), std::string::npos);
+    EXPECT_EQ(t.bodies[0], "0123456789");
+    EXPECT_TRUE(t.closed);
+
+    // A client that sends nothing more is ended by the keep-alive timeout, with no answer.
+    Connection silent(*router_, config_);
+    t = drive(silent, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 0, false);
+    silent.close_after_response();
+    EXPECT_EQ(silent.next(kDate), Action::read);
+    EXPECT_EQ(silent.on_timeout(kDate), Action::close);
+}
+
 TEST_F(ConnectionTest, BodyIsDiscardedBeforeTheNextRequest) {
     const std::string input =
         "POST /a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello=world"

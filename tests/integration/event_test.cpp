@@ -572,8 +572,8 @@ TEST_F(EventMpmTest, ARequestThatWaitsForABusyWorkerOutlivesItsConnectionsTimeou
 TEST_F(EventMpmTest, AGracefulStopAnswersAKeepAliveRequestThatAlreadyArrived) {
     // One worker, held by a head that announces a body and sends none. A keep-alive
     // client's next request arrives meanwhile and waits unread in its socket; then a
-    // graceful stop. The drain ends idle connections, but this client has spoken: once the
-    // worker is free its request is answered, with "Connection: close", not dropped.
+    // graceful stop. Once the worker is free the request is answered, with "Connection:
+    // close", not dropped.
     server_ = start_one_child(dir_, site_, 1, "timeouts: {request_body: 2s}\n");
     ASSERT_TRUE(server_->running());
     const std::string request = make_request("GET", "/hello.txt");

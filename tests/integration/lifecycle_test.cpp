@@ -189,6 +189,9 @@ TEST_P(LifecycleTest, TenGracefulRestartsUnderLoadLoseNoRequest) {
     std::cout << "[ " << GetParam() << " ] 10 graceful restarts under load: " << result.describe()
               << "\n";
     EXPECT_EQ(result.failed, 0u) << result.describe();
+    // Nor did a restart close a connection between requests: the old generation answers
+    // each one's next request with Connection: close.
+    EXPECT_EQ(result.retried, 0u) << result.describe();
     EXPECT_GT(result.ok, 100u) << "the load hardly ran: " << result.describe();
     EXPECT_TRUE(wait_generation_alone(11));
     EXPECT_EQ(count_of(server_->output(), "graceful restart requested"), 10u);
@@ -205,6 +208,48 @@ TEST_P(LifecycleTest, TenGracefulRestartsUnderLoadLoseNoRequest) {
         return on_board == children;
     })) << "children "
         << children.size() << ", scoreboard processes " << on_board.size();
+    std::string error;
+    EXPECT_TRUE(serves(server_->port(), site_, &error)) << error;
+}
+
+TEST_P(LifecycleTest, AGracefulRestartAnswersTheNextRequestOfAnIdleConnection) {
+    // A graceful restart does not cut an idle keep-alive connection of the old generation:
+    // its client may be sending the next request at that very moment, and would lose it.
+    // That request is answered, with Connection: close. A connection that sends nothing
+    // ends at its keep-alive timeout, and the old generation with it.
+    ServerConfig config = config_for(GetParam());
+    config.keep_alive = "{enabled: true, timeout: 6s, max_requests: 100}";
+    ASSERT_TRUE(start(config));
+    ASSERT_FALSE(server_->wait_for_children(1).empty());
+    const std::string request = make_request("GET", "/hello.txt");
+    RawClient speaks;  // sends its next request after the restart
+    RawClient silent;  // sends nothing more
+    for (RawClient* client : {&speaks, &silent}) {
+        ASSERT_TRUE(client->connect(server_->port())) << client->error();
+        ASSERT_TRUE(client->send(request)) << client->error();
+        const auto first = client->read_response();
+        ASSERT_TRUE(first) << client->error();
+        ASSERT_EQ(first->header("Connection"), std::optional<std::string>("keep-alive"));
+    }
+    ASSERT_EQ(::kill(server_->pid(), SIGUSR1), 0);
+    ASSERT_TRUE(eventually([&] {
+        const auto view = read_board(board_file());
+        return view && view->generation == 2;
+    })) << "the restart never began";
+    // Time for every old child to see the stop: they used to close idle connections
+    // within a second of it.
+    std::this_thread::sleep_for(Millis(1500));
+
+    ASSERT_TRUE(speaks.send(request)) << speaks.error();
+    const auto second = speaks.read_response();
+    ASSERT_TRUE(second) << "the idle connection's next request was lost: " << speaks.error();
+    EXPECT_EQ(second->status, 200);
+    EXPECT_EQ(second->body, site_.text);
+    EXPECT_EQ(second->header("Connection"), std::optional<std::string>("close"));
+    EXPECT_TRUE(speaks.wait_closed()) << speaks.error();
+
+    EXPECT_TRUE(silent.wait_closed(Millis(15000))) << "not closed at its keep-alive timeout";
+    EXPECT_TRUE(wait_generation_alone(2));
     std::string error;
     EXPECT_TRUE(serves(server_->port(), site_, &error)) << error;
 }
@@ -390,6 +435,7 @@ TEST_F(ReloadTest, MpmSwitchesUnderLoadLoseNoRequest) {
     std::cout << "[ reload ] event -> prefork -> worker -> event under load: " << result.describe()
               << "\n";
     EXPECT_EQ(result.failed, 0u) << result.describe();
+    EXPECT_EQ(result.retried, 0u) << result.describe();
     EXPECT_GT(result.ok, 50u) << result.describe();
     EXPECT_TRUE(wait_generation_alone(4));
     const std::string output = server_->output();
