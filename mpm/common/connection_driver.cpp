@@ -31,8 +31,11 @@ using Clock = std::chrono::steady_clock;
 // last response is not destroyed by a TCP reset (Apache's lingering close: 2 s).
 constexpr auto kLingerTime = std::chrono::seconds(2);
 // The longest single wait: a longer one is cut into slices of this, so the receive timeout
-// set on a socket (SO_RCVTIMEO) stays the same from one keep-alive wait to the next.
+// set on a socket (SO_RCVTIMEO) stays the same from one keep-alive wait to the next, and an
+// idle wait sees a graceful stop within one.
 constexpr auto kPollSlice = std::chrono::milliseconds(1000);
+// The most an idle connection waits for its next request once a graceful stop is seen.
+constexpr Duration kDrainIdleWaitMax = std::chrono::seconds(3);
 
 enum class Ready : std::uint8_t { yes, timeout, failed };
 
@@ -45,6 +48,18 @@ std::optional<Clock::duration> next_slice(Clock::time_point deadline) noexcept {
     }
     return std::min<Clock::duration>(deadline - now, kPollSlice);
 }
+
+}  // namespace
+
+Duration drain_idle_wait(const Config& config) noexcept {
+    Duration wait = std::min(config.keep_alive.timeout, kDrainIdleWaitMax);
+    if (config.timeouts.graceful_shutdown.count() > 0) {
+        wait = std::min(wait, config.timeouts.graceful_shutdown / 2);
+    }
+    return wait;
+}
+
+namespace {
 
 /// A socket timeout (SO_RCVTIMEO, SO_SNDTIMEO) of `timeout`, at least a millisecond: zero
 /// would mean none.
@@ -435,8 +450,12 @@ bool ConnectionDriver::set_receive_timeout(Clock::duration timeout) noexcept {
     return true;
 }
 
-ConnectionDriver::Waited ConnectionDriver::receive_blocking() {
+ConnectionDriver::Waited ConnectionDriver::receive_blocking(const std::atomic<bool>* stopping) {
     for (;;) {
+        if (stopping != nullptr && stopping->load(std::memory_order_relaxed)) {
+            // Seen again at every slice: only the first look moves the deadline.
+            deadline_ = std::min(deadline_, Clock::now() + drain_idle_wait(config_));
+        }
         const std::optional<Clock::duration> slice = next_slice(deadline_);
         if (!slice) {
             return Waited::timeout;
@@ -460,7 +479,7 @@ ConnectionDriver::Waited ConnectionDriver::receive_blocking() {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
             return Waited::broken;
         }
-        // The slice ran out, or a signal came: look at the deadline.
+        // The slice ran out, or a signal came: look at the stop flag and the deadline.
     }
 }
 
@@ -526,7 +545,8 @@ ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stoppin
                 // on raise an event of the parked set; none are left from before, since
                 // the last recv took all there was. In a graceful stop too: the response
                 // said keep-alive, so the client may be sending its next request, which is
-                // answered with Connection: close (RFC 9112 §9.6).
+                // answered with Connection: close (RFC 9112 §9.6); the listener ends the
+                // wait after drain_idle_wait().
                 return Outcome::parked;
             }
             after_response = false;
@@ -545,8 +565,8 @@ ConnectionDriver::Outcome ConnectionDriver::run(const std::atomic<bool>& stoppin
                 }
             }
             if (blocking_) {
-                // Idle, the wait goes on through a graceful stop: see Connection::next().
-                const Waited got = receive_blocking();
+                // Idle, the wait goes on through a graceful stop, for drain_idle_wait().
+                const Waited got = receive_blocking(idle ? &stopping : nullptr);
                 if (got == Waited::broken) {
                     responded_ = false;  // reset by the peer: no response in flight
                     break;

@@ -27,6 +27,13 @@ namespace http {
 class DateCache;
 }
 
+/// How long, once a graceful stop is seen, an idle keep-alive connection may still wait for
+/// its next request: a client that has just had a response may be sending one at that very
+/// moment, and a close would lose it. Bounded so that an old generation does not outlive a
+/// reload by a long keep_alive.timeout: the least of that timeout, 3 s, and half of
+/// timeouts.graceful_shutdown when set (the master kills what is left at that bound).
+Duration drain_idle_wait(const Config& config) noexcept;
+
 class ConnectionDriver {
 public:
     using Clock = std::chrono::steady_clock;
@@ -58,7 +65,7 @@ public:
     /// Serves requests until the connection ends or, with `park`, until the next step
     /// would wait for a request head (reading a body or writing still blocks here). When
     /// `stopping` is set, the next response says "Connection: close"; an idle connection
-    /// still gets its next request, until the keep-alive timeout.
+    /// still gets its next request, for drain_idle_wait() at most.
     /// `slot`, when given, is the scoreboard slot of the thread running this: the driver
     /// keeps its state ('R', 'K', 'W', 'C'), counters and texts current.
     Outcome run(const std::atomic<bool>& stopping, bool park, WorkerSlot* slot = nullptr) noexcept;
@@ -130,9 +137,11 @@ private:
     /// (data), an empty socket (nothing), or an error (broken).
     Received receive();
     enum class Waited : std::uint8_t { data, timeout, broken };
-    /// Blocking mode: a recv that waits for the client until deadline_.
+    /// Blocking mode: a recv that waits for the client until deadline_. With `stopping`
+    /// (an idle wait), a graceful stop seen at a slice's end (within a second) brings the
+    /// deadline to within drain_idle_wait().
     /// Throws what input_space() throws (out of memory); run() ends the connection then.
-    Waited receive_blocking();
+    Waited receive_blocking(const std::atomic<bool>* stopping);
     /// Sets SO_RCVTIMEO when it differs from what the socket has.
     bool set_receive_timeout(Clock::duration timeout) noexcept;
     void report_reading() noexcept;

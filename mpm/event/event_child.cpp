@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 
 #include <spdlog/logger.h>
 
@@ -456,7 +457,16 @@ void EventChild::expire(const ConnectionPtr& conn, Clock::time_point now, bool n
 }
 
 void EventChild::put_back(const ConnectionPtr& conn) {
-    if (!conn->park()) {
+    if (draining_ && conn->idle && Clock::now() >= idle_grace_end_) {
+        // The drain's grace for idle connections is over, but not for one whose next
+        // request already waits in the socket, unread only because every worker is busy: a
+        // worker serves it, with "Connection: close".
+        if (ready_now(conn->driver.fd(), POLLIN)) {
+            hand_over(conn);
+        } else {
+            close(conn);
+        }
+    } else if (!conn->park()) {
         hand_over(conn);  // bytes came while the listener held it
     }
 }
@@ -552,6 +562,8 @@ void EventChild::housekeeping() {
     }
     if (!draining_ && (stopping_.load(std::memory_order_relaxed) || recycled())) {
         begin_drain();
+    } else if (draining_ && Clock::now() >= idle_grace_end_) {
+        end_idle_connections();  // and again each sweep: one may have parked since
     }
     if (draining_ && open_.load() == 0) {
         finish_if_drained();
@@ -582,10 +594,22 @@ void EventChild::begin_drain() {
         }
     }
     accept_retry_.cancel();
-    // Idle keep-alive connections stay parked: a client may be sending its next request
-    // right now, and closing would lose it. A worker answers it with Connection: close;
-    // the sweep ends those that send none when their keep-alive timeout runs out.
+    // Idle keep-alive connections stay parked for a while: a client may be sending its
+    // next request right now, and closing would lose it. A worker answers it with
+    // Connection: close; the sweep ends those that send none once the grace is over.
+    idle_grace_end_ = Clock::now() + drain_idle_wait(*context_.config);
     finish_if_drained();
+}
+
+void EventChild::end_idle_connections() {
+    // Idle keep-alive connections end (put_back() sees to it); the others go on. Not one
+    // finishing a response either: it waits for room, not for a request.
+    expired_.clear();
+    parked_.take_parked(std::numeric_limits<Clock::rep>::max(), expired_);
+    for (const ConnectionPtr& conn : expired_) {
+        put_back(conn);
+    }
+    expired_.clear();
 }
 
 }  // namespace event_detail

@@ -153,7 +153,8 @@ private:
     void expire_waits();
     /// Listener thread: what a parked connection whose wait ran out becomes.
     void expire(const ConnectionPtr& conn, Clock::time_point now, bool no_poller);
-    /// Listener thread: parks again, as it was, a connection it took only to look at.
+    /// Listener thread: parks again, as it was, a connection it took only to look at; once a
+    /// drain's grace for idle connections is over, an idle one ends instead.
     void put_back(const ConnectionPtr& conn);
 
     // Write completion, on the listener thread: waits for room in the socket and sends the
@@ -205,6 +206,9 @@ private:
 
     void housekeeping();
     void begin_drain();
+    /// Draining, once idle_grace_end_ has passed: closes every parked idle keep-alive
+    /// connection.
+    void end_idle_connections();
     ProcessSlot& process_slot() const { return context_.scoreboard->process(settings_.slot); }
     /// Once drained, lets io_.run() return after the last cancelled handler has run, so no
     /// connection outlives the loop it is registered with.
@@ -259,7 +263,9 @@ private:
     std::atomic<bool> accept_blocked_{false};
     std::atomic<bool> nudge_posted_{false};  ///< a worker's nudge waits in the io_context
     bool draining_ = false;
-    std::atomic<bool> drain_flag_{false};  ///< what workers see: finish up, keep nothing open
+    /// Draining: until when an idle keep-alive connection may still send its next request.
+    Clock::time_point idle_grace_end_;
+    std::atomic<bool> drain_flag_{false};  ///< what workers see: say close, finish up
     std::vector<ConnectionPtr> writing_;   ///< listener thread: finishing a response
     std::vector<ConnectionPtr> expired_;   ///< the sweep's, kept to reuse its memory
     std::vector<std::unique_ptr<Worker>> worker_states_;  ///< one per thread, made before them

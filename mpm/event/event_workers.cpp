@@ -44,7 +44,7 @@ bool EventChild::park(EventConnection& conn) {
         return false;
     }
     // In a graceful stop too: its next request is answered with Connection: close, or the
-    // listener's sweep ends it at its keep-alive timeout.
+    // listener's sweep ends it once the drain's grace for idle connections is over.
     return true;
 }
 

@@ -128,8 +128,9 @@ Action Connection::next(std::string_view date) {
                 if (begin_ == end_) {
                     // A graceful stop does not end an idle connection here: its client may
                     // be sending the next request right now, and a close would lose it.
-                    // That request is answered, with Connection: close; the keep-alive
-                    // timeout ends a client that sends none.
+                    // That request is answered, with Connection: close; the driver ends
+                    // the wait of a client that sends none (ConnectionDriver's
+                    // drain_idle_wait, or the keep-alive timeout).
                     if (peer_eof_) {
                         state_ = State::closing;
                         return Action::close;

@@ -75,8 +75,8 @@ public:
     Action on_timeout(std::string_view date);
 
     /// Graceful stop: the next response says "Connection: close". An idle connection still
-    /// waits for its next request, up to the keep-alive timeout: closing it now would lose
-    /// one the client is sending.
+    /// waits for its next request (for as long as the driver lets it): closing it now would
+    /// lose one the client is sending.
     void close_after_response() noexcept { close_after_ = true; }
 
     const Output& output() const noexcept { return output_; }
