@@ -35,7 +35,7 @@ constexpr auto kLingerTime = std::chrono::seconds(2);
 // idle wait sees a graceful stop within one.
 constexpr auto kPollSlice = std::chrono::milliseconds(1000);
 // The most an idle connection waits for its next request once a graceful stop is seen.
-constexpr Duration kDrainIdleWaitMax = std::chrono::seconds(3);
+constexpr Duration kDrainIdleWaitMax = std::chrono::seconds(5);  // Apache's KeepAliveTimeout
 
 enum class Ready : std::uint8_t { yes, timeout, failed };
 
@@ -451,10 +451,17 @@ bool ConnectionDriver::set_receive_timeout(Clock::duration timeout) noexcept {
 }
 
 ConnectionDriver::Waited ConnectionDriver::receive_blocking(const std::atomic<bool>* stopping) {
+    // When the stop was last seen not raised. The grace counts from there, not from when a
+    // slice's end lets this thread see it, so the master's graceful_shutdown bound, which
+    // counts from the signal, still finds the connection closed.
+    Clock::time_point not_stopped = Clock::now();
     for (;;) {
-        if (stopping != nullptr && stopping->load(std::memory_order_relaxed)) {
-            // Seen again at every slice: only the first look moves the deadline.
-            deadline_ = std::min(deadline_, Clock::now() + drain_idle_wait(config_));
+        if (stopping != nullptr) {
+            if (stopping->load(std::memory_order_relaxed)) {
+                deadline_ = std::min(deadline_, not_stopped + drain_idle_wait(config_));
+            } else {
+                not_stopped = Clock::now();
+            }
         }
         const std::optional<Clock::duration> slice = next_slice(deadline_);
         if (!slice) {

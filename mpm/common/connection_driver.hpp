@@ -30,7 +30,7 @@ class DateCache;
 /// How long, once a graceful stop is seen, an idle keep-alive connection may still wait for
 /// its next request: a client that has just had a response may be sending one at that very
 /// moment, and a close would lose it. Bounded so that an old generation does not outlive a
-/// reload by a long keep_alive.timeout: the least of that timeout, 3 s, and half of
+/// reload by a long keep_alive.timeout: the least of that timeout, 5 s, and half of
 /// timeouts.graceful_shutdown when set (the master kills what is left at that bound).
 Duration drain_idle_wait(const Config& config) noexcept;
 
@@ -139,7 +139,7 @@ private:
     enum class Waited : std::uint8_t { data, timeout, broken };
     /// Blocking mode: a recv that waits for the client until deadline_. With `stopping`
     /// (an idle wait), a graceful stop seen at a slice's end (within a second) brings the
-    /// deadline to within drain_idle_wait().
+    /// deadline to drain_idle_wait() after the last look that found no stop.
     /// Throws what input_space() throws (out of memory); run() ends the connection then.
     Waited receive_blocking(const std::atomic<bool>* stopping);
     /// Sets SO_RCVTIMEO when it differs from what the socket has.

@@ -216,7 +216,7 @@ TEST_P(LifecycleTest, AGracefulRestartAnswersTheNextRequestOfAnIdleConnection) {
     // A graceful restart does not cut an idle keep-alive connection of the old generation:
     // its client may be sending the next request at that very moment, and would lose it.
     // That request is answered, with Connection: close. A connection that sends nothing
-    // ends within a few seconds (the drain's grace for idle connections, 3 s at most), not
+    // ends within a few seconds (the drain's grace for idle connections, 5 s at most), not
     // at its long keep-alive timeout, and the old generation with it.
     ServerConfig config = config_for(GetParam());
     config.keep_alive = "{enabled: true, timeout: 60s, max_requests: 100}";
@@ -233,12 +233,23 @@ TEST_P(LifecycleTest, AGracefulRestartAnswersTheNextRequestOfAnIdleConnection) {
         ASSERT_EQ(first->header("Connection"), std::optional<std::string>("keep-alive"));
     }
     ASSERT_EQ(::kill(server_->pid(), SIGUSR1), 0);
+    // The master marks each old child quiescing as it signals it.
     ASSERT_TRUE(eventually([&] {
-        const auto view = read_board(board_file());
-        return view && view->generation == 2;
-    })) << "the restart never began";
+        const auto board = Scoreboard::attach(board_file());
+        if (!board || board->generation() != 2) {
+            return false;
+        }
+        for (std::uint32_t slot = 0; slot < board->server_limit(); ++slot) {
+            const ProcessSlot& process = board->process(slot);
+            if (process.pid() != 0 && process.generation() == 1 && !process.quiescing()) {
+                return false;
+            }
+        }
+        return true;
+    })) << "the old generation was never told to stop";
     // Time for every old child to see the stop: they used to close idle connections
-    // within a second of it.
+    // within a second of it. The grace they give now is 5 s (4 s at least in a blocking
+    // wait, which counts it from its last look before the stop).
     std::this_thread::sleep_for(Millis(1500));
 
     ASSERT_TRUE(speaks.send(request)) << speaks.error();

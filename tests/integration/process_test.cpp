@@ -210,6 +210,35 @@ TEST_P(ProcessTest, SigtermCutsAGracefulStopShort) {
     EXPECT_FALSE(fs::exists(server.pid_file()));
 }
 
+TEST_P(ProcessTest, AnIdleClientDoesNotOutlastTheGracefulShutdownBound) {
+    // timeouts.graceful_shutdown kills what is left at its bound. An idle keep-alive
+    // client, given a grace for its next request, must not be what is left: the grace is
+    // at most half the bound, so a stop with only an idle client ends on its own.
+    ServerConfig config = config_for(GetParam());
+    config.extra_yaml = "timeouts: {graceful_shutdown: 2s}\n";
+    TridentServer& server = start(config);
+    ASSERT_TRUE(server.running());
+    ASSERT_GE(server.wait_for_children(2).size(), 2u);
+    RawClient idle;
+    ASSERT_TRUE(idle.connect(server.port())) << idle.error();
+    ASSERT_TRUE(idle.send(make_request("GET", "/hello.txt"))) << idle.error();
+    ASSERT_TRUE(idle.read_response()) << idle.error();
+    server.track(children_of(server.pid()));
+
+    ASSERT_EQ(::kill(server.pid(), SIGWINCH), 0);
+    std::optional<int> status;
+    for (int i = 0; i < 200 && !status; ++i) {
+        status = server.try_reap();
+        std::this_thread::sleep_for(Millis(50));
+    }
+    ASSERT_TRUE(status) << "master still running 10 s after a graceful stop";
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << describe_exit(*status);
+    EXPECT_EQ(server.output().find("SIGKILL"), std::string::npos)
+        << "the idle client held a child past the bound:\n"
+        << server.output();
+    EXPECT_TRUE(idle.wait_closed(Millis(3000)));
+}
+
 TEST_P(ProcessTest, ZeroStartServersIsClampedToOneChildWithAWarning) {
     ServerConfig config = config_for(GetParam());
     config.start_servers = 0;
