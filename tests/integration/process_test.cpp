@@ -40,6 +40,17 @@ protected:
     Site site_;
 };
 
+/// Polls until the master has exited by itself, for `timeout` at most; its wait status.
+std::optional<int> wait_reaped(TridentServer& server, Millis timeout) {
+    const auto deadline = Clock::now() + timeout;
+    std::optional<int> status = server.try_reap();
+    while (!status && Clock::now() < deadline) {
+        std::this_thread::sleep_for(Millis(50));
+        status = server.try_reap();
+    }
+    return status;
+}
+
 /// Polls until none of `processes` runs any more; returns the survivors.
 std::vector<ProcInfo> wait_gone(const std::vector<ProcInfo>& processes, Millis timeout) {
     const auto deadline = Clock::now() + timeout;
@@ -179,11 +190,7 @@ TEST_P(ProcessTest, SigwinchFinishesTheRequestInHandThenStops) {
     EXPECT_EQ(next->header("Connection").value_or(""), "close");
     EXPECT_TRUE(idle.wait_closed(Millis(3000)));
 
-    std::optional<int> status;
-    for (int i = 0; i < 100 && !status; ++i) {
-        status = server.try_reap();
-        std::this_thread::sleep_for(Millis(50));
-    }
+    const std::optional<int> status = wait_reaped(server, Millis(5000));
     ASSERT_TRUE(status) << "master still running 5 s after the last request ended";
     EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << describe_exit(*status);
     EXPECT_FALSE(fs::exists(server.pid_file())) << "pid file left behind";
@@ -226,11 +233,7 @@ TEST_P(ProcessTest, AnIdleClientDoesNotOutlastTheGracefulShutdownBound) {
     server.track(children_of(server.pid()));
 
     ASSERT_EQ(::kill(server.pid(), SIGWINCH), 0);
-    std::optional<int> status;
-    for (int i = 0; i < 200 && !status; ++i) {
-        status = server.try_reap();
-        std::this_thread::sleep_for(Millis(50));
-    }
+    const std::optional<int> status = wait_reaped(server, Millis(10000));
     ASSERT_TRUE(status) << "master still running 10 s after a graceful stop";
     EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << describe_exit(*status);
     EXPECT_EQ(server.output().find("SIGKILL"), std::string::npos)
