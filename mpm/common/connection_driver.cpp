@@ -39,27 +39,15 @@ constexpr Duration kDrainIdleWaitMax = std::chrono::seconds(5);  // Apache's Kee
 
 enum class Ready : std::uint8_t { yes, timeout, failed };
 
-/// The next stretch of a wait that ends at `deadline`: at most kPollSlice. Nothing once the
-/// deadline has passed.
-std::optional<Clock::duration> next_slice(Clock::time_point deadline) noexcept {
-    const auto now = Clock::now();
+/// The next stretch, from `now`, of a wait that ends at `deadline`: at most kPollSlice.
+/// Nothing once the deadline has passed.
+std::optional<Clock::duration> next_slice(Clock::time_point deadline,
+                                          Clock::time_point now) noexcept {
     if (now >= deadline) {
         return std::nullopt;
     }
     return std::min<Clock::duration>(deadline - now, kPollSlice);
 }
-
-}  // namespace
-
-Duration drain_idle_wait(const Config& config) noexcept {
-    Duration wait = std::min(config.keep_alive.timeout, kDrainIdleWaitMax);
-    if (config.timeouts.graceful_shutdown.count() > 0) {
-        wait = std::min(wait, config.timeouts.graceful_shutdown / 2);
-    }
-    return wait;
-}
-
-namespace {
 
 /// A socket timeout (SO_RCVTIMEO, SO_SNDTIMEO) of `timeout`, at least a millisecond: zero
 /// would mean none.
@@ -72,7 +60,7 @@ timeval socket_timeout(Clock::duration timeout) noexcept {
 /// Waits until `fd` is ready for `events` or the deadline passes.
 Ready wait_ready(int fd, short events, Clock::time_point deadline) noexcept {
     for (;;) {
-        const std::optional<Clock::duration> slice = next_slice(deadline);
+        const std::optional<Clock::duration> slice = next_slice(deadline, Clock::now());
         if (!slice) {
             return Ready::timeout;
         }
@@ -132,6 +120,14 @@ Duration read_timeout(const Config& config, http::Wait wait) noexcept {
 }
 
 }  // namespace
+
+Duration drain_idle_wait(const Config& config) noexcept {
+    Duration wait = std::min(config.keep_alive.timeout, kDrainIdleWaitMax);
+    if (config.timeouts.graceful_shutdown.count() > 0) {
+        wait = std::min(wait, config.timeouts.graceful_shutdown / 2);
+    }
+    return wait;
+}
 
 ConnectionDriver::ConnectionDriver(int fd, const Router& router, const Config& config,
                                    log::AccessLog* access_log, const sockaddr_storage* peer)
@@ -451,19 +447,20 @@ bool ConnectionDriver::set_receive_timeout(Clock::duration timeout) noexcept {
 }
 
 ConnectionDriver::Waited ConnectionDriver::receive_blocking(const std::atomic<bool>* stopping) {
+    Clock::time_point now = Clock::now();
     // When the stop was last seen not raised. The grace counts from there, not from when a
     // slice's end lets this thread see it, so the master's graceful_shutdown bound, which
     // counts from the signal, still finds the connection closed.
-    Clock::time_point not_stopped = Clock::now();
-    for (;;) {
+    Clock::time_point not_stopped = now;
+    for (;; now = Clock::now()) {
         if (stopping != nullptr) {
             if (stopping->load(std::memory_order_relaxed)) {
                 deadline_ = std::min(deadline_, not_stopped + drain_idle_wait(config_));
             } else {
-                not_stopped = Clock::now();
+                not_stopped = now;
             }
         }
-        const std::optional<Clock::duration> slice = next_slice(deadline_);
+        const std::optional<Clock::duration> slice = next_slice(deadline_, now);
         if (!slice) {
             return Waited::timeout;
         }
