@@ -218,8 +218,10 @@ bool ipv6_loopback_available() {
 
 // --- processes ------------------------------------------------------------------------------
 
-std::optional<ProcInfo> read_proc(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+namespace {
+
+std::optional<ProcInfo> read_stat(const std::string& path, pid_t pid) {
+    std::ifstream in(path);
     std::string line;
     if (!std::getline(in, line)) {
         return std::nullopt;
@@ -243,6 +245,39 @@ std::optional<ProcInfo> read_proc(pid_t pid) {
     info.ppid = static_cast<pid_t>(std::stol(tokens[1]));
     info.start_time = std::stoull(tokens[19]);  // field 22 of proc(5)
     return info;
+}
+
+}  // namespace
+
+std::optional<ProcInfo> read_proc(pid_t pid) {
+    return read_stat("/proc/" + std::to_string(pid) + "/stat", pid);
+}
+
+bool wait_until_stopped(pid_t pid, std::chrono::milliseconds timeout) {
+    const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+        DIR* dir = ::opendir(tasks.c_str());
+        if (dir == nullptr) {
+            return false;  // gone
+        }
+        std::size_t threads = 0;
+        std::size_t stopped = 0;
+        while (const dirent* entry = ::readdir(dir)) {
+            if (entry->d_name[0] == '.') {
+                continue;
+            }
+            const auto info = read_stat(tasks + "/" + entry->d_name + "/stat", pid);
+            ++threads;
+            stopped += info && info->state == 'T' ? 1 : 0;
+        }
+        ::closedir(dir);
+        if (threads > 0 && stopped == threads) {
+            return true;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return false;
 }
 
 std::vector<ProcInfo> children_of(pid_t parent) {

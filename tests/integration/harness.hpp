@@ -123,6 +123,10 @@ struct ProcInfo {
 };
 
 std::optional<ProcInfo> read_proc(pid_t pid);
+/// Waits until every thread of `pid` is stopped (SIGSTOP is taken by one thread, which then
+/// stops the others: until then another may still accept a connection or answer it). False
+/// on timeout or when the process is gone.
+bool wait_until_stopped(pid_t pid, std::chrono::milliseconds timeout);
 /// Live (non-zombie) processes whose parent is `parent`, sorted by pid.
 std::vector<ProcInfo> children_of(pid_t parent);
 /// True while the very process `info` describes exists and is not a zombie.
