@@ -2,12 +2,15 @@
 
 #include "log/error_log.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -220,6 +223,36 @@ TEST_F(AccessLogTest, FullDiskIsReportedOnceToTheErrorLog) {
     const std::size_t first = errors.find(message);
     EXPECT_NE(first, std::string::npos) << errors;
     EXPECT_EQ(errors.find(message, first + 1), std::string::npos) << "reported twice: " << errors;
+}
+
+TEST(EndpointsTest, ClientAddressReadsAsInetNtopWritesIt) {
+    // Every width of octet, in every position; the text is built without inet_ntop.
+    const std::uint8_t octets[] = {0, 1, 9, 10, 42, 99, 100, 127, 199, 200, 255};
+    for (const std::uint8_t a : octets) {
+        for (const std::uint8_t b : octets) {
+            sockaddr_storage peer{};
+            auto& v4 = reinterpret_cast<sockaddr_in&>(peer);
+            v4.sin_family = AF_INET;
+            v4.sin_port = htons(54321);
+            const std::uint8_t bytes[4] = {a, b, std::uint8_t(255 - a), std::uint8_t(b ^ 0x5a)};
+            std::memcpy(&v4.sin_addr, bytes, sizeof bytes);
+            char expected[INET_ADDRSTRLEN];
+            ASSERT_NE(::inet_ntop(AF_INET, &v4.sin_addr, expected, sizeof expected), nullptr);
+            const Endpoints ends = Endpoints::of(-1, &peer, /*with_local=*/false);
+            EXPECT_STREQ(ends.client, expected);
+            EXPECT_EQ(ends.client_port, 54321);
+        }
+    }
+
+    sockaddr_storage peer{};
+    auto& v6 = reinterpret_cast<sockaddr_in6&>(peer);
+    v6.sin6_family = AF_INET6;
+    v6.sin6_port = htons(8080);
+    ASSERT_EQ(::inet_pton(AF_INET6, "::ffff:192.0.2.1", &v6.sin6_addr), 1);
+    const Endpoints ends = Endpoints::of(-1, &peer, /*with_local=*/false);
+    EXPECT_STREQ(ends.client, "::ffff:192.0.2.1");
+    EXPECT_EQ(ends.client_port, 8080);
+    EXPECT_STREQ(ends.local, "");
 }
 
 }  // namespace
