@@ -147,28 +147,27 @@ protected:
         if (!board) {
             return false;
         }
-        const auto deadline = Clock::now() + std::chrono::seconds(10);
-        while (Clock::now() < deadline) {
-            std::size_t waiting = 0;
-            std::size_t workers = 0;
-            for (std::uint32_t slot = 0; slot < board->server_limit(); ++slot) {
-                if (board->process(slot).pid() == 0) {
-                    continue;
+        const bool started = eventually(
+            [&] {
+                std::size_t waiting = 0;
+                std::size_t workers = 0;
+                for (std::uint32_t slot = 0; slot < board->server_limit(); ++slot) {
+                    if (board->process(slot).pid() == 0) {
+                        continue;
+                    }
+                    for (std::uint32_t thread = 0; thread < board->thread_limit(); ++thread) {
+                        const WorkerState state = board->worker(slot, thread).state();
+                        workers += state != WorkerState::open ? 1 : 0;
+                        waiting += state == WorkerState::waiting ? 1 : 0;
+                    }
                 }
-                for (std::uint32_t thread = 0; thread < board->thread_limit(); ++thread) {
-                    const WorkerState state = board->worker(slot, thread).state();
-                    workers += state != WorkerState::open ? 1 : 0;
-                    waiting += state == WorkerState::waiting ? 1 : 0;
-                }
-            }
-            if (workers > 0 && waiting == workers) {
-                std::this_thread::sleep_for(
-                    std::chrono::milliseconds(50));  // listening sockets watched
-                return true;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+                return workers > 0 && waiting == workers;
+            },
+            Millis(10000), Millis(10));
+        if (started) {
+            std::this_thread::sleep_for(Millis(50));  // listening sockets watched
         }
-        return false;
+        return started;
     }
 
     /// Starts three children, stops them, queues `burst` clients with a request each in the

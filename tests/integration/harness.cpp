@@ -255,29 +255,29 @@ std::optional<ProcInfo> read_proc(pid_t pid) {
 
 bool wait_until_stopped(pid_t pid, std::chrono::milliseconds timeout) {
     const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-        DIR* dir = ::opendir(tasks.c_str());
-        if (dir == nullptr) {
-            return false;  // gone
-        }
-        std::size_t threads = 0;
-        std::size_t stopped = 0;
-        while (const dirent* entry = ::readdir(dir)) {
-            if (entry->d_name[0] == '.') {
-                continue;
+    bool gone = false;
+    const bool stopped = eventually(
+        [&] {
+            DIR* dir = ::opendir(tasks.c_str());
+            if (dir == nullptr) {
+                gone = true;
+                return true;
             }
-            const auto info = read_stat(tasks + "/" + entry->d_name + "/stat", pid);
-            ++threads;
-            stopped += info && info->state == 'T' ? 1 : 0;
-        }
-        ::closedir(dir);
-        if (threads > 0 && stopped == threads) {
-            return true;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    return false;
+            std::size_t threads = 0;
+            std::size_t stopped_threads = 0;
+            while (const dirent* entry = ::readdir(dir)) {
+                if (entry->d_name[0] == '.') {
+                    continue;
+                }
+                const auto info = read_stat(tasks + "/" + entry->d_name + "/stat", pid);
+                ++threads;
+                stopped_threads += info && info->state == 'T' ? 1 : 0;
+            }
+            ::closedir(dir);
+            return threads > 0 && stopped_threads == threads;
+        },
+        timeout, Millis(2));
+    return stopped && !gone;
 }
 
 std::vector<ProcInfo> children_of(pid_t parent) {

@@ -37,6 +37,20 @@ using Millis = std::chrono::milliseconds;
 /// The MPMs every HTTP and process test runs under. Adding one is a one-word change.
 inline const std::vector<std::string> kMpms = {"prefork", "worker", "event"};
 
+/// Polls `done` every `interval` until it holds or `timeout` has passed; its last answer.
+/// Every wait for something the server does in its own time goes through here.
+template <typename Predicate>
+bool eventually(Predicate done, Millis timeout = Millis(10000), Millis interval = Millis(50)) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() >= deadline) {
+            return done();
+        }
+        std::this_thread::sleep_for(interval);
+    }
+    return true;
+}
+
 /// Names a parametrised test after its MPM, so the output says which one ran.
 std::string mpm_test_name(const ::testing::TestParamInfo<std::string>& info);
 

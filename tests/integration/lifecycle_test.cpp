@@ -43,19 +43,6 @@ std::set<pid_t> pid_set(const std::vector<ProcInfo>& processes) {
     return out;
 }
 
-/// Polls (bounded) until `done` holds; returns its last answer.
-template <typename Predicate>
-bool eventually(Predicate done, Millis timeout = Millis(10000)) {
-    const auto deadline = Clock::now() + timeout;
-    while (!done()) {
-        if (Clock::now() >= deadline) {
-            return done();
-        }
-        std::this_thread::sleep_for(Millis(50));
-    }
-    return true;
-}
-
 std::size_t count_of(const std::string& text, const std::string& word) {
     std::size_t count = 0;
     for (std::size_t at = text.find(word); at != std::string::npos;

@@ -42,31 +42,30 @@ protected:
 
 /// Polls until the master has exited by itself, for `timeout` at most; its wait status.
 std::optional<int> wait_reaped(TridentServer& server, Millis timeout) {
-    const auto deadline = Clock::now() + timeout;
-    std::optional<int> status = server.try_reap();
-    while (!status && Clock::now() < deadline) {
-        std::this_thread::sleep_for(Millis(50));
-        status = server.try_reap();
-    }
+    std::optional<int> status;
+    eventually(
+        [&] {
+            status = server.try_reap();
+            return status.has_value();
+        },
+        timeout);
     return status;
 }
 
 /// Polls until none of `processes` runs any more; returns the survivors.
 std::vector<ProcInfo> wait_gone(const std::vector<ProcInfo>& processes, Millis timeout) {
-    const auto deadline = Clock::now() + timeout;
     std::vector<ProcInfo> alive;
-    do {
-        alive.clear();
-        for (const ProcInfo& process : processes) {
-            if (still_running(process)) {
-                alive.push_back(process);
+    eventually(
+        [&] {
+            alive.clear();
+            for (const ProcInfo& process : processes) {
+                if (still_running(process)) {
+                    alive.push_back(process);
+                }
             }
-        }
-        if (alive.empty()) {
-            break;
-        }
-        std::this_thread::sleep_for(Millis(20));
-    } while (Clock::now() < deadline);
+            return alive.empty();
+        },
+        timeout, Millis(20));
     return alive;
 }
 
@@ -263,11 +262,8 @@ TEST_P(ProcessTest, KilledChildIsReplaced) {
     const ProcInfo victim = before.front();
     ASSERT_EQ(::kill(victim.pid, SIGKILL), 0);
 
-    const auto deadline = Clock::now() + Millis(10000);
-    bool replaced = false;
     std::vector<ProcInfo> now;
-    while (!replaced && Clock::now() < deadline) {
-        std::this_thread::sleep_for(Millis(50));
+    const bool replaced = eventually([&] {
         now = children_of(server.pid());
         server.track(now);
         std::size_t fresh = 0;
@@ -277,8 +273,8 @@ TEST_P(ProcessTest, KilledChildIsReplaced) {
             });
             fresh += known ? 0 : 1;
         }
-        replaced = fresh > 0 && now.size() >= before.size() && !still_running(victim);
-    }
+        return fresh > 0 && now.size() >= before.size() && !still_running(victim);
+    });
     EXPECT_TRUE(replaced) << "killed child " << victim.pid << "; children before: " << pids(before)
                           << ", after 10 s: " << pids(now);
     for (int i = 0; i < 5; ++i) {

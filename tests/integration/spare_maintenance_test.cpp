@@ -49,20 +49,18 @@ protected:
     /// Polls the scoreboard until `done(tally)` holds or `timeout` passes; the last tally.
     template <typename Done>
     ScoreboardTally wait_for(Done done, Millis timeout) {
-        const auto deadline = Clock::now() + timeout;
         auto board = Scoreboard::attach(scoreboard_file_);  // there once start() returned
         EXPECT_TRUE(board) << board.error().message;
         ScoreboardTally tally;
         if (!board) {
             return tally;
         }
-        do {
-            tally = board->tally();
-            if (done(tally)) {
-                break;
-            }
-            std::this_thread::sleep_for(Millis(100));
-        } while (Clock::now() < deadline);
+        eventually(
+            [&] {
+                tally = board->tally();
+                return done(tally);
+            },
+            timeout, Millis(100));
         return tally;
     }
 
