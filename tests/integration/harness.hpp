@@ -38,7 +38,8 @@ using Millis = std::chrono::milliseconds;
 inline const std::vector<std::string> kMpms = {"prefork", "worker", "event"};
 
 /// Polls `done` every `interval` until it holds or `timeout` has passed; its last answer.
-/// Every wait for something the server does in its own time goes through here.
+/// For a wait on something the server does in its own time, use this rather than a deadline
+/// loop of one's own.
 template <typename Predicate>
 bool eventually(Predicate done, Millis timeout = Millis(10000), Millis interval = Millis(50)) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
