@@ -37,15 +37,13 @@ std::vector<std::string> lines_of(const std::string& text) {
 /// replaced by "[TIME]" after checking its shape.
 std::vector<std::string> wait_for_lines(const fs::path& log, std::size_t count) {
     static const std::regex kTime(R"(\[\d\d/[A-Z][a-z][a-z]/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\])");
-    const auto deadline = Clock::now() + kIoTimeout;
     std::vector<std::string> lines;
-    for (;;) {
-        lines = lines_of(fs::exists(log) ? read_file(log) : "");
-        if (lines.size() >= count || Clock::now() >= deadline) {
-            break;
-        }
-        std::this_thread::sleep_for(Millis(20));
-    }
+    eventually(
+        [&] {
+            lines = lines_of(fs::exists(log) ? read_file(log) : "");
+            return lines.size() >= count;
+        },
+        kIoTimeout, Millis(20));
     for (std::string& line : lines) {
         line = std::regex_replace(line, kTime, "[TIME]");
     }
@@ -424,14 +422,12 @@ TEST_P(StatusTest, PrometheusApacheExporterScrapesAuto) {
         dir_->path() / "exporter.out");
     ASSERT_TRUE(process.started());
     CurlResult metrics;
-    const auto deadline = Clock::now() + kStartTimeout;
-    while (Clock::now() < deadline) {  // bounded: until the exporter listens
-        metrics = run_curl({}, "http://" + listen + "/metrics", dir_->path());
-        if (metrics.http_code == 200) {
-            break;
-        }
-        std::this_thread::sleep_for(Millis(100));
-    }
+    eventually(  // until the exporter listens
+        [&] {
+            metrics = run_curl({}, "http://" + listen + "/metrics", dir_->path());
+            return metrics.http_code == 200;
+        },
+        kStartTimeout, Millis(100));
     ASSERT_EQ(metrics.http_code, 200) << read_file(dir_->path() / "exporter.out");
     const std::string& text = metrics.body;
     EXPECT_NE(text.find("\napache_up 1\n"), std::string::npos)
