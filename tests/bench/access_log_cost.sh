@@ -37,6 +37,7 @@ command -v wrk >/dev/null || { echo "bench-logging: wrk is missing (make deps)";
 work=$(mktemp -d /tmp/trident-logbench-XXXXXX)
 servers=  # pids of the servers running now, for the EXIT trap
 clients=  # and of the wrk processes
+cgroups=  # and the cgroups made for the servers (see server_cpu_us)
 stop_clients() {
   local pid
   for pid in $clients; do kill "$pid" 2>/dev/null || true; done
@@ -49,9 +50,22 @@ stop_servers() {
   for pid in $servers; do wait "$pid" 2>/dev/null || true; done
   servers=
 }
+# rmdir succeeds once the last process of a cgroup is reaped.
+remove_cgroups() {
+  local group
+  for group in $cgroups; do
+    for _ in $(seq 50); do
+      rmdir "$group" 2>/dev/null && break
+      [ -d "$group" ] || break
+      sleep 0.1
+    done
+  done
+  cgroups=
+}
 cleanup() {
   stop_clients
   stop_servers
+  remove_cgroups
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -68,15 +82,35 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# Clock ticks server $1 has used: the master (with its reaped children) and live children.
-server_ticks() {
+# Each server runs in a cgroup v2 of its own where one can be made (root, and a cgroup2
+# mount), whose cpu.stat usage_usec is exact. /proc/PID/stat, the fallback, counts each
+# process in 10 ms units and undercounts a server of many processes (see
+# docs/benchmarks.md).
+cgroup_root=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
+probe=$cgroup_root/trident-logbench-probe-$$
+if [ -n "$cgroup_root" ] && mkdir "$probe" 2>/dev/null; then
+  sh -c 'echo $$ > "$0"/cgroup.procs' "$probe" 2>/dev/null || cgroup_root=
+  rmdir "$probe" 2>/dev/null || true
+else
+  cgroup_root=
+fi
+[ -n "$cgroup_root" ] ||
+  echo "bench-logging: no cgroup of our own here: CPU time from /proc/PID/stat, in 10 ms units"
+
+# Microseconds of CPU server $1 (named $2) has used.
+server_cpu_us() {
+  if [ -n "$cgroup_root" ]; then
+    awk '$1 == "usage_usec" { print $2 }' "$cgroup_root/trident-logbench-$$-$2/cpu.stat"
+    return
+  fi
+  # The master (with its reaped children) and live children, in clock ticks.
   local total=0 pid fields
   for pid in "$1" $(cat /proc/"$1"/task/*/children 2>/dev/null); do
     fields=$(sed 's/.*) //' /proc/"$pid"/stat 2>/dev/null) || continue
     # After the name: field 14 utime is the 12th, then stime, cutime, cstime.
     total=$((total + $(echo "$fields" | awk '{print $12 + $13 + $14 + $15}')))
   done
-  echo "$total"
+  echo $((total * 1000000 / $(getconf CLK_TCK)))
 }
 
 # Starts server $1 (off or on) under MPM $2; sets port_$1 and pid_$1.
@@ -94,7 +128,17 @@ access_log: $log
 error_log: {path: $work/error-$name.log, level: warn}
 $user_block
 CONF
-  taskset -c "$server_cpu" "$build/trident" -f "$work/$name.yaml" > "$work/server-$name.out" &
+  local jail=()
+  if [ -n "$cgroup_root" ]; then
+    # A fresh cgroup per start: the shell moves itself in, then execs taskset and trident
+    # (same pid), so every child the server forks is counted there.
+    local group=$cgroup_root/trident-logbench-$$-$name
+    rmdir "$group" 2>/dev/null || true
+    mkdir "$group"
+    cgroups="$cgroups $group"
+    jail=(sh -c 'echo $$ > "$0"/cgroup.procs && exec "$@"' "$group")
+  fi
+  "${jail[@]}" taskset -c "$server_cpu" "$build/trident" -f "$work/$name.yaml" > "$work/server-$name.out" &
   printf -v "pid_$name" '%s' "$!"
   printf -v "port_$name" '%s' "$port"
   servers="$servers $!"
@@ -137,7 +181,7 @@ load_both() {
 
 # One round: both servers side by side. Sets off_us, on_us and ratio (on / off).
 round() {
-  local mpm=$1 first=$2 hz requests_off requests_on
+  local mpm=$1 first=$2 requests_off requests_on
   local before_off before_on after_off after_on
   local second=off
   [ "$first" = off ] && second=on
@@ -147,10 +191,11 @@ round() {
   wait_ready "$port_off"
   wait_ready "$port_on"
   load_both 1 "$first"
-  before_off=$(server_ticks "$pid_off") before_on=$(server_ticks "$pid_on")
+  before_off=$(server_cpu_us "$pid_off" off) before_on=$(server_cpu_us "$pid_on" on)
   load_both "$seconds" "$first"
-  after_off=$(server_ticks "$pid_off") after_on=$(server_ticks "$pid_on")
+  after_off=$(server_cpu_us "$pid_off" off) after_on=$(server_cpu_us "$pid_on" on)
   stop_servers
+  remove_cgroups
   rm -f "$work/access.log"
   requests_off=$(cat "$work/requests-off") requests_on=$(cat "$work/requests-on")
   if [ "${requests_off:-0}" -le 0 ] || [ "${requests_on:-0}" -le 0 ]; then
@@ -161,11 +206,8 @@ round() {
     echo "bench-logging: $mpm: a server used no CPU time while loaded" >&2
     exit 1
   fi
-  hz=$(getconf CLK_TCK)
-  off_us=$(awk -v r="$requests_off" -v t=$((after_off - before_off)) -v hz="$hz" \
-    'BEGIN { printf "%.2f", t * 1000000 / hz / r }')
-  on_us=$(awk -v r="$requests_on" -v t=$((after_on - before_on)) -v hz="$hz" \
-    'BEGIN { printf "%.2f", t * 1000000 / hz / r }')
+  off_us=$(awk -v r="$requests_off" -v t=$((after_off - before_off)) 'BEGIN { printf "%.2f", t / r }')
+  on_us=$(awk -v r="$requests_on" -v t=$((after_on - before_on)) 'BEGIN { printf "%.2f", t / r }')
   ratio=$(awk -v off="$off_us" -v on="$on_us" 'BEGIN { printf "%.4f", (off > 0 ? on / off : 0) }')
 }
 

@@ -31,10 +31,12 @@ How to read it:
   Trident close a connection after 100 requests, as their default `max_requests` /
   `MaxKeepAliveRequests 100` says; wrk reconnects). *close* is `ab` with 200 concurrent
   clients and one request per connection (HTTP/1.0, no `-k`).
-- *CPU µs/req* is the user+system CPU time of the server's whole process tree over the run
-  (from `/proc/PID/stat`, children that exited included through `cutime`/`cstime`)
+- *CPU µs/req* is the CPU time of the server's every process and thread over the run,
   divided by the requests served: lower is better and, unlike req/s, does not depend on
-  whether the client kept up.
+  whether the client kept up. Each server runs in a cgroup of its own, whose `cpu.stat`
+  `usage_usec` is exact and keeps the time of processes that exit. Where the bench cannot
+  make one (not root, no cgroup v2), it sums `/proc/PID/stat` over the process tree, in
+  10 ms ticks, which undercounts a server of many processes (the run says which).
 - *PSS* is the proportional set size of the whole process tree (`/proc/PID/smaps_rollup`),
   idle (just started, no traffic) and loaded (the largest sample during the run). A
   shared library's pages are divided among every process on the machine that maps them,
@@ -221,6 +223,15 @@ def rounds_text(m):
             "the errors of all rounds added up and the largest PSS of any round; ")
 
 
+def cpu_source_text(m):
+    if m.get("cpu_source") == "cgroup":
+        return ("- Server CPU time: `usage_usec` of a cgroup v2 of each server's own, "
+                "which counts every process and thread that ran in it, to the microsecond")
+    return ("- Server CPU time: `/proc/PID/stat` summed over the server's process tree (no "
+            "cgroup of its own could be made): in 10 ms ticks per process, it undercounts "
+            "servers of many processes, such as prefork MPMs, by up to a third")
+
+
 def generated(results):
     m = results["machine"]
     v = m["versions"]
@@ -236,6 +247,7 @@ def generated(results):
         f"- h2o {v['h2o']}",
         f"- lighttpd {v['lighttpd']}",
         f"- Clients: wrk {v['wrk']}, ab {v['ab']}",
+        cpu_source_text(m),
         f"- {m['seconds']} s per test after a {m['warmup']} s warm-up with the same client; "
         f"{rounds_text(m)}{m['connections']} connections; server on cpu {m['server_cpu']}, clients on cpu "
         f"{m['client_cpu']}; the whole run took {m.get('elapsed_s', '?')} s."
