@@ -43,9 +43,9 @@ struct SpareBuffers {
     std::unique_ptr<char[]> input;  ///< kInitialBuffer bytes, or null
     std::string head;               ///< capacity only
 };
-// Initial-exec: libtrident is loaded with the program, never by dlopen, so the thread's
-// copy is found at a fixed offset instead of through a call per access.
-[[gnu::tls_model("initial-exec")]] thread_local SpareBuffers spare_buffers;
+// At a fixed offset in the static TLS block, guard included (-ftls-model=initial-exec in
+// CMakeLists.txt: libtrident is loaded with the program, never by dlopen).
+thread_local SpareBuffers spare_buffers;
 
 /// Whether a response to this status carries content at all (RFC 9110 §6.4.1).
 bool status_has_content(Status status) {

@@ -65,8 +65,8 @@ struct BufferRegistry {
 };
 
 // This thread's buffer, once it has one.
-[[gnu::tls_model("initial-exec")]] thread_local ThreadBuffer* t_self = nullptr;
-[[gnu::tls_model("initial-exec")]] thread_local bool t_flusher_checked = false;
+thread_local ThreadBuffer* t_self = nullptr;
+thread_local bool t_flusher_checked = false;
 
 /// In a forked child: only the forking thread exists, its pending lines are the parent's to
 /// write, and the child has no flusher until it writes.
@@ -124,9 +124,9 @@ void ensure_flusher() noexcept {
     }
 }
 
-// libtrident is loaded with the program, never by dlopen: its thread-locals can live in the
-// static TLS block and be reached without a __tls_get_addr call per line.
-[[gnu::tls_model("initial-exec")]] thread_local ThreadBuffer t_buffer;
+// Like every thread-local of libtrident, at a fixed offset in the static TLS block, guard
+// included: no __tls_get_addr call per line (-ftls-model=initial-exec in CMakeLists.txt).
+thread_local ThreadBuffer t_buffer;
 
 int open_append(const std::string& path) noexcept {
     return ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);

@@ -135,7 +135,7 @@ void append_clf_time(LineWriter& line, std::chrono::system_clock::time_point whe
         std::size_t size = 0;
         char text[40];
     };
-    [[gnu::tls_model("initial-exec")]] thread_local Cached cached;  // one look-up, not three
+    thread_local Cached cached;  // one look-up, not three
     const std::time_t second = std::chrono::system_clock::to_time_t(when);
     if (second != cached.second) {
         std::tm local{};
