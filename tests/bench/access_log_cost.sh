@@ -50,15 +50,23 @@ stop_servers() {
   for pid in $servers; do wait "$pid" 2>/dev/null || true; done
   servers=
 }
-# rmdir succeeds once the last process of a cgroup is reaped.
+# rmdir succeeds once the last process of a cgroup has exited. One the server's stop left
+# behind is killed after 5 s (cgroup.kill, kernel 5.14, else pid by pid).
 remove_cgroups() {
-  local group
+  local group pid n
   for group in $cgroups; do
-    for _ in $(seq 50); do
+    for n in $(seq 70); do
       rmdir "$group" 2>/dev/null && break
       [ -d "$group" ] || break
+      if [ "$n" = 50 ]; then
+        echo 1 > "$group/cgroup.kill" 2>/dev/null ||
+          for pid in $(cat "$group/cgroup.procs" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
+      fi
       sleep 0.1
     done
+    if [ -d "$group" ]; then
+      echo "bench-logging: $group: processes survived SIGKILL; cgroup left in place" >&2
+    fi
   done
   cgroups=
 }
@@ -133,8 +141,10 @@ CONF
     # A fresh cgroup per start: the shell moves itself in, then execs taskset and trident
     # (same pid), so every child the server forks is counted there.
     local group=$cgroup_root/trident-logbench-$$-$name
-    rmdir "$group" 2>/dev/null || true
-    mkdir "$group"
+    if ! mkdir "$group"; then
+      echo "bench-logging: cannot make cgroup $group (left over from the round before?)" >&2
+      exit 1
+    fi
     cgroups="$cgroups $group"
     jail=(sh -c 'echo $$ > "$0"/cgroup.procs && exec "$@"' "$group")
   fi

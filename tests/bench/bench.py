@@ -142,11 +142,13 @@ class CpuGroup:
     """A cgroup v2 of one server's own, for its CPU time.
 
     /proc/PID/stat counts in clock ticks (10 ms), and a server of many processes, each of
-    which runs a few milliseconds in a 5-second test, loses much of its time there: Trident's
+    which runs 10-25 ms in a 5-second test, loses much of its time there: Trident's
     prefork with 200 children under wrk's 1 MiB keep-alive test summed to 1.76 s there,
     against 2.67 s from the kernel's exact per-thread run times. A cgroup's usage_usec is
     exact, and counts every process and thread that ran in it, exited ones included.
-    cpu.stat exists in every v2 cgroup whether or not the cpu controller is enabled."""
+    cpu.stat exists in every v2 cgroup whether or not the cpu controller is enabled. The
+    cgroup is made at the top of the hierarchy, so limits set on the bench's own cgroup
+    (cpuset, cpu.max, memory.max) do not reach the server."""
 
     def __init__(self, path):
         self.path = path
@@ -179,8 +181,11 @@ class CpuGroup:
         return ["sh", "-c", 'echo $$ > "$0" && exec "$@"', self.procs] + argv
 
     def remove(self, timeout=5.0):
-        """rmdir, once the last process has left (a zombie still counts until reaped)."""
+        """rmdir, once the last process has exited. A process still there after `timeout`
+        (one the server's stop left behind, reparented out of its tree) is killed first:
+        through cgroup.kill where the kernel has it (5.14), else pid by pid."""
         deadline = time.monotonic() + timeout
+        killed = False
         while True:
             try:
                 os.rmdir(self.path)
@@ -189,8 +194,30 @@ class CpuGroup:
                 return True
             except OSError:
                 if time.monotonic() > deadline:
-                    return False
+                    if killed:
+                        return False
+                    self.kill_all()
+                    killed = True
+                    deadline = time.monotonic() + 2.0
                 time.sleep(0.1)
+
+    def kill_all(self):
+        try:
+            with open(os.path.join(self.path, "cgroup.kill"), "w") as f:
+                f.write("1")
+            return
+        except OSError:
+            pass
+        try:
+            with open(self.procs) as f:
+                pids = [int(x) for x in f.read().split()]
+        except OSError:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def cgroup_works():
@@ -498,7 +525,7 @@ class Server:
                     except ProcessLookupError:
                         pass
         if self.cgroup and not self.cgroup.remove():
-            log(f"{self.cgroup.path}: still holds processes, left in place")
+            log(f"{self.cgroup.path}: processes survived SIGKILL; cgroup left in place")
         self.logf.close()
 
 

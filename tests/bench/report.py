@@ -224,12 +224,15 @@ def rounds_text(m):
 
 
 def cpu_source_text(m):
-    if m.get("cpu_source") == "cgroup":
+    source = m.get("cpu_source")
+    if source == "cgroup":
         return ("- Server CPU time: `usage_usec` of a cgroup v2 of each server's own, "
                 "which counts every process and thread that ran in it, to the microsecond")
-    return ("- Server CPU time: `/proc/PID/stat` summed over the server's process tree (no "
-            "cgroup of its own could be made): in 10 ms ticks per process, it undercounts "
-            "servers of many processes, such as prefork MPMs, by up to a third")
+    why = ("no cgroup of its own could be made" if source == "proc"
+           else "the bench of this run had no other way")
+    return (f"- Server CPU time: `/proc/PID/stat` summed over the server's process tree ({why}): "
+            "in 10 ms ticks per process, it undercounts servers of many processes, such as "
+            "prefork MPMs, by up to a third")
 
 
 def generated(results):
