@@ -91,9 +91,9 @@ free_port() {
 }
 
 # Each server runs in a cgroup v2 of its own where one can be made (root, and a cgroup2
-# mount), whose cpu.stat usage_usec is exact. /proc/PID/stat, the fallback, counts each
-# process in 10 ms units and undercounts a server of many processes (see
-# docs/benchmarks.md).
+# mount), whose cpu.stat usage_usec is exact. The fallback adds up the live threads' exact
+# run times and the reaped children's; not /proc/PID/stat's utime and stime, which count
+# each process in 10 ms units and undercount a server of many (see docs/benchmarks.md).
 cgroup_root=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
 probe=$cgroup_root/trident-logbench-probe-$$
 if [ -n "$cgroup_root" ] && mkdir "$probe" 2>/dev/null; then
@@ -103,7 +103,7 @@ else
   cgroup_root=
 fi
 [ -n "$cgroup_root" ] ||
-  echo "bench-logging: no cgroup of our own here: CPU time from /proc/PID/stat, in 10 ms units"
+  echo "bench-logging: no cgroup of our own here (run as root for one): CPU time from the live threads' schedstat"
 
 # Microseconds of CPU server $1 (named $2) has used.
 server_cpu_us() {
@@ -111,14 +111,16 @@ server_cpu_us() {
     awk '$1 == "usage_usec" { print $2 }' "$cgroup_root/trident-logbench-$$-$2/cpu.stat"
     return
   fi
-  # The master (with its reaped children) and live children, in clock ticks.
-  local total=0 pid fields
+  # The master and its live children: the exact run time of every live thread (schedstat,
+  # ns), plus what the children they reaped used (cutime, cstime: clock ticks).
+  local ticks=0 ns=0 pid fields
   for pid in "$1" $(cat /proc/"$1"/task/*/children 2>/dev/null); do
     fields=$(sed 's/.*) //' /proc/"$pid"/stat 2>/dev/null) || continue
-    # After the name: field 14 utime is the 12th, then stime, cutime, cstime.
-    total=$((total + $(echo "$fields" | awk '{print $12 + $13 + $14 + $15}')))
+    # After the name: field 16 cutime is the 14th, then cstime.
+    ticks=$((ticks + $(echo "$fields" | awk '{print $14 + $15}')))
+    ns=$((ns + $(cat /proc/"$pid"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {print s + 0}')))
   done
-  echo $((total * 1000000 / $(getconf CLK_TCK)))
+  echo $((ticks * 1000000 / $(getconf CLK_TCK) + ns / 1000))
 }
 
 # Starts server $1 (off or on) under MPM $2; sets port_$1 and pid_$1.

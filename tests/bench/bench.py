@@ -108,17 +108,49 @@ def process_tree(root):
     return [p for p in out if os.path.exists(f"/proc/{p}")]
 
 
-def tree_cpu_us(root):
-    """utime+stime+cutime+cstime over the live tree, in microseconds.
-
-    A child that exits and is reaped during the run moves its time into its parent's
-    cutime/cstime, so the sum over the live tree keeps counting it."""
+def threads_run_ns(pid):
+    """The kernel's exact run time of every live thread of a process, in nanoseconds, or
+    None when it cannot be read."""
     total = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass  # the thread has just exited
+    return total
+
+
+def tree_cpu_us(root):
+    """CPU time of the live tree and of the children it has reaped, in microseconds: the
+    fallback when no cgroup can be had.
+
+    Each live process counts the exact run time of its live threads (schedstat). A child
+    that exits and is reaped during the run moves its time into its parent's cutime and
+    cstime, so it keeps counting, in 10 ms units. What this misses is a thread that exits
+    while its process lives on. utime and stime are the last resort, where schedstat
+    cannot be read: in 10 ms units per process, they undercount a server of many."""
+    ticks, ns = 0, 0
     for pid in process_tree(root):
-        st = read_stat(pid)
-        if st:
-            total += st[2]
-    return total * 1_000_000 // CLK_TCK
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                data = f.read().decode("ascii", "replace")
+        except OSError:
+            continue
+        fields = data[data.rindex(")") + 2 :].split()
+        # utime, stime, cutime, cstime are fields 14..17 (here 11..14).
+        own, reaped = int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
+        run = threads_run_ns(pid)
+        if run is None:
+            ticks += own
+        else:
+            ns += run
+        ticks += reaped
+    return ticks * 1_000_000 // CLK_TCK + ns // 1000
 
 
 # ---------------------------------------------------------------- a server's CPU time
@@ -145,7 +177,8 @@ class CpuGroup:
     which runs 10-25 ms in a 5-second test, loses much of its time there: Trident's
     prefork with 200 children under wrk's 1 MiB keep-alive test summed to 1.76 s there,
     against 2.67 s from the kernel's exact per-thread run times. A cgroup's usage_usec is
-    exact, and counts every process and thread that ran in it, exited ones included.
+    exact, and counts every process and thread that ran in it, exited ones included; the
+    fallback, tree_cpu_us(), misses threads that exit while their process lives on.
     cpu.stat exists in every v2 cgroup whether or not the cpu controller is enabled. The
     cgroup is made at the top of the hierarchy, so limits set on the bench's own cgroup
     (cpuset, cpu.max, memory.max) do not reach the server."""
@@ -779,12 +812,12 @@ def main():
         f"(+{warmup}s warm-up): about {est // 60} min {est % 60} s; work folder {work}")
 
     info = machine_info(build_dir)
-    # A server's CPU time: exact from a cgroup of its own where one can be made (root, and
-    # cgroup v2), otherwise from /proc/PID/stat, which undercounts servers of many processes.
-    cpu_source = "cgroup" if cgroup_works() else "proc"
-    if cpu_source == "proc":
-        log("no cgroup v2 of our own here: server CPU time from /proc/PID/stat, in 10 ms "
-            "ticks per process (it undercounts servers of many processes)")
+    # A server's CPU time: from a cgroup of its own where one can be made (root, and cgroup
+    # v2), otherwise from its live threads' run times and its reaped children's (/proc).
+    cpu_source = "cgroup" if cgroup_works() else "threads"
+    if cpu_source == "threads":
+        log("no cgroup v2 of our own here (run as root for one): server CPU time from each "
+            "live thread's schedstat and the reaped children's cutime/cstime")
     info.update(seconds=seconds, warmup=warmup, rounds=rounds, connections=conns,
                 server_cpu=scpu, client_cpu=ccpu, as_root=as_root, work=work,
                 cpu_source=cpu_source)
