@@ -489,7 +489,7 @@ def tail(path, n=6):
 class Server:
     def __init__(self, cmd, cpu, logpath, rundir, cgroup_name=None):
         """cgroup_name: run the server in a cgroup of that name and take its CPU time from
-        there; None: sum /proc/PID/stat over its process tree."""
+        there; None: tree_cpu_us() over its process tree."""
         self.cmd, self.logpath, self.rundir = cmd, logpath, rundir
         argv = ["taskset", "-c", str(cpu)] + cmd
         self.cgroup = CpuGroup.make(cgroup_name) if cgroup_name else None
