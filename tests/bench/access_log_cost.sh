@@ -116,9 +116,10 @@ server_cpu_us() {
   local ticks=0 ns=0 pid fields
   for pid in "$1" $(cat /proc/"$1"/task/*/children 2>/dev/null); do
     fields=$(sed 's/.*) //' /proc/"$pid"/stat 2>/dev/null) || continue
-    # After the name: field 16 cutime is the 14th, then cstime.
-    ticks=$((ticks + $(echo "$fields" | awk '{print $14 + $15}')))
-    ns=$((ns + $(cat /proc/"$pid"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {print s + 0}')))
+    # After the name: field 16 cutime is the 14th, then cstime. mawk prints a sum past
+    # 2^31 as 1.2e+10, and its %d stops at 2^31: %.0f keeps every digit.
+    ticks=$((ticks + $(echo "$fields" | awk '{printf "%.0f", $14 + $15}')))
+    ns=$((ns + $(cat /proc/"$pid"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f", s}')))
   done
   echo $((ticks * 1000000 / $(getconf CLK_TCK) + ns / 1000))
 }
