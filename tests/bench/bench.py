@@ -110,8 +110,8 @@ def process_tree(root):
 
 def threads_run_ns(pid):
     """The kernel's exact run time of every live thread of a process, in nanoseconds, or
-    None when it cannot be read."""
-    total = 0
+    None when it cannot be read (no such process, or a kernel without schedstat files)."""
+    total, read = 0, False
     try:
         tids = os.listdir(f"/proc/{pid}/task")
     except OSError:
@@ -120,9 +120,10 @@ def threads_run_ns(pid):
         try:
             with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
                 total += int(f.read().split()[0])
+                read = True
         except (OSError, ValueError, IndexError):
             pass  # the thread has just exited
-    return total
+    return total if read else None
 
 
 def tree_cpu_us(root):
