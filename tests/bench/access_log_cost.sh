@@ -113,13 +113,21 @@ server_cpu_us() {
   fi
   # The master and its live children: the exact run time of every live thread (schedstat,
   # ns), plus what the children they reaped used (cutime, cstime: clock ticks).
-  local ticks=0 ns=0 pid fields
+  # Without schedstat files (a kernel without CONFIG_SCHED_INFO), the process's own utime
+  # and stime, in clock ticks.
+  local ticks=0 ns=0 pid fields run
   for pid in "$1" $(cat /proc/"$1"/task/*/children 2>/dev/null); do
     fields=$(sed 's/.*) //' /proc/"$pid"/stat 2>/dev/null) || continue
-    # After the name: field 16 cutime is the 14th, then cstime. mawk prints a sum past
-    # 2^31 as 1.2e+10, and its %d stops at 2^31: %.0f keeps every digit.
+    # After the name: field 14 utime is the 12th, then stime, cutime, cstime. mawk prints a
+    # sum past 2^31 as 1.2e+10, and its %d stops at 2^31: %.0f keeps every digit.
     ticks=$((ticks + $(echo "$fields" | awk '{printf "%.0f", $14 + $15}')))
-    ns=$((ns + $(cat /proc/"$pid"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f", s}')))
+    run=$(cat /proc/"$pid"/task/*/schedstat 2>/dev/null |
+      awk '{s += $1; n++} END {if (n) printf "%.0f", s; else print "none"}')
+    if [ "$run" = none ]; then
+      ticks=$((ticks + $(echo "$fields" | awk '{printf "%.0f", $12 + $13}')))
+    else
+      ns=$((ns + run))
+    fi
   done
   echo $((ticks * 1000000 / $(getconf CLK_TCK) + ns / 1000))
 }
