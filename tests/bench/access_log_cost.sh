@@ -50,24 +50,9 @@ stop_servers() {
   for pid in $servers; do wait "$pid" 2>/dev/null || true; done
   servers=
 }
-# rmdir succeeds once the last process of a cgroup has exited. One the server's stop left
-# behind is killed after 5 s (cgroup.kill, kernel 5.14, else pid by pid).
 remove_cgroups() {
-  local group pid n
-  for group in $cgroups; do
-    for n in $(seq 70); do
-      rmdir "$group" 2>/dev/null && break
-      [ -d "$group" ] || break
-      if [ "$n" = 50 ]; then
-        echo 1 > "$group/cgroup.kill" 2>/dev/null ||
-          for pid in $(cat "$group/cgroup.procs" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
-      fi
-      sleep 0.1
-    done
-    if [ -d "$group" ]; then
-      echo "bench-logging: $group: processes survived SIGKILL; cgroup left in place" >&2
-    fi
-  done
+  # cpu_time.py kills what a server's stop left behind before it removes the cgroup.
+  [ -z "$cgroups" ] || python3 "$here/cpu_time.py" remove $cgroups || true
   cgroups=
 }
 cleanup() {
@@ -91,45 +76,18 @@ free_port() {
 }
 
 # Each server runs in a cgroup v2 of its own where one can be made (root, and a cgroup2
-# mount), whose cpu.stat usage_usec is exact. The fallback adds up the live threads' exact
-# run times and the reaped children's; not /proc/PID/stat's utime and stime, which count
-# each process in 10 ms units and undercount a server of many (see docs/benchmarks.md).
-cgroup_root=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
-probe=$cgroup_root/trident-logbench-probe-$$
-if [ -n "$cgroup_root" ] && mkdir "$probe" 2>/dev/null; then
-  sh -c 'echo $$ > "$0"/cgroup.procs' "$probe" 2>/dev/null || cgroup_root=
-  rmdir "$probe" 2>/dev/null || true
+# mount), whose cpu.stat usage_usec is exact; elsewhere its threads' run times are added up
+# (tests/bench/cpu_time.py, shared with bench.py).
+probe=$(python3 "$here/cpu_time.py" make "trident-logbench-probe-$$")
+if [ -n "$probe" ]; then
+  rmdir "$probe"
 else
-  cgroup_root=
-fi
-[ -n "$cgroup_root" ] ||
   echo "bench-logging: no cgroup of our own here (run as root for one): CPU time from the live threads' schedstat"
+fi
 
-# Microseconds of CPU server $1 (named $2) has used.
+# Microseconds of CPU server $1 has used: of its cgroup $2, or of its tree when $2 is empty.
 server_cpu_us() {
-  if [ -n "$cgroup_root" ]; then
-    awk '$1 == "usage_usec" { print $2 }' "$cgroup_root/trident-logbench-$$-$2/cpu.stat"
-    return
-  fi
-  # The master and its live children: the exact run time of every live thread (schedstat,
-  # ns), plus what the children they reaped used (cutime, cstime: clock ticks).
-  # Without schedstat files (a kernel without CONFIG_SCHED_INFO), the process's own utime
-  # and stime, in clock ticks.
-  local ticks=0 ns=0 pid fields run
-  for pid in "$1" $(cat /proc/"$1"/task/*/children 2>/dev/null); do
-    fields=$(sed 's/.*) //' /proc/"$pid"/stat 2>/dev/null) || continue
-    # After the name: field 14 utime is the 12th, then stime, cutime, cstime. mawk prints a
-    # sum past 2^31 as 1.2e+10, and its %d stops at 2^31: %.0f keeps every digit.
-    ticks=$((ticks + $(echo "$fields" | awk '{printf "%.0f", $14 + $15}')))
-    run=$(cat /proc/"$pid"/task/*/schedstat 2>/dev/null |
-      awk '{s += $1; n++} END {if (n) printf "%.0f", s; else print "none"}')
-    if [ "$run" = none ]; then
-      ticks=$((ticks + $(echo "$fields" | awk '{printf "%.0f", $12 + $13}')))
-    else
-      ns=$((ns + run))
-    fi
-  done
-  echo $((ticks * 1000000 / $(getconf CLK_TCK) + ns / 1000))
+  python3 "$here/cpu_time.py" usage "${2:--}" "$1"
 }
 
 # Starts server $1 (off or on) under MPM $2; sets port_$1 and pid_$1.
@@ -147,18 +105,19 @@ access_log: $log
 error_log: {path: $work/error-$name.log, level: warn}
 $user_block
 CONF
-  local jail=()
-  if [ -n "$cgroup_root" ]; then
-    # A fresh cgroup per start: the shell moves itself in, then execs taskset and trident
-    # (same pid), so every child the server forks is counted there.
-    local group=$cgroup_root/trident-logbench-$$-$name
-    if ! mkdir "$group"; then
-      echo "bench-logging: cannot make cgroup $group (left over from the round before?)" >&2
+  local jail=() group=
+  if [ -n "$probe" ]; then
+    # A fresh cgroup per start, joined before taskset and trident are exec'ed (same pid), so
+    # every child the server forks is counted there.
+    group=$(python3 "$here/cpu_time.py" make "trident-logbench-$$-$name")
+    if [ -z "$group" ]; then
+      echo "bench-logging: cannot make cgroup trident-logbench-$$-$name (left over?)" >&2
       exit 1
     fi
     cgroups="$cgroups $group"
-    jail=(sh -c 'echo $$ > "$0"/cgroup.procs && exec "$@"' "$group")
+    jail=(python3 "$here/cpu_time.py" run-in "$group")
   fi
+  printf -v "group_$name" '%s' "$group"
   "${jail[@]}" taskset -c "$server_cpu" "$build/trident" -f "$work/$name.yaml" > "$work/server-$name.out" &
   printf -v "pid_$name" '%s' "$!"
   printf -v "port_$name" '%s' "$port"
@@ -212,9 +171,9 @@ round() {
   wait_ready "$port_off"
   wait_ready "$port_on"
   load_both 1 "$first"
-  before_off=$(server_cpu_us "$pid_off" off) before_on=$(server_cpu_us "$pid_on" on)
+  before_off=$(server_cpu_us "$pid_off" "$group_off") before_on=$(server_cpu_us "$pid_on" "$group_on")
   load_both "$seconds" "$first"
-  after_off=$(server_cpu_us "$pid_off" off) after_on=$(server_cpu_us "$pid_on" on)
+  after_off=$(server_cpu_us "$pid_off" "$group_off") after_on=$(server_cpu_us "$pid_on" "$group_on")
   stop_servers
   remove_cgroups
   rm -f "$work/access.log"
