@@ -203,6 +203,104 @@ def table(results):
     return "\n".join(out)
 
 
+def per_round(results):
+    """{(server, mpm, test): {round: row}} from every measurement of the run."""
+    out = {}
+    for r in results.get("round_rows") or results["rows"]:
+        out.setdefault((r["server"], r["mpm"], r["test"]), {})[r.get("round", 1)] = r
+    return out
+
+
+def cpu_of(row):
+    if not row or row.get("cpu_us_per_req") is None:
+        return None
+    return row["cpu_us_per_req"]
+
+
+def median(values):
+    v = sorted(values)
+    return None if not v else (v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2)
+
+
+def ratio_cell(table_ratio, round_ratios, limit):
+    """One target cell: the ratio of the table's figures, the median of the round-by-round
+    ratios with their range, and whether both are within the limit."""
+    if table_ratio is None or not round_ratios:
+        return "–"
+    med = median(round_ratios)
+    text = f"{table_ratio:.2f}; rounds {med:.2f}"
+    if len(round_ratios) > 1:
+        text += f" ({min(round_ratios):.2f}–{max(round_ratios):.2f})"
+    return text + (": met" if table_ratio <= limit and med <= limit else ": **not met**")
+
+
+def targets(results):
+    """The targets of `make bench`, read from this run: CPU per request of the event MPM
+    against the best of nginx, h2o and lighttpd, of worker and prefork against their Apache
+    twins; errors; the event MPM's PSS under load against h2o's."""
+    rows = {(r["server"], r["mpm"], r["test"]): r for r in results["rows"]}
+    rounds = per_round(results)
+    tests = [t for t in TEST_ORDER if any(k[2] == t for k in rows)]
+    labels = {t: next(r["test_label"] for r in results["rows"] if r["test"] == t) for t in tests}
+    others = [("nginx", ""), ("h2o", ""), ("lighttpd", "")]
+
+    def best_other(get, t):
+        values = [get(s, m, t) for s, m in others]
+        values = [v for v in values if v is not None]
+        return min(values) if values else None
+
+    def event_vs_best(t):
+        table = best_other(lambda s, m, t: cpu_of(rows.get((s, m, t))), t)
+        mine = cpu_of(rows.get(("trident", "event", t)))
+        paired = []
+        for n, row in (rounds.get(("trident", "event", t)) or {}).items():
+            best = best_other(lambda s, m, t: cpu_of((rounds.get((s, m, t)) or {}).get(n)), t)
+            if cpu_of(row) is not None and best:
+                paired.append(cpu_of(row) / best)
+        return ratio_cell(mine / table if mine is not None and table else None, paired, 1.0)
+
+    def twin(mpm, t):
+        mine = cpu_of(rows.get(("trident", mpm, t)))
+        theirs = cpu_of(rows.get(("apache", mpm, t)))
+        paired = []
+        for n, row in (rounds.get(("trident", mpm, t)) or {}).items():
+            other = cpu_of((rounds.get(("apache", mpm, t)) or {}).get(n))
+            if cpu_of(row) is not None and other:
+                paired.append(cpu_of(row) / other)
+        return ratio_cell(mine / theirs if mine is not None and theirs else None, paired, 0.5)
+
+    def errors(t):
+        counts = [rows[("trident", m, t)].get("errors") for m in ("prefork", "worker", "event")
+                  if ("trident", m, t) in rows]
+        failed = any("failed" in rows[("trident", m, t)] for m in ("prefork", "worker", "event")
+                     if ("trident", m, t) in rows)
+        if failed or any(c is None for c in counts):
+            return "a run failed: **not met**"
+        total = sum(counts)
+        return f"{total}: " + ("met" if total == 0 else "**not met**")
+
+    def pss(t):
+        mine = (rows.get(("trident", "event", t)) or {}).get("pss_loaded_kib")
+        h2o = (rows.get(("h2o", "", t)) or {}).get("pss_loaded_kib")
+        if mine is None or h2o is None:
+            return "–"
+        return f"{mine / 1024:.1f} / {h2o / 1024:.1f} MiB: " + ("met" if mine <= h2o else "**not met**")
+
+    out = ["| Target | " + " | ".join(labels[t] for t in tests) + " |",
+           "| --- |" + " --- |" * len(tests)]
+    out.append("| event MPM's CPU µs/req ÷ the best of nginx, h2o, lighttpd (at most 1) | "
+               + " | ".join(event_vs_best(t) for t in tests) + " |")
+    out.append("| worker MPM's ÷ Apache worker's (at most 0.5) | "
+               + " | ".join(twin("worker", t) for t in tests) + " |")
+    out.append("| prefork MPM's ÷ Apache prefork's (at most 0.5) | "
+               + " | ".join(twin("prefork", t) for t in tests) + " |")
+    out.append("| errors, every Trident MPM, every round (none) | "
+               + " | ".join(errors(t) for t in tests) + " |")
+    out.append("| event MPM's PSS loaded ÷ h2o's (at most 1) | "
+               + " | ".join(pss(t) for t in tests) + " |")
+    return "\n".join(out)
+
+
 def notes(results):
     out = []
     for r in results["rows"]:
@@ -279,6 +377,14 @@ def generated(results):
         "was the limit (typical of the 1 MiB tests: receiving 1 MiB costs the client more "
         "than sending it costs the server), and CPU µs/req is the number to compare.",
         "",
+    ]
+    lines += [
+        "### Targets", "",
+        "What `make bench` is to show, read from this run. A CPU cell gives the ratio of the "
+        "table's figures (each the median round of its server), then the median and range of "
+        "the ratios taken round by round, where both servers ran within a minute of each "
+        "other; it is met only when both readings are. PSS is the largest of any round.", "",
+        targets(results), "",
     ]
     noisy = [r for r in results["rows"] if (r.get("other_load_pct") or 0) >= NOISY]
     if noisy:
