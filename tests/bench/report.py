@@ -228,7 +228,13 @@ def ratio_cell(table_ratio, round_ratios, limit):
     if table_ratio is None or not round_ratios:
         return "–"
     med = median(round_ratios)
-    text = f"{table_ratio:.2f}; rounds {med:.2f}"
+
+    def shown(x):
+        # Two decimals, or three where two would round a ratio onto the limit it misses
+        # or meets ("1.00: not met" reads as a contradiction).
+        return f"{x:.3f}" if f"{x:.2f}" == f"{limit:.2f}" and x != limit else f"{x:.2f}"
+
+    text = f"{shown(table_ratio)}; rounds {shown(med)}"
     if len(round_ratios) > 1:
         text += f" ({min(round_ratios):.2f}–{max(round_ratios):.2f})"
     return text + (": met" if table_ratio <= limit and med <= limit else ": **not met**")
