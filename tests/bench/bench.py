@@ -13,7 +13,8 @@ directly only on a machine that has them. Environment:
                      request is reported, with the range of all rounds
   BENCH_CONNECTIONS  concurrent connections (default 200)
   BENCH_SERVERS      comma-separated filter on server names, e.g. "trident,nginx"
-                     (a name matches itself and "name-mpm"; default: all)
+                     (a name matches itself and "name-mpm"; default: all; "apache-stock"
+                     is Apache's prefork and worker with EnableSendfile Off, as shipped)
   BENCH_SERVER_CPU   cpu the servers are pinned to (default 0)
   BENCH_CLIENT_CPU   cpu wrk, ab and this script are pinned to (default 1)
   BENCH_QUIET_WAIT   seconds the whole run may spend waiting, before a test, for the two
@@ -234,6 +235,10 @@ def server_list(build_dir):
     mpms.sort(key=lambda m: (order.get(m, 9), m))
     servers = [("trident", m, "trident") for m in mpms]
     servers += [("apache", m, "apache") for m in ("prefork", "worker", "event")]
+    # The twins of Trident's blocking MPMs once more as Debian ships them, with Apache's
+    # default EnableSendfile Off (the entries above have it on, as every other server here
+    # sends files with sendfile): what a user of a stock install would move from.
+    servers += [("apache-stock", m, "apache") for m in ("prefork", "worker")]
     servers += [("nginx", "", "nginx"), ("h2o", "", "h2o"), ("lighttpd", "", "lighttpd")]
     return servers
 
@@ -249,7 +254,7 @@ def find_exe(name):
     return path
 
 
-def server_setup(kind, mpm, port, rundir, docroot, build_dir, as_root):
+def server_setup(name, kind, mpm, port, rundir, docroot, build_dir, as_root):
     """Write the config into rundir; return the command line (without taskset)."""
     user = {
         "trident": "user: www-data\ngroup: www-data",
@@ -265,6 +270,7 @@ def server_setup(kind, mpm, port, rundir, docroot, build_dir, as_root):
         "MPM": mpm,
         "MODULE_DIR": build_dir,
         "USER_BLOCK": user,
+        "SENDFILE": "Off" if name == "apache-stock" else "On",
     }
     ext = {"trident": "yaml", "h2o": "yaml"}.get(kind, "conf")
     conf = os.path.join(rundir, f"{kind}.{ext}")
@@ -675,7 +681,7 @@ def main():
                          "round": rnd, "failed": reason})
 
         try:
-            cmd = server_setup(kind, mpm, port, rundir, docroot, build_dir, as_root)
+            cmd = server_setup(name, kind, mpm, port, rundir, docroot, build_dir, as_root)
         except (OSError, RuntimeError) as e:
             fail(f"config: {e}")
             add_rows(rows)

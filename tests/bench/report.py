@@ -98,12 +98,14 @@ def fmt_cpu(row):
 
 
 def server_name(row):
-    return {"trident": "Trident", "apache": "Apache httpd", "nginx": "nginx", "h2o": "h2o",
+    return {"trident": "Trident", "apache": "Apache httpd",
+            "apache-stock": "Apache httpd, no sendfile", "nginx": "nginx", "h2o": "h2o",
             "lighttpd": "lighttpd"}.get(row["server"], row["server"])
 
 
 def short_label(row):
-    n = {"trident": "Trident", "apache": "Apache"}.get(row["server"], row["server"])
+    n = {"trident": "Trident", "apache": "Apache", "apache-stock": "Apache stock"}.get(
+        row["server"], row["server"])
     return f"{n} {row['mpm']}" if row["mpm"] else n
 
 
@@ -265,12 +267,12 @@ def targets(results):
                 paired.append(cpu_of(row) / best)
         return ratio_cell(mine / table if mine is not None and table else None, paired, 1.0)
 
-    def twin(mpm, t):
+    def twin(mpm, t, apache="apache"):
         mine = cpu_of(rows.get(("trident", mpm, t)))
-        theirs = cpu_of(rows.get(("apache", mpm, t)))
+        theirs = cpu_of(rows.get((apache, mpm, t)))
         paired = []
         for n, row in (rounds.get(("trident", mpm, t)) or {}).items():
-            other = cpu_of((rounds.get(("apache", mpm, t)) or {}).get(n))
+            other = cpu_of((rounds.get((apache, mpm, t)) or {}).get(n))
             if cpu_of(row) is not None and other:
                 paired.append(cpu_of(row) / other)
         return ratio_cell(mine / theirs if mine is not None and theirs else None, paired, 0.5)
@@ -300,6 +302,11 @@ def targets(results):
                + " | ".join(twin("worker", t) for t in tests) + " |")
     out.append("| prefork MPM's ÷ Apache prefork's (at most 0.5) | "
                + " | ".join(twin("prefork", t) for t in tests) + " |")
+    for mpm in ("worker", "prefork"):
+        if any(k[0] == "apache-stock" and k[1] == mpm for k in rows):
+            out.append(f"| {mpm} MPM's ÷ Apache {mpm}'s as Debian ships it, without sendfile "
+                       "(at most 0.5) | "
+                       + " | ".join(twin(mpm, t, "apache-stock") for t in tests) + " |")
     out.append("| errors, every Trident MPM, every round (none) | "
                + " | ".join(errors(t) for t in tests) + " |")
     out.append("| event MPM's PSS loaded ÷ h2o's (at most 1) | "
@@ -389,7 +396,9 @@ def generated(results):
         "What `make bench` is to show, read from this run. A CPU cell gives the ratio of the "
         "table's figures (each the median round of its server), then the median and range of "
         "the ratios taken round by round, where both servers ran within a minute of each "
-        "other; it is met only when both readings are. PSS is the largest of any round.", "",
+        "other; it is met only when both readings are. PSS is the largest of any round. "
+        "The worker and prefork MPMs are compared twice: with Apache given `sendfile`, as "
+        "every other server here sends files, and with Apache as Debian ships it, without.", "",
         targets(results), "",
     ]
     noisy = [r for r in results["rows"] if (r.get("other_load_pct") or 0) >= NOISY]
@@ -436,7 +445,9 @@ def generated(results):
         "`MaxRequestWorkers 150`); modules loaded: the MPM, authz_core, mime, dir. "
         "`EnableSendfile On` (upstream default Off), as nginx and Trident use sendfile. "
         "With 150 workers, 50 of the 200 connections wait in the backlog under prefork "
-        "and worker.",
+        "and worker. *Apache httpd, no sendfile*: prefork and worker once more with "
+        "`EnableSendfile Off`, Apache's default, which Debian's `apache2.conf` keeps: "
+        "Apache as a stock install runs, sending a file by copying it through a memory map.",
         "- nginx: Debian's `nginx.conf` (`sendfile on`, `tcp_nopush on`, "
         "`worker_connections 768`) with `worker_processes 1` instead of `auto`, since the "
         "server has one core; gzip left out (no client asks for it).",
