@@ -87,7 +87,11 @@ fi
 
 # Microseconds of CPU server $1 has used: of its cgroup $2, or of its tree when $2 is empty.
 server_cpu_us() {
-  python3 "$here/cpu_time.py" usage "${2:--}" "$1"
+  if [ -n "$2" ]; then
+    python3 "$here/cpu_time.py" usage "$2"
+  else
+    python3 "$here/cpu_time.py" usage - "$1"
+  fi
 }
 
 # Starts server $1 (off or on) under MPM $2; sets port_$1 and pid_$1.

@@ -8,8 +8,8 @@ reaped children's (tree_cpu_us). As a command, for the shell script:
   cpu_time.py make NAME              a new cgroup NAME, if one can be had here: prints its
                                      path, or nothing
   cpu_time.py run-in PATH CMD...     join cgroup PATH, then exec CMD (same pid)
-  cpu_time.py usage PATH|- PID       microseconds of CPU so far: of cgroup PATH, or with
-                                     "-" of the process tree of PID
+  cpu_time.py usage PATH             microseconds of CPU so far of cgroup PATH
+  cpu_time.py usage - PID            ... or of the process tree of PID
   cpu_time.py remove PATH...         remove cgroups, killing what is left in them
 """
 
@@ -230,8 +230,11 @@ def main(argv):
         for sig in (signal.SIGPIPE, signal.SIGXFSZ):
             signal.signal(sig, signal.SIG_DFL)
         os.execvp(argv[2], argv[2:])
-    if len(argv) == 3 and argv[0] == "usage":
-        print(CpuGroup(argv[1]).usage_us() if argv[1] != "-" else tree_cpu_us(int(argv[2])))
+    if len(argv) == 2 and argv[0] == "usage" and argv[1] != "-":
+        print(CpuGroup(argv[1]).usage_us())
+        return 0
+    if len(argv) == 3 and argv[0] == "usage" and argv[1] == "-":
+        print(tree_cpu_us(int(argv[2])))
         return 0
     if argv and argv[0] == "remove":
         status = 0

@@ -10,6 +10,7 @@ gnuplot-nox, pngcairo terminal).
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -219,17 +220,12 @@ def cpu_of(row):
     return row["cpu_us_per_req"]
 
 
-def median(values):
-    v = sorted(values)
-    return None if not v else (v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2)
-
-
 def ratio_cell(table_ratio, round_ratios, limit):
     """One target cell: the ratio of the table's figures, the median of the round-by-round
     ratios with their range, and whether both are within the limit."""
     if table_ratio is None or not round_ratios:
         return "–"
-    med = median(round_ratios)
+    med = statistics.median(round_ratios)
 
     def shown(x):
         # Two decimals, or three where two would round a ratio onto the limit it misses
@@ -250,39 +246,36 @@ def targets(results):
     rounds = per_round(results)
     tests = [t for t in TEST_ORDER if any(k[2] == t for k in rows)]
     labels = {t: next(r["test_label"] for r in results["rows"] if r["test"] == t) for t in tests}
-    others = [("nginx", ""), ("h2o", ""), ("lighttpd", "")]
+    best_of_three = [("nginx", ""), ("h2o", ""), ("lighttpd", "")]
 
-    def best_other(get, t):
-        values = [get(s, m, t) for s, m in others]
-        values = [v for v in values if v is not None]
-        return min(values) if values else None
+    def cpu_ratio(t, mine, others, limit):
+        """Trident's `mine` (server, mpm) against the lowest CPU per request of `others`:
+        from the table's rows, and round by round."""
+        def lowest(cpu):
+            values = [v for v in (cpu((s, m, t)) for s, m in others) if v is not None]
+            return min(values) if values else None
 
-    def event_vs_best(t):
-        table = best_other(lambda s, m, t: cpu_of(rows.get((s, m, t))), t)
-        mine = cpu_of(rows.get(("trident", "event", t)))
+        table_mine = cpu_of(rows.get((*mine, t)))
+        table_other = lowest(lambda key: cpu_of(rows.get(key)))
         paired = []
-        for n, row in (rounds.get(("trident", "event", t)) or {}).items():
-            best = best_other(lambda s, m, t: cpu_of((rounds.get((s, m, t)) or {}).get(n)), t)
-            if cpu_of(row) is not None and best:
-                paired.append(cpu_of(row) / best)
-        return ratio_cell(mine / table if mine is not None and table else None, paired, 1.0)
-
-    def twin(mpm, t, apache="apache"):
-        mine = cpu_of(rows.get(("trident", mpm, t)))
-        theirs = cpu_of(rows.get((apache, mpm, t)))
-        paired = []
-        for n, row in (rounds.get(("trident", mpm, t)) or {}).items():
-            other = cpu_of((rounds.get((apache, mpm, t)) or {}).get(n))
+        for n, row in (rounds.get((*mine, t)) or {}).items():
+            other = lowest(lambda key: cpu_of((rounds.get(key) or {}).get(n)))
             if cpu_of(row) is not None and other:
                 paired.append(cpu_of(row) / other)
-        return ratio_cell(mine / theirs if mine is not None and theirs else None, paired, 0.5)
+        table = table_mine / table_other if table_mine is not None and table_other else None
+        return ratio_cell(table, paired, limit)
+
+    def event_vs_best(t):
+        return cpu_ratio(t, ("trident", "event"), best_of_three, 1.0)
+
+    def twin(mpm, t, apache="apache"):
+        return cpu_ratio(t, ("trident", mpm), [(apache, mpm)], 0.5)
 
     def errors(t):
-        counts = [rows[("trident", m, t)].get("errors") for m in ("prefork", "worker", "event")
-                  if ("trident", m, t) in rows]
-        failed = any("failed" in rows[("trident", m, t)] for m in ("prefork", "worker", "event")
-                     if ("trident", m, t) in rows)
-        if failed or any(c is None for c in counts):
+        mine = [rows[("trident", m, t)] for m in ("prefork", "worker", "event")
+                if ("trident", m, t) in rows]
+        counts = [r.get("errors") for r in mine]
+        if any("failed" in r for r in mine) or None in counts:
             return "a run failed: **not met**"
         total = sum(counts)
         return f"{total}: " + ("met" if total == 0 else "**not met**")
