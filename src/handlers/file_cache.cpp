@@ -58,7 +58,8 @@ std::shared_ptr<const FileCache::Entry> FileCache::find(const std::string& key,
     const auto due = [&](const std::atomic<std::int64_t>& checked, std::int64_t interval) {
         return interval == 0 || now - checked.load(std::memory_order_relaxed) >= interval;
     };
-    const bool file = due(kept->file_checked, valid);
+    // An on-disk entry's file is the caller's to check, on the descriptor it sends from.
+    const bool file = !kept->entry.on_disk && due(kept->file_checked, valid);
     const bool directory =
         due(kept->directory_checked,
             check_directory
@@ -66,12 +67,7 @@ std::shared_ptr<const FileCache::Entry> FileCache::find(const std::string& key,
                 : std::max(valid, std::chrono::nanoseconds(limits_.directory_recheck).count()));
     if ((file && !unchanged(kept->entry.file_path, kept->entry.file_info)) ||
         (directory && !unchanged(kept->entry.dir_path, kept->entry.dir_info))) {
-        std::lock_guard lock(mutex_);
-        if (const auto found = entries_.find(key);
-            found != entries_.end() && found->second == kept) {
-            total_ -= kept->entry.content.size();
-            entries_.erase(found);
-        }
+        drop(key, kept->entry);
         return nullptr;
     }
     if (file) {
@@ -93,7 +89,8 @@ bool FileCache::store(const std::string& key, Entry entry, int fd, std::time_t n
     if (!settled(entry.file_info, now) || !settled(entry.dir_info, now)) {
         return false;
     }
-    entry.content.resize(std::size_t(entry.file_info.st_size));
+    entry.on_disk = std::uint64_t(entry.file_info.st_size) > limits_.max_file_size;
+    entry.content.resize(entry.on_disk ? 0 : std::size_t(entry.file_info.st_size));
     std::size_t done = 0;
     while (done < entry.content.size()) {
         const ssize_t n =
@@ -132,6 +129,15 @@ bool FileCache::store(const std::string& key, Entry entry, int fd, std::time_t n
     total_ += bytes;
     entries_.emplace(key, std::move(kept));
     return true;
+}
+
+void FileCache::drop(const std::string& key, const Entry& entry) noexcept {
+    std::lock_guard lock(mutex_);
+    if (const auto found = entries_.find(key);
+        found != entries_.end() && &found->second->entry == &entry) {
+        total_ -= found->second->entry.content.size();
+        entries_.erase(found);
+    }
 }
 
 std::size_t FileCache::size() const {

@@ -198,7 +198,8 @@ struct Representation {
     /// may become usable without the folder changing, so the file cache must not remember
     /// "no sibling".
     bool sibling_unsettled = false;
-    /// The file cache's entry whose bytes and validators answer; else the fd does.
+    /// The file cache's entry whose validators (and bytes, unless on disk) answer; else the
+    /// file's do.
     std::shared_ptr<const FileCache::Entry> cached = nullptr;
 };
 
@@ -354,7 +355,7 @@ Response serve_file(const http::Request& request, Representation chosen) {
     Response response;
     response.headers.reserve(8);  // one allocation, not several as the vector grows
     response.status = Status::ok;
-    if (chosen.cached) {
+    if (chosen.cached && !chosen.cached->on_disk) {
         // Never with Range: those bypass the cache.
         response.body = http::BorrowedBytes{chosen.cached->content};
         response.keep = chosen.cached;
@@ -458,16 +459,31 @@ std::optional<Response> StaticFileHandler::serve_from_cache(const http::Request&
             ContentCoding::identity) {
         return std::nullopt;  // an encoded sibling is wanted: the ordinary path sends it
     }
+    Representation chosen;
+    if (entry->on_disk) {
+        // Its bytes are sent from the file, opened now: the entry holds only while the
+        // descriptor is of the very file it was made from, unchanged.
+        chosen.file = open_file(AT_FDCWD, entry->file_path.c_str(), nullptr);
+        if (chosen.file.failure != Status::ok ||
+            !FileCache::same_file(chosen.file.info, entry->file_info)) {
+            cache_->drop(request.path, *entry);
+            return std::nullopt;
+        }
+    }
     if (!has_preconditions(request)) {
         // The common case, answered from what the entry rendered when it was made.
         Response response;
         response.status = Status::ok;
         response.serialized_fields = entry->fields_200;
-        response.body = http::BorrowedBytes{entry->content};
+        if (entry->on_disk) {
+            const auto size = static_cast<std::uint64_t>(entry->file_info.st_size);
+            response.body = http::FileBody{std::move(chosen.file.fd), 0, size, {}};
+        } else {
+            response.body = http::BorrowedBytes{entry->content};
+        }
         response.keep = entry;
         return response;
     }
-    Representation chosen;
     chosen.file.info = entry->file_info;
     chosen.content_type = entry->content_type;
     chosen.varies = entry->varies;

@@ -226,10 +226,55 @@ TEST_F(FileCacheTest, BoundsEntriesBytesAndFileSize) {
     }
     EXPECT_EQ(cache.size(), 2u);
 
+    EXPECT_FALSE(FileCache::admits(stat_of(dir_.string())));
+}
+
+// A file over max_file_size keeps its entry but not its bytes: they count against no
+// limit but the number of entries, and its file is the caller's to check at each use.
+TEST_F(FileCacheTest, ALargeFileKeepsItsEntryButNotItsBytes) {
+    FileCache cache(FileCache::Limits{.max_entries = 3, .max_file_size = 8, .max_total = 12});
+    // All written first: a file added to the folder later would change what each entry
+    // recorded of it.
+    const std::string small = write("small", "12345");
     const std::string big = write("big", "123456789");
-    EXPECT_FALSE(cache.admits(stat_of(big)));
-    EXPECT_FALSE(store(cache, "/big", big));  // over max_file_size
-    EXPECT_FALSE(cache.admits(stat_of(dir_.string())));
+    const std::string other = write("other", "1234567");
+    EXPECT_TRUE(store(cache, "/small", small));
+    EXPECT_TRUE(FileCache::admits(stat_of(big)));
+    ASSERT_TRUE(store(cache, "/big", big));
+    EXPECT_TRUE(store(cache, "/other", other));  // 5 + 7 bytes fit 12
+    EXPECT_EQ(cache.size(), 3u);
+
+    const auto entry = cache.find("/big");
+    ASSERT_NE(entry, nullptr);
+    EXPECT_TRUE(entry->on_disk);
+    EXPECT_TRUE(entry->content.empty());
+    EXPECT_FALSE(cache.find("/small")->on_disk);
+
+    // Edited in place, it is still found: the caller's fstat() of the file it opens tells,
+    // and it drops the entry.
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    write("big", "987654321");
+    const auto stale = cache.find("/big");
+    ASSERT_EQ(stale, entry);
+    EXPECT_FALSE(FileCache::same_file(stale->file_info, stat_of(big)));
+    cache.drop("/big", *stale);
+    EXPECT_EQ(cache.find("/big"), nullptr);
+    EXPECT_EQ(cache.size(), 2u);
+}
+
+TEST_F(FileCacheTest, DropRemovesOnlyTheEntryItWasGiven) {
+    FileCache cache;
+    const std::string path = write("a.html", "<p>hello</p>");
+    ASSERT_TRUE(store(cache, "/a.html", path));
+    const auto first = cache.find("/a.html");
+    ASSERT_NE(first, nullptr);
+    ASSERT_TRUE(store(cache, "/a.html", path));  // stored again, by another thread say
+    cache.drop("/a.html", *first);               // the old one: not there any more
+    const auto second = cache.find("/a.html");
+    ASSERT_NE(second, nullptr);
+    EXPECT_NE(second, first);
+    cache.drop("/a.html", *second);
+    EXPECT_EQ(cache.find("/a.html"), nullptr);
 }
 
 }  // namespace

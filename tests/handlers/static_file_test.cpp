@@ -140,49 +140,90 @@ TEST_F(StaticFileTest, ServesFileWithValidators) {
 }
 
 // The first request reads the file and keeps it in the file cache; later ones answer from
-// the entry (its fields rendered once, its bytes lent to the response). Both must say the
-// same, whatever the request asks.
-TEST_F(StaticFileTest, ACacheHitAnswersAsTheFileDid) {
-    // The cache keeps only files and folders unchanged for two seconds (file_cache.hpp).
-    std::this_thread::sleep_for(std::chrono::milliseconds(2100));
-    const std::string etag = hello_etag();
-    const std::vector<std::vector<http::Field>> asks = {
-        {},
-        {{"If-None-Match", etag}},
-        {{"If-None-Match", "\"other\""}},
-        {{"If-Modified-Since", kHelloLastModified}},
-        {{"If-Match", "\"other\""}},
-        {{"Accept-Encoding", "gzip"}},
-    };
-    for (Method method : {Method::get, Method::head}) {
-        for (const std::vector<http::Field>& fields : asks) {
-            const std::string what = std::string(http::method_name(method)) +
-                                     (fields.empty() ? "" : " with " + std::string(fields[0].name));
-            handler_ = std::make_unique<StaticFileHandler>(
-                root_.string() + "/", std::vector<std::string>{"index.html"}, mime_);
-            const auto ask = [&] {
-                http::Request request;
-                request.method = method;
-                request.method_text = http::method_name(method);
-                request.path = "/hello.txt";
-                request.target = request.path;
-                request.fields = fields;
-                Response response;
-                handler_->handle(request, response);
-                return response;
-            };
-            const Response from_file = ask();
-            const Response from_cache = ask();
-            if (from_file.status == Status::ok) {
-                EXPECT_TRUE(std::holds_alternative<http::FileBody>(from_file.body)) << what;
-                EXPECT_TRUE(std::holds_alternative<http::BorrowedBytes>(from_cache.body)) << what;
+// the entry (its fields rendered once, its bytes lent to the response, or for a file too
+// large to hold sent from the file). Both must say the same, whatever the request asks.
+class StaticFileCacheTest : public StaticFileTest {
+protected:
+    void expect_cache_answers_as_file(const std::string& path, const std::string& etag,
+                                      const std::string& last_modified, bool bytes_held) {
+        const std::vector<std::vector<http::Field>> asks = {
+            {},
+            {{"If-None-Match", etag}},
+            {{"If-None-Match", "\"other\""}},
+            {{"If-Modified-Since", last_modified}},
+            {{"If-Match", "\"other\""}},
+            {{"Accept-Encoding", "gzip"}},
+        };
+        for (Method method : {Method::get, Method::head}) {
+            for (const std::vector<http::Field>& fields : asks) {
+                const std::string what =
+                    std::string(http::method_name(method)) +
+                    (fields.empty() ? "" : " with " + std::string(fields[0].name));
+                handler_ = std::make_unique<StaticFileHandler>(
+                    root_.string() + "/", std::vector<std::string>{"index.html"}, mime_);
+                const auto ask = [&] {
+                    http::Request request;
+                    request.method = method;
+                    request.method_text = http::method_name(method);
+                    request.path = path;
+                    request.target = request.path;
+                    request.fields = fields;
+                    Response response;
+                    handler_->handle(request, response);
+                    return response;
+                };
+                const Response from_file = ask();
+                const Response from_cache = ask();
+                if (from_file.status == Status::ok) {
+                    EXPECT_TRUE(std::holds_alternative<http::FileBody>(from_file.body)) << what;
+                    if (bytes_held) {
+                        EXPECT_TRUE(std::holds_alternative<http::BorrowedBytes>(from_cache.body))
+                            << what;
+                    } else {
+                        EXPECT_TRUE(std::holds_alternative<http::FileBody>(from_cache.body))
+                            << what;
+                    }
+                }
+                if (fields.empty() || fields[0].name == "Accept-Encoding") {
+                    // Answered from the fields the entry rendered, not built again.
+                    EXPECT_FALSE(from_cache.serialized_fields.empty()) << what;
+                }
+                EXPECT_EQ(from_cache.status, from_file.status) << what;
+                EXPECT_EQ(test::all_fields(from_cache), test::all_fields(from_file)) << what;
+                EXPECT_EQ(from_cache.body_length(), from_file.body_length()) << what;
+                EXPECT_EQ(test::body_of(from_cache), test::body_of(from_file)) << what;
             }
-            EXPECT_EQ(from_cache.status, from_file.status) << what;
-            EXPECT_EQ(test::all_fields(from_cache), test::all_fields(from_file)) << what;
-            EXPECT_EQ(from_cache.body_length(), from_file.body_length()) << what;
-            EXPECT_EQ(test::body_of(from_cache), test::body_of(from_file)) << what;
         }
     }
+};
+
+TEST_F(StaticFileCacheTest, ACacheHitAnswersAsTheFileDid) {
+    // The cache keeps only files and folders unchanged for two seconds (file_cache.hpp).
+    std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+    expect_cache_answers_as_file("/hello.txt", hello_etag(), std::string(kHelloLastModified), true);
+}
+
+TEST_F(StaticFileCacheTest, ALargeFileAnswersFromItsEntryWithItsBytesFromDisk) {
+    std::string large(100 * 1024, 'x');  // over the cache's 64 KiB for bytes it holds
+    large.replace(0, 6, "first ");
+    write("large.bin", large);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+    const Response first = get("/large.bin");
+    ASSERT_EQ(first.status, Status::ok);
+    EXPECT_EQ(file_body(first), large);
+    expect_cache_answers_as_file("/large.bin", header(first, "ETag"),
+                                 header(first, "Last-Modified"), false);
+
+    // Edited in place, same size: the descriptor's stat no longer matches the entry, so
+    // the next answer is the new file's, bytes and validators alike.
+    large.replace(0, 6, "later ");
+    write("large.bin", large);
+    const Response edited = get("/large.bin");
+    ASSERT_EQ(edited.status, Status::ok);
+    EXPECT_EQ(file_body(edited), large);
+    EXPECT_NE(header(edited, "ETag"), header(first, "ETag"));
+    std::filesystem::remove(root_ / "large.bin");
+    EXPECT_EQ(get("/large.bin").status, Status::not_found);
 }
 
 TEST_F(StaticFileTest, HeadAnswersExactlyAsGet) {

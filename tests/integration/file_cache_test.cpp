@@ -19,32 +19,42 @@ protected:
     void configure(ServerConfig& config) override {
         config.extra_yaml = "static: {file_cache_valid: 0}\n";
     }
+    void changes_are_seen(const std::string& padding);
 };
 
-TEST_P(FileCacheTest, ChangesAreSeenByTheNextRequest) {
+/// Serves "cached.html", each version of it `padding` followed by a short text, through an
+/// edit in place, a replacement, a new sibling and a removal: every change shows in the
+/// next response.
+void FileCacheTest::changes_are_seen(const std::string& padding) {
     const fs::path file = site_.root / "cached.html";
-    write_file(file, "<p>version A</p>");
+    const std::string a = padding + "<p>version A</p>";
+    write_file(file, a);
     // The cache keeps only files (and folders) that have not changed for two seconds.
     std::this_thread::sleep_for(std::chrono::milliseconds(2200));
 
+    std::string etag;
     for (int i = 0; i < 3; ++i) {  // the first fills the cache, the others hit it
         const auto response = get("/cached.html");
         ASSERT_TRUE(response) << last_error_;
-        EXPECT_EQ(response->body, "<p>version A</p>");
+        EXPECT_EQ(response->body, a);
         EXPECT_FALSE(response->header("Vary"));
+        etag = response->header("ETag").value_or("");
     }
 
-    write_file(file, "<p>version B</p>");  // same size, edited in place
+    const std::string b = padding + "<p>version B</p>";
+    write_file(file, b);  // same size, edited in place
     auto response = get("/cached.html");
     ASSERT_TRUE(response) << last_error_;
-    EXPECT_EQ(response->body, "<p>version B</p>");
+    EXPECT_EQ(response->body, b);
+    EXPECT_NE(response->header("ETag").value_or(""), etag);
 
+    const std::string c = padding + "<p>version C, longer</p>";
     const fs::path next = site_.root / "next.tmp";
-    write_file(next, "<p>version C, longer</p>");
+    write_file(next, c);
     fs::rename(next, file);  // replaced, as deploy tools do
     response = get("/cached.html");
     ASSERT_TRUE(response) << last_error_;
-    EXPECT_EQ(response->body, "<p>version C, longer</p>");
+    EXPECT_EQ(response->body, c);
 
     // A sibling appears: gzip-accepting clients get it, and everyone gets Vary (the cache
     // drops the entry the gzip request found out of date).
@@ -54,13 +64,22 @@ TEST_P(FileCacheTest, ChangesAreSeenByTheNextRequest) {
     EXPECT_EQ(response->header("Content-Encoding").value_or(""), "gzip");
     response = get("/cached.html");
     ASSERT_TRUE(response) << last_error_;
-    EXPECT_EQ(response->body, "<p>version C, longer</p>");
+    EXPECT_EQ(response->body, c);
     EXPECT_EQ(response->header("Vary").value_or(""), "Accept-Encoding");
 
     fs::remove(file);
     response = get("/cached.html");
     ASSERT_TRUE(response) << last_error_;
     EXPECT_EQ(response->status, 404);
+}
+
+TEST_P(FileCacheTest, ChangesAreSeenByTheNextRequest) {
+    changes_are_seen("");
+}
+
+// Over 64 KiB the cache keeps the entry without the bytes, and opens the file at each use.
+TEST_P(FileCacheTest, ChangesToALargeFileAreSeenByTheNextRequest) {
+    changes_are_seen(std::string(100 * 1024, 'x'));
 }
 
 TEST_P(FileCacheTest, ADirectoryIndexFollowsTheFolder) {
