@@ -566,8 +566,9 @@ Response StaticFileHandler::serve(const http::Request& request) const {
         const int dir_fd = directory.valid() ? directory.get() : AT_FDCWD;
         choose_sibling(request, dir_fd, file_name, guard, chosen);
     }
-    if (cacheable && chosen.coding == ContentCoding::identity && !chosen.sibling_unsettled &&
-        cache_->admits(chosen.file.info)) {
+    // Any regular file is kept (its bytes only when small): this one is regular, checked
+    // above.
+    if (cacheable && chosen.coding == ContentCoding::identity && !chosen.sibling_unsettled) {
         const std::string served_path =
             directory.valid() ? root_ + std::string(path) + file_name : root_ + std::string(path);
         remember(*cache_, std::string(path), served_path,
