@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <climits>
@@ -128,8 +129,24 @@ void ensure_flusher() noexcept {
 // included: no __tls_get_addr call per line (-ftls-model=initial-exec in CMakeLists.txt).
 thread_local ThreadBuffer t_buffer;
 
-int open_append(const std::string& path) noexcept {
-    return ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+/// Whether the file behind `fd` ends a line: true when it is empty or not a regular file,
+/// or when its last byte cannot be read, so that nothing is added to it then. The
+/// descriptor is write-only, so the byte is read through /proc/self/fd.
+bool ends_a_line(int fd) noexcept {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
+        return true;
+    }
+    char path[32] = "/proc/self/fd/";
+    *std::to_chars(path + 14, std::end(path) - 1, fd).ptr = '\0';
+    const int reader = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (reader < 0) {
+        return true;
+    }
+    char last = '\n';
+    const bool read = ::pread(reader, &last, 1, st.st_size - 1) == 1;
+    ::close(reader);
+    return !read || last == '\n';
 }
 
 /// The dotted quad inet_ntop() writes for `address`, without the sprintf() it goes through:
@@ -236,9 +253,9 @@ Result<std::unique_ptr<AccessLog>> AccessLog::open(const AccessLogConfig& config
     } else if (config.path == "stdout") {
         fd = STDOUT_FILENO;
     } else {
-        fd = open_append(config.path);
+        fd = open_log_file(config.path);
         if (fd < 0) {
-            return Error{"cannot open access log " + config.path + ": " + std::strerror(errno)};
+            return Error{"cannot open access log " + config.path + ": " + open_log_error(errno)};
         }
         owns = true;
     }
@@ -315,7 +332,8 @@ void AccessLog::flush() noexcept {
 }
 
 bool AccessLog::write_out(std::string_view lines) noexcept {
-    while (!lines.empty()) {
+    bool wrote_all = !check_end_.load(std::memory_order_relaxed) || end_unfinished_line();
+    while (wrote_all && !lines.empty()) {
         const ssize_t n = ::write(fd_, lines.data(), lines.size());
         if (n > 0) {
             lines.remove_prefix(std::size_t(n));
@@ -324,7 +342,9 @@ bool AccessLog::write_out(std::string_view lines) noexcept {
         if (n < 0 && errno == EINTR) {
             continue;
         }
+        // A full disk or the file size limit (EFBIG): what went out may end inside a line.
         const int error = n < 0 ? errno : ENOSPC;
+        check_end_.store(true, std::memory_order_relaxed);
         if (!failure_reported_.exchange(true, std::memory_order_relaxed)) {
             try {
                 get("core")->error("cannot write to access log {}: {}; its lines are dropped",
@@ -333,8 +353,39 @@ bool AccessLog::write_out(std::string_view lines) noexcept {
                 // The error log failed too; nothing more to say.
             }
         }
+        wrote_all = false;
+    }
+    if (!wrote_all) {
+        dropped_lines_.fetch_add(std::uint64_t(std::count(lines.begin(), lines.end(), '\n')),
+                                 std::memory_order_relaxed);
         return false;
     }
+    if (failure_reported_.load(std::memory_order_relaxed) &&
+        failure_reported_.exchange(false, std::memory_order_relaxed)) {
+        // The episode is over: say so, and report the next one too.
+        try {
+            get("core")->warn("writing to access log {} again; {} lines were dropped", path_,
+                              dropped_lines_.exchange(0, std::memory_order_relaxed));
+        } catch (...) {
+        }
+    }
+    return true;
+}
+
+bool AccessLog::end_unfinished_line() noexcept {
+    if (!ends_a_line(fd_)) {
+        for (;;) {
+            const ssize_t n = ::write(fd_, "\n", 1);
+            if (n == 1) {
+                break;
+            }
+            if (n < 0 && errno == EINTR) {
+                continue;
+            }
+            return false;
+        }
+    }
+    check_end_.store(false, std::memory_order_relaxed);
     return true;
 }
 
@@ -343,9 +394,9 @@ Result<bool> AccessLog::reopen() {
     if (!owns_fd_) {
         return true;
     }
-    const int fresh = open_append(path_);
+    const int fresh = open_log_file(path_);
     if (fresh < 0) {
-        return Error{"cannot reopen access log " + path_ + ": " + std::strerror(errno)};
+        return Error{"cannot reopen access log " + path_ + ": " + open_log_error(errno)};
     }
     // dup3 swaps the file under the same number in one step: no moment without a log.
     const bool swapped = ::dup3(fresh, fd_, O_CLOEXEC) >= 0;
@@ -354,7 +405,6 @@ Result<bool> AccessLog::reopen() {
     if (!swapped) {
         return Error{"cannot reopen access log " + path_ + ": " + std::strerror(error)};
     }
-    failure_reported_.store(false, std::memory_order_relaxed);
     return true;
 }
 

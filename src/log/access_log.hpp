@@ -71,8 +71,12 @@ private:
     friend struct ThreadBuffer;
     AccessLog(std::string path, int fd, bool owns_fd, LogFormat format);
 
-    /// One write() per chunk of whole lines; false (and reported once) on failure.
+    /// One write() per chunk of whole lines; false on failure. A failure is reported once
+    /// until a later write succeeds, which reports how many lines were dropped meanwhile.
     bool write_out(std::string_view lines) noexcept;
+    /// After a failed write: ends the line it may have left unfinished at the end of the
+    /// file, so the next line starts on its own; false if that write failed too.
+    bool end_unfinished_line() noexcept;
 
     std::string path_;
     int fd_;
@@ -80,6 +84,8 @@ private:
     std::size_t flush_bytes_;
     LogFormat format_;
     std::atomic<bool> failure_reported_{false};
+    std::atomic<bool> check_end_{false};           ///< a write failed: see end_unfinished_line
+    std::atomic<std::uint64_t> dropped_lines_{0};  ///< since the failure was reported
 };
 
 /// Log rotation in one call, for the master's graceful restart (logrotate's postrotate):

@@ -91,23 +91,30 @@ protected:
         }
         spdlog::memory_buf_t line;
         formatter_->format(msg, line);
-        const char* data = line.data();
-        std::size_t left = line.size();
-        while (left > 0) {
-            const ssize_t n = ::write(fd_, data, left);
-            if (n < 0 && errno == EINTR) {
-                continue;
-            }
-            if (n <= 0) {
-                return;  // nowhere left to report a failing error log
-            }
-            data += n;
-            left -= std::size_t(n);
+        if (!write_all(fd_, line.data(), line.size()) && owns_fd_) {
+            // The file failed (a full disk, the file size limit): the line goes to stderr,
+            // systemd's journal or the terminal, rather than nowhere.
+            write_all(STDERR_FILENO, line.data(), line.size());
         }
     }
     void flush_() override {}
 
 private:
+    static bool write_all(int fd, const char* data, std::size_t left) noexcept {
+        while (left > 0) {
+            const ssize_t n = ::write(fd, data, left);
+            if (n < 0 && errno == EINTR) {
+                continue;
+            }
+            if (n <= 0) {
+                return false;
+            }
+            data += n;
+            left -= std::size_t(n);
+        }
+        return true;
+    }
+
     int fd_;
     bool owns_fd_;
     int min_severity_;
@@ -215,6 +222,25 @@ std::shared_ptr<spdlog::logger> get(std::string_view module) {
     return logger;
 }
 
+int open_log_file(const std::string& path) noexcept {
+    const int fd =
+        ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0644);
+    if (fd >= 0 && ::fcntl(fd, F_SETFL, O_APPEND) != 0) {
+        const int error = errno;
+        ::close(fd);
+        errno = error;
+        return -1;
+    }
+    return fd;
+}
+
+std::string open_log_error(int error) {
+    if (error == ENXIO) {
+        return "it is a FIFO that no process reads";
+    }
+    return std::strerror(error);
+}
+
 Result<bool> configure(const ErrorLogConfig& config) {
     const auto level = level_from_apache(config.level);
     if (!level) {
@@ -227,9 +253,9 @@ Result<bool> configure(const ErrorLogConfig& config) {
     } else if (config.path == "stdout") {
         sink = make_sink(STDOUT_FILENO, false, min_severity);
     } else {
-        const int fd = ::open(config.path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        const int fd = open_log_file(config.path);
         if (fd < 0) {
-            return Error{"cannot open error log " + config.path + ": " + std::strerror(errno)};
+            return Error{"cannot open error log " + config.path + ": " + open_log_error(errno)};
         }
         sink = make_sink(fd, true, min_severity);
     }

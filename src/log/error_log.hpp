@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <utility>
 
@@ -18,6 +19,15 @@ namespace trident::log {
 /// Points every logger at the configured file (O_APPEND) or stderr/stdout, at the
 /// configured level. Before this runs, loggers write to stderr at info.
 Result<bool> configure(const ErrorLogConfig& config);
+
+/// Opens a log file to append to (O_APPEND, created 0644, close-on-exec), as the error and
+/// access logs do. A FIFO that no process reads fails with ENXIO at once instead of waiting
+/// for a reader, which would stall the master in a restart; once open, writes block as on
+/// any file. -1 with errno on failure.
+int open_log_file(const std::string& path) noexcept;
+
+/// Why open_log_file() failed, for "cannot open … log PATH: <this>".
+std::string open_log_error(int error);
 
 /// Apache's level name for an spdlog level, as the log lines show it ("warn", "crit").
 std::string_view apache_level_name(spdlog::level::level_enum level) noexcept;

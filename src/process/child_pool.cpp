@@ -166,6 +166,7 @@ bool prepare_child_process(pid_t master_pid, void (*on_graceful_stop)(int)) noex
     sigaction(SIGINT, &ign, nullptr);
     sigaction(SIGHUP, &ign, nullptr);
     sigaction(SIGPIPE, &ign, nullptr);
+    sigaction(SIGXFSZ, &ign, nullptr);  // a log at the file size limit fails with EFBIG
     if (on_graceful_stop != nullptr) {
         struct sigaction graceful {};
         graceful.sa_handler = on_graceful_stop;

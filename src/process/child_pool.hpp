@@ -137,9 +137,9 @@ bool become_child_identity(const ChildIdentity& identity, pid_t master_pid,
                            std::string& error) noexcept;
 
 /// Puts a freshly forked child in a clean state: dispositions reset (SIGUSR1 to
-/// `on_graceful_stop` when given), SIGPIPE ignored, SIGTERM delivered if the master dies,
-/// and only then the master's blocked signals unblocked. Returns false if the master is
-/// already gone.
+/// `on_graceful_stop` when given), SIGPIPE and SIGXFSZ ignored, SIGTERM delivered if the
+/// master dies, and only then the master's blocked signals unblocked. Returns false if the
+/// master is already gone.
 bool prepare_child_process(pid_t master_pid, void (*on_graceful_stop)(int) = nullptr) noexcept;
 
 }  // namespace trident

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -376,6 +377,8 @@ bool TridentServer::spawn(std::string& error) {
         envp.push_back(const_cast<char*>(entry.c_str()));
     }
     envp.push_back(nullptr);
+    const bool limit_file_size = config_.file_size_limit.has_value();
+    const rlim_t file_size_limit = rlim_t(config_.file_size_limit.value_or(0));
     const pid_t parent = ::getpid();
     const pid_t pid = ::fork();
     if (pid < 0) {
@@ -399,6 +402,14 @@ bool TridentServer::spawn(std::string& error) {
         sigset_t none;
         sigemptyset(&none);
         ::sigprocmask(SIG_SETMASK, &none, nullptr);
+        if (limit_file_size) {
+            rlimit limit{};
+            ::getrlimit(RLIMIT_FSIZE, &limit);
+            limit.rlim_cur = file_size_limit;
+            if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) {
+                ::_exit(126);
+            }
+        }
         ::execve(argv[0], argv, envp.data());
         ::_exit(127);
     }

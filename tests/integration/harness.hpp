@@ -114,6 +114,9 @@ struct ServerConfig {
     std::string extra_yaml;  ///< appended verbatim
     /// More environment for the server process, "NAME=value" each (e.g. LD_PRELOAD).
     std::vector<std::string> environment;
+    /// The server's RLIMIT_FSIZE in bytes (as `ulimit -f` or systemd's LimitFSIZE=
+    /// sets it); unset: the test's own.
+    std::optional<std::uint64_t> file_size_limit;
 };
 
 /// The text of trident.yaml for `config` listening on `port`.

@@ -213,6 +213,38 @@ TEST_P(CustomLogTest, EscapesAndCountsKeepAliveRequests) {
 
 INSTANTIATE_TEST_SUITE_P(Mpm, CustomLogTest, ::testing::ValuesIn(kMpms), mpm_test_name);
 
+/// The access log already at the server's file size limit (`ulimit -f`, systemd's
+/// LimitFSIZE=): each write of it fails.
+class FileSizeLimitTest : public AccessLogTest {
+protected:
+    static constexpr std::uint64_t kLimit = 64 * 1024;
+
+    void configure(ServerConfig& config) override {
+        AccessLogTest::configure(config);
+        write_file(log_, std::string(kLimit - 1, '#') + "\n");
+        config.file_size_limit = kLimit;
+    }
+};
+
+TEST_P(FileSizeLimitTest, ALogAtTheLimitDropsItsLinesAndTheServerServesOn) {
+    for (int i = 0; i < 10; ++i) {
+        const auto response = fetch(make_request("GET", "/hello.txt", "Connection: close\r\n"));
+        ASSERT_TRUE(response) << "request " << i << ": " << last_error_ << "\n"
+                              << server_->output();
+        EXPECT_EQ(response->status, 200);
+    }
+    // SIGXFSZ is ignored, as Apache does: the write fails with EFBIG and says so, where the
+    // signal's default action killed the child that wrote the line.
+    EXPECT_TRUE(eventually([&] {
+        return server_->output().find(": File too large; its lines are dropped") !=
+               std::string::npos;
+    })) << server_->output();
+    EXPECT_EQ(server_->output().find("killed by signal"), std::string::npos) << server_->output();
+    EXPECT_EQ(fs::file_size(log_), kLimit);
+}
+
+INSTANTIATE_TEST_SUITE_P(Mpm, FileSizeLimitTest, ::testing::ValuesIn(kMpms), mpm_test_name);
+
 TEST(AccessLogConfig, BadFormatIsAConfigErrorWithItsPosition) {
     TempDir dir;
     ServerConfig config;

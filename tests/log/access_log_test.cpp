@@ -5,10 +5,12 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -223,6 +225,77 @@ TEST_F(AccessLogTest, FullDiskIsReportedOnceToTheErrorLog) {
     const std::size_t first = errors.find(message);
     EXPECT_NE(first, std::string::npos) << errors;
     EXPECT_EQ(errors.find(message, first + 1), std::string::npos) << "reported twice: " << errors;
+}
+
+TEST_F(AccessLogTest, ALineCutShortByAFullFileIsEndedBeforeTheNextOne) {
+    const fs::path error_file = dir_ / "error.log";
+    ASSERT_TRUE(configure(ErrorLogConfig{error_file.string(), "info"}));
+    auto log = open();
+    ASSERT_NE(log, nullptr);
+    const std::string filler(4095, '#');
+    {
+        std::ofstream out(dir_ / "access.log");
+        out << filler << "\n";
+    }
+    const std::string line = "127.0.0.1 \"GET / HTTP/1.1\" 200\n";
+    // The file size limit stands in for a full disk: a write that crosses it stops there,
+    // and the next fails with EFBIG (the server ignores SIGXFSZ, and so does this test).
+    struct sigaction ignore {
+    }, before{};
+    ignore.sa_handler = SIG_IGN;
+    ASSERT_EQ(::sigaction(SIGXFSZ, &ignore, &before), 0);
+    rlimit unlimited{};
+    ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &unlimited), 0);
+    rlimit limited = unlimited;
+    limited.rlim_cur = filler.size() + 1 + line.size() + 10;  // one line and a bit of the next
+    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limited), 0);
+    for (int i = 0; i < 3; ++i) {
+        log->write(record_);
+    }
+    log->flush();
+    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &unlimited), 0);  // room again
+    log->write(record_);
+    log->flush();
+    ::sigaction(SIGXFSZ, &before, nullptr);
+    ASSERT_TRUE(configure(ErrorLogConfig{}));
+
+    // The cut line ends where it was cut, and the next line stands on its own.
+    EXPECT_EQ(contents(), filler + "\n" + line + line.substr(0, 10) + "\n" + line);
+    const std::string errors = contents("error.log");
+    EXPECT_NE(errors.find("cannot write to access log " + (dir_ / "access.log").string() +
+                          ": File too large; its lines are dropped"),
+              std::string::npos)
+        << errors;
+    // The end of the episode is reported, so the next one will be too.
+    EXPECT_NE(errors.find("writing to access log " + (dir_ / "access.log").string() +
+                          " again; 2 lines were dropped"),
+              std::string::npos)
+        << errors;
+}
+
+TEST_F(AccessLogTest, AFifoThatNoProcessReadsIsAnErrorNotAWait) {
+    const fs::path fifo = dir_ / "access.fifo";
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    AccessLogConfig config;
+    config.path = fifo.string();
+    config.format = "%>s";
+    // Opening it for writing would wait for a reader; in a restart, that stalled the master.
+    auto none = AccessLog::open(config);
+    ASSERT_FALSE(none);
+    EXPECT_EQ(none.error().message,
+              "cannot open access log " + fifo.string() + ": it is a FIFO that no process reads");
+
+    // With a reader it is a log like any other.
+    const int reader = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    ASSERT_GE(reader, 0);
+    auto log = AccessLog::open(config);
+    ASSERT_TRUE(log) << log.error().message;
+    log.value()->write(record_);
+    log.value()->flush();
+    char text[16] = {};
+    EXPECT_EQ(::read(reader, text, sizeof text), 4);
+    EXPECT_EQ(std::string(text), "200\n");
+    ::close(reader);
 }
 
 TEST(EndpointsTest, ClientAddressReadsAsInetNtopWritesIt) {

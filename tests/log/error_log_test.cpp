@@ -1,6 +1,8 @@
 #include "log/error_log.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -97,6 +99,37 @@ TEST_F(ErrorLogTest, FileIsAppendedToNotTruncated) {
     const std::string text = contents();
     EXPECT_TRUE(text.starts_with("earlier line\n")) << text;
     EXPECT_NE(text.find("later line"), std::string::npos) << text;
+}
+
+TEST_F(ErrorLogTest, ALineTheFileCannotTakeGoesToStderr) {
+    if (!fs::exists("/dev/full")) {
+        GTEST_SKIP() << "no /dev/full to simulate a full disk";
+    }
+    const fs::path captured = dir_ / "stderr.txt";
+    const int capture = ::open(captured.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    ASSERT_GE(capture, 0);
+    const int saved = ::dup(STDERR_FILENO);
+    ASSERT_GE(saved, 0);
+    ::dup2(capture, STDERR_FILENO);
+    const bool configured = bool(configure(ErrorLogConfig{"/dev/full", "info"}));
+    get("core")->error("a line for a full disk");
+    ::dup2(saved, STDERR_FILENO);
+    ::close(saved);
+    ::close(capture);
+    ASSERT_TRUE(configured);
+    std::ifstream in(captured);
+    std::stringstream text;
+    text << in.rdbuf();
+    EXPECT_NE(text.str().find("a line for a full disk"), std::string::npos) << text.str();
+}
+
+TEST_F(ErrorLogTest, AFifoThatNoProcessReadsIsAnErrorNotAWait) {
+    const fs::path fifo = dir_ / "error.fifo";
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    const auto result = configure(ErrorLogConfig{fifo.string(), "info"});
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().message,
+              "cannot open error log " + fifo.string() + ": it is a FIFO that no process reads");
 }
 
 TEST(ErrorLogLevels, EveryApacheLevelIsKnown) {
