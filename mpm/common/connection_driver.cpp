@@ -1,6 +1,7 @@
 #include "common/connection_driver.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/sendfile.h>
@@ -49,7 +50,7 @@ std::optional<Clock::duration> next_slice(Clock::time_point deadline,
     return std::min<Clock::duration>(deadline - now, kPollSlice);
 }
 
-/// A socket timeout (SO_RCVTIMEO, SO_SNDTIMEO) of `timeout`, at least a millisecond: zero
+/// A socket timeout (SO_RCVTIMEO) of `timeout`, at least a millisecond: zero
 /// would mean none.
 timeval socket_timeout(Clock::duration timeout) noexcept {
     const auto us = std::max<std::int64_t>(
@@ -315,15 +316,27 @@ ConnectionDriver::Sent ConnectionDriver::send_some() noexcept {
 ConnectionDriver::Sent ConnectionDriver::send_file_part(int file, std::uint64_t offset,
                                                         std::uint64_t length,
                                                         std::uint64_t base) noexcept {
-    if (blocking_ && !send_timeout_set_ && sent_file_bytes_ < base + length) {
-        // sendfile() has no "don't wait" flag: on a blocking socket it waits for room, up
-        // to SO_SNDTIMEO, which is then Apache's Timeout for one step of the write.
-        const timeval tv = socket_timeout(config_.timeouts.send);
-        if (::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0) {
-            return Sent::failed;
-        }
-        send_timeout_set_ = true;
+    if (sent_file_bytes_ >= base + length) {
+        return Sent::done;
     }
+    // sendfile() has no "don't wait" flag. On a blocking socket it waits for any room at
+    // all, and a client that takes a trickle kept it going for several times
+    // timeouts.send. So the socket does not block during it: a full socket returns here,
+    // and send_blocking() waits for room with poll(), as for every other write (Apache's
+    // Timeout: one step of the write). It blocks again afterwards, for the recv waits.
+    if (blocking_ && ::fcntl(fd_, F_SETFL, O_NONBLOCK) != 0) {
+        return Sent::failed;
+    }
+    const Sent sent = send_file_bytes(file, offset, length, base);
+    if (blocking_ && ::fcntl(fd_, F_SETFL, 0) != 0) {
+        return Sent::failed;
+    }
+    return sent;
+}
+
+ConnectionDriver::Sent ConnectionDriver::send_file_bytes(int file, std::uint64_t offset,
+                                                         std::uint64_t length,
+                                                         std::uint64_t base) noexcept {
     while (sent_file_bytes_ < base + length) {
         const std::uint64_t done = sent_file_bytes_ - base;
         off_t position = off_t(offset + done);
@@ -339,9 +352,7 @@ ConnectionDriver::Sent ConnectionDriver::send_file_part(int file, std::uint64_t 
         if (errno == EINTR) {
             continue;
         }
-        // Blocking: EAGAIN means a whole timeouts.send passed without the client taking a
-        // byte.
-        return errno == EAGAIN && !blocking_ ? Sent::blocked : Sent::failed;
+        return errno == EAGAIN ? Sent::blocked : Sent::failed;
     }
     return Sent::done;
 }
@@ -392,7 +403,10 @@ void ConnectionDriver::response_sent() noexcept {
 
 void ConnectionDriver::response_failed() noexcept {
     if (!conn_.output().interim) {
-        log::log_response(access_log_, conn_, endpoints_, request_start_, Clock::now(), false);
+        // Logged with what reached the socket, as nginx's $body_bytes_sent: "-" would read
+        // as an empty response.
+        log::log_response(access_log_, conn_, endpoints_, request_start_, Clock::now(), false,
+                          sent_bytes_ + sent_file_bytes_);
     }
     responded_ = false;  // the peer is gone or stuck: nothing to protect
 }

@@ -125,6 +125,9 @@ private:
     /// wherever sent_file_bytes_ says it stopped.
     Sent send_file_part(int file, std::uint64_t offset, std::uint64_t length,
                         std::uint64_t base) noexcept;
+    /// send_file_part()'s sendfile() loop, on a socket that does not block.
+    Sent send_file_bytes(int file, std::uint64_t offset, std::uint64_t length,
+                         std::uint64_t base) noexcept;
     /// Writes the whole current output, waiting up to timeouts.send for each step.
     bool send_blocking() noexcept;
     /// The response went out: counts it and moves the connection on to its next request.
@@ -173,7 +176,6 @@ private:
     bool expired_ = false;
     bool socket_drained_ = false;          ///< see socket_drained()
     bool blocking_ = false;                ///< during run() without `park`: the socket blocks
-    bool send_timeout_set_ = false;        ///< SO_SNDTIMEO is timeouts.send (blocking sendfile)
     Clock::duration receive_timeout_{0};   ///< the socket's SO_RCVTIMEO; 0: none set yet
     WorkerSlot* slot_ = nullptr;           ///< during run(): where to report
     http::DateCache* dates_ = nullptr;     ///< during run(): the thread's Date field

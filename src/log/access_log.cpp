@@ -427,7 +427,8 @@ Result<bool> reopen(const ErrorLogConfig& error_log) {
 
 void log_response(AccessLog* log, const http::Connection& connection, const Endpoints& endpoints,
                   std::chrono::steady_clock::time_point request_start,
-                  std::chrono::steady_clock::time_point now, bool completed) noexcept {
+                  std::chrono::steady_clock::time_point now, bool completed,
+                  std::uint64_t written) noexcept {
     if (log == nullptr) {
         return;
     }
@@ -440,8 +441,9 @@ void log_response(AccessLog* log, const http::Connection& connection, const Endp
     record.request = connection.current_request();
     record.response_head = out.head;
     record.status = int(code(connection.last_status()));
-    record.bytes_sent = completed ? out.head.size() + body : 0;
-    record.body_bytes = completed ? body : 0;
+    record.bytes_sent = completed ? out.head.size() + body : written;
+    record.body_bytes =
+        completed ? body : written - std::min<std::uint64_t>(written, out.head.size());
     if (record.request != nullptr) {
         record.bytes_received =
             head_size(*record.request) + record.request->content_length.value_or(0);

@@ -97,10 +97,13 @@ Result<bool> reopen(const ErrorLogConfig& error_log);
 /// The connection driver's one call, made when a response has been sent (`completed`) or
 /// has failed to be: fills an AccessRecord from the connection and writes it to `log`.
 /// `now` is the caller's reading of the steady clock, which ends the request's duration.
-/// Does nothing when `log` is null (access_log: off). Never throws.
+/// A failed response is logged with the `written` bytes of it (head first) that reached
+/// the socket: %O counts them all, %b those past the head. Does nothing when `log` is null
+/// (access_log: off). Never throws.
 void log_response(AccessLog* log, const http::Connection& connection, const Endpoints& endpoints,
                   std::chrono::steady_clock::time_point request_start,
-                  std::chrono::steady_clock::time_point now, bool completed) noexcept;
+                  std::chrono::steady_clock::time_point now, bool completed,
+                  std::uint64_t written = 0) noexcept;
 
 }  // namespace log
 }  // namespace trident

@@ -356,6 +356,55 @@ std::string make_request(std::string_view method, std::string_view target,
     return request;
 }
 
+StalledReader::StalledReader(std::uint16_t port, std::string_view target) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const int small = 4096;
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+    if (connected_ && !target.empty()) {
+        connected_ = send(make_request("GET", target));
+    }
+}
+
+StalledReader::~StalledReader() {
+    ::close(fd_);
+}
+
+bool StalledReader::send(std::string_view bytes) {
+    return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) == ssize_t(bytes.size());
+}
+
+std::string StalledReader::read_all(std::size_t total, Millis timeout) {
+    std::string received;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    char buffer[65536];
+    while (received.size() < total && std::chrono::steady_clock::now() < deadline) {
+        pollfd pfd{fd_, POLLIN, 0};
+        if (::poll(&pfd, 1, 200) <= 0) {
+            continue;
+        }
+        const ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
+        if (n <= 0) {
+            break;
+        }
+        received.append(buffer, std::size_t(n));
+    }
+    return received;
+}
+
+std::string write_large_file(const Site& site) {
+    std::string large(4 << 20, '\0');
+    for (std::size_t i = 0; i < large.size(); ++i) {
+        large[i] = char('a' + (i * 7 + i / 4096) % 26);
+    }
+    write_file(site.root / "large.bin", large);
+    return large;
+}
+
 std::optional<HttpResponse> exchange(std::uint16_t port, std::string_view request,
                                      std::string* error, bool head_only, const std::string& host) {
     RawClient client;

@@ -325,67 +325,6 @@ TEST_F(EventMpmTest, SlowHeadHoldsNoWorker) {
     }
 }
 
-/// A client that asks for a large file and then reads nothing, with a small receive
-/// window, so the server's socket fills up mid-response.
-class StalledReader {
-public:
-    /// Connects and sends GET `target`; with an empty target, sends nothing yet.
-    StalledReader(std::uint16_t port, std::string_view target) {
-        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        const int small = 4096;
-        ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-        sockaddr_in address{};
-        address.sin_family = AF_INET;
-        address.sin_port = htons(port);
-        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
-        if (connected_ && !target.empty()) {
-            connected_ = send(make_request("GET", target));
-        }
-    }
-    ~StalledReader() { ::close(fd_); }
-    bool send(std::string_view bytes) {
-        return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) == ssize_t(bytes.size());
-    }
-    StalledReader(const StalledReader&) = delete;
-    StalledReader& operator=(const StalledReader&) = delete;
-    bool connected() const { return connected_; }
-
-    /// Reads everything until `total` bytes or `timeout`; returns what came.
-    std::string read_all(std::size_t total, Millis timeout) {
-        std::string received;
-        const auto deadline = Clock::now() + timeout;
-        char buffer[65536];
-        while (received.size() < total && Clock::now() < deadline) {
-            pollfd pfd{fd_, POLLIN, 0};
-            if (::poll(&pfd, 1, 200) <= 0) {
-                continue;
-            }
-            const ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
-            if (n <= 0) {
-                break;
-            }
-            received.append(buffer, std::size_t(n));
-        }
-        return received;
-    }
-
-private:
-    int fd_ = -1;
-    bool connected_ = false;
-};
-
-/// Writes <root>/large.bin: 4 MiB, far more than the socket buffers on both ends hold, in
-/// a pattern that shows any byte out of place. Returns its content.
-std::string write_large_file(const Site& site) {
-    std::string large(4 << 20, '\0');
-    for (std::size_t i = 0; i < large.size(); ++i) {
-        large[i] = char('a' + (i * 7 + i / 4096) % 26);
-    }
-    write_file(site.root / "large.bin", large);
-    return large;
-}
-
 /// One event child with `threads` workers; `extra_yaml` is appended to the config, and
 /// `keep_alive` replaces the harness's keep-alive section when given.
 std::unique_ptr<TridentServer> start_one_child(const TempDir& dir, const Site& site, int threads,

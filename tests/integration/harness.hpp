@@ -258,6 +258,31 @@ private:
 std::string make_request(std::string_view method, std::string_view target,
                          std::string_view extra_fields = "");
 
+/// A client that asks for a large file and then reads nothing, with a small receive
+/// window, so the server's socket fills up mid-response.
+class StalledReader {
+public:
+    /// Connects and sends GET `target`; with an empty target, sends nothing yet.
+    StalledReader(std::uint16_t port, std::string_view target);
+    ~StalledReader();
+    StalledReader(const StalledReader&) = delete;
+    StalledReader& operator=(const StalledReader&) = delete;
+
+    bool send(std::string_view bytes);
+    bool connected() const { return connected_; }
+    /// Reads everything until `total` bytes, the end of the stream or `timeout`; returns
+    /// what came.
+    std::string read_all(std::size_t total, Millis timeout);
+
+private:
+    int fd_ = -1;
+    bool connected_ = false;
+};
+
+/// Writes <root>/large.bin: 4 MiB, far more than the socket buffers on both ends hold, in
+/// a pattern that shows any byte out of place. Returns its content.
+std::string write_large_file(const Site& site);
+
 /// Connects, sends `request`, reads one response. On failure `error` says why.
 std::optional<HttpResponse> exchange(std::uint16_t port, std::string_view request,
                                      std::string* error, bool head_only = false,

@@ -89,6 +89,53 @@ TEST_P(RequestTimeoutTest, ClientBelowTheMinimumRateGets408) {
 
 INSTANTIATE_TEST_SUITE_P(Mpm, RequestTimeoutTest, ::testing::ValuesIn(kMpms), mpm_test_name);
 
+/// Writes that give up after 1 s without progress, and an access log with each response's
+/// bytes (%b body, %O all), how it ended (%X) and how long it took (%D, microseconds).
+class SendTimeoutTest : public ServerTest {
+protected:
+    void configure(ServerConfig& config) override {
+        log_ = dir_->path() / "access.log";
+        config.access_log = "{path: " + log_.string() + ", format: '%>s %b %O %X %D'}";
+        config.extra_yaml = "timeouts: {send: 1s}\n";
+    }
+
+    fs::path log_;
+};
+
+TEST_P(SendTimeoutTest, AClientThatStopsReadingIsDroppedAfterOneSendTimeout) {
+    const std::string large = write_large_file(site_);
+    StalledReader stalled(port(), "/large.bin");
+    ASSERT_TRUE(stalled.connected());
+
+    // The line goes out when the server gives up on the client. A sendfile() that blocked
+    // took each trickle of room the client's kernel made as progress, and held on for
+    // several times timeouts.send.
+    std::string line;
+    ASSERT_TRUE(eventually(
+        [&] {
+            line = fs::exists(log_) ? read_file(log_) : "";
+            return line.ends_with("\n");
+        },
+        Millis(15000)))
+        << "no access log line: " << server_->output();
+    std::istringstream fields(line);
+    std::string status, connection;
+    std::uint64_t body = 0, sent = 0, micros = 0;
+    ASSERT_TRUE(fields >> status >> body >> sent >> connection >> micros) << line;
+    EXPECT_EQ(status, "200") << line;
+    EXPECT_EQ(connection, "X") << line;  // aborted
+    // What reached the socket, not "-": part of the body, after the head.
+    EXPECT_GT(body, 0u) << line;
+    EXPECT_LT(body, large.size()) << line;
+    EXPECT_GT(sent, body) << line;
+    // One step of 1 s without progress, and the server's deadline checks; far from the
+    // several seconds of the blocking sendfile().
+    EXPECT_GE(micros, 900'000u) << line;
+    EXPECT_LT(micros, 3'000'000u) << "MPM " << GetParam() << ": " << line;
+}
+
+INSTANTIATE_TEST_SUITE_P(Mpm, SendTimeoutTest, ::testing::ValuesIn(kMpms), mpm_test_name);
+
 // --- slowloris ------------------------------------------------------------------------------
 
 constexpr int kSlowConnections = 1000;
