@@ -2,6 +2,7 @@
 
 #include <getopt.h>
 
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
@@ -74,6 +75,10 @@ void print_build_info() {
 }  // namespace
 
 int main(int argc, char** argv) {
+    // A log at the file size limit (ulimit -f, systemd's LimitFSIZE=) must fail its write
+    // with EFBIG, which the logs report, not kill the process, as Apache does. Set before
+    // the first line is logged; every child inherits it.
+    std::signal(SIGXFSZ, SIG_IGN);
     std::string config_file = default_config_file();
     bool test_only = false;
     std::optional<trident::ControlCommand> command;

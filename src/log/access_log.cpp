@@ -129,26 +129,6 @@ void ensure_flusher() noexcept {
 // included: no __tls_get_addr call per line (-ftls-model=initial-exec in CMakeLists.txt).
 thread_local ThreadBuffer t_buffer;
 
-/// Whether the file behind `fd` ends a line: true when it is empty or not a regular file,
-/// or when its last byte cannot be read, so that nothing is added to it then. The
-/// descriptor is write-only, so the byte is read through /proc/self/fd.
-bool ends_a_line(int fd) noexcept {
-    struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
-        return true;
-    }
-    char path[32] = "/proc/self/fd/";
-    *std::to_chars(path + 14, std::end(path) - 1, fd).ptr = '\0';
-    const int reader = ::open(path, O_RDONLY | O_CLOEXEC);
-    if (reader < 0) {
-        return true;
-    }
-    char last = '\n';
-    const bool read = ::pread(reader, &last, 1, st.st_size - 1) == 1;
-    ::close(reader);
-    return !read || last == '\n';
-}
-
 /// The dotted quad inet_ntop() writes for `address`, without the sprintf() it goes through:
 /// that took 1,740 of the 10,100 instructions a one-request connection ran in user space.
 void ipv4_text(const in_addr& address, char (&text)[46]) noexcept {
@@ -255,7 +235,8 @@ Result<std::unique_ptr<AccessLog>> AccessLog::open(const AccessLogConfig& config
     } else {
         fd = open_log_file(config.path);
         if (fd < 0) {
-            return Error{"cannot open access log " + config.path + ": " + open_log_error(errno)};
+            return Error{"cannot open access log " + config.path + ": " +
+                         open_log_error(config.path, errno)};
         }
         owns = true;
     }
@@ -332,7 +313,8 @@ void AccessLog::flush() noexcept {
 }
 
 bool AccessLog::write_out(std::string_view lines) noexcept {
-    bool wrote_all = !check_end_.load(std::memory_order_relaxed) || end_unfinished_line();
+    bool wrote_all = !cut_.load(std::memory_order_relaxed) || end_cut_line();
+    const std::size_t total = lines.size();
     while (wrote_all && !lines.empty()) {
         const ssize_t n = ::write(fd_, lines.data(), lines.size());
         if (n > 0) {
@@ -342,9 +324,11 @@ bool AccessLog::write_out(std::string_view lines) noexcept {
         if (n < 0 && errno == EINTR) {
             continue;
         }
-        // A full disk or the file size limit (EFBIG): what went out may end inside a line.
+        // A full disk or the file size limit (EFBIG) can cut a write short inside a line.
         const int error = n < 0 ? errno : ENOSPC;
-        check_end_.store(true, std::memory_order_relaxed);
+        if (lines.size() < total && lines.data()[-1] != '\n') {
+            cut_.store(true, std::memory_order_relaxed);
+        }
         if (!failure_reported_.exchange(true, std::memory_order_relaxed)) {
             try {
                 get("core")->error("cannot write to access log {}: {}; its lines are dropped",
@@ -360,33 +344,43 @@ bool AccessLog::write_out(std::string_view lines) noexcept {
                                  std::memory_order_relaxed);
         return false;
     }
-    if (failure_reported_.load(std::memory_order_relaxed) &&
-        failure_reported_.exchange(false, std::memory_order_relaxed)) {
-        // The episode is over: say so, and report the next one too.
-        try {
-            get("core")->warn("writing to access log {} again; {} lines were dropped", path_,
-                              dropped_lines_.exchange(0, std::memory_order_relaxed));
-        } catch (...) {
+    if (failure_reported_.load(std::memory_order_relaxed)) {
+        // The episode is over: say so, and report the next one too. On a disk that keeps
+        // filling up, at most once a minute: until then the episode goes on, counting.
+        const std::int64_t now = coarse_steady_now().time_since_epoch().count();
+        std::int64_t quiet = quiet_until_.load(std::memory_order_relaxed);
+        if (now >= quiet &&
+            quiet_until_.compare_exchange_strong(
+                quiet, now + std::chrono::steady_clock::duration(kFailureReportGap).count(),
+                std::memory_order_relaxed) &&
+            failure_reported_.exchange(false, std::memory_order_relaxed)) {
+            try {
+                get("core")->warn("writing to access log {} again; {} lines were dropped", path_,
+                                  dropped_lines_.exchange(0, std::memory_order_relaxed));
+            } catch (...) {
+                // The error log failed; the count starts afresh all the same.
+            }
         }
     }
     return true;
 }
 
-bool AccessLog::end_unfinished_line() noexcept {
-    if (!ends_a_line(fd_)) {
-        for (;;) {
-            const ssize_t n = ::write(fd_, "\n", 1);
-            if (n == 1) {
-                break;
-            }
-            if (n < 0 && errno == EINTR) {
-                continue;
-            }
-            return false;
-        }
+bool AccessLog::end_cut_line() noexcept {
+    // Taken before the write, so a thread that cuts a line meanwhile marks it afresh.
+    if (!cut_.exchange(false, std::memory_order_relaxed)) {
+        return true;
     }
-    check_end_.store(false, std::memory_order_relaxed);
-    return true;
+    for (;;) {
+        const ssize_t n = ::write(fd_, "\n", 1);
+        if (n == 1) {
+            return true;
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        cut_.store(true, std::memory_order_relaxed);
+        return false;
+    }
 }
 
 Result<bool> AccessLog::reopen() {
@@ -396,7 +390,14 @@ Result<bool> AccessLog::reopen() {
     }
     const int fresh = open_log_file(path_);
     if (fresh < 0) {
-        return Error{"cannot reopen access log " + path_ + ": " + open_log_error(errno)};
+        return Error{"cannot reopen access log " + path_ + ": " + open_log_error(path_, errno)};
+    }
+    // A line cut short stays in the old file; a new file (after rotation) starts clean.
+    struct stat before {
+    }, after{};
+    if (::fstat(fd_, &before) == 0 && ::fstat(fresh, &after) == 0 &&
+        (before.st_dev != after.st_dev || before.st_ino != after.st_ino)) {
+        cut_.store(false, std::memory_order_relaxed);
     }
     // dup3 swaps the file under the same number in one step: no moment without a log.
     const bool swapped = ::dup3(fresh, fd_, O_CLOEXEC) >= 0;

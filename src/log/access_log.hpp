@@ -13,8 +13,9 @@
 //     half second, so lines never wait on an idle worker,
 //   - when the connection driver closes its connection (a prefork child may then _exit
 //     without losing a line), when the thread exits, and before reopen().
-// A failing write (full disk, closed pipe) drops the buffered lines and is reported once
-// per process to the error log; serving goes on.
+// A failing write (full disk, the file size limit, closed pipe) drops the buffered lines
+// and is reported to the error log, with the count once writes succeed again (at most one
+// such pair a minute per process); serving goes on.
 
 #include <atomic>
 #include <chrono>
@@ -39,6 +40,8 @@ public:
     /// 4 KiB, that was 2 % of a small request's CPU time.
     static constexpr std::size_t kFileFlushBytes = 16384;
     static constexpr std::chrono::seconds kFlushAge{1};
+    /// The least time between two reports that writes succeed again after failing.
+    static constexpr std::chrono::minutes kFailureReportGap{1};
 
     /// Compiles the format and opens the file (O_APPEND, created 0644) or takes stderr or
     /// stdout; null for `access_log: off`. The master calls this before the first fork, so children
@@ -74,9 +77,9 @@ private:
     /// One write() per chunk of whole lines; false on failure. A failure is reported once
     /// until a later write succeeds, which reports how many lines were dropped meanwhile.
     bool write_out(std::string_view lines) noexcept;
-    /// After a failed write: ends the line it may have left unfinished at the end of the
-    /// file, so the next line starts on its own; false if that write failed too.
-    bool end_unfinished_line() noexcept;
+    /// Ends the line a write of this process left cut short at the end of the file, so that
+    /// its next line starts on its own; false if that write failed too.
+    bool end_cut_line() noexcept;
 
     std::string path_;
     int fd_;
@@ -84,8 +87,11 @@ private:
     std::size_t flush_bytes_;
     LogFormat format_;
     std::atomic<bool> failure_reported_{false};
-    std::atomic<bool> check_end_{false};           ///< a write failed: see end_unfinished_line
+    std::atomic<bool> cut_{false};                 ///< the file ends in a line we cut short
     std::atomic<std::uint64_t> dropped_lines_{0};  ///< since the failure was reported
+    /// Until when a failure episode's end is not reported (nor so a new one started):
+    /// steady-clock nanoseconds.
+    std::atomic<std::int64_t> quiet_until_{0};
 };
 
 /// Log rotation in one call, for the master's graceful restart (logrotate's postrotate):

@@ -5,6 +5,7 @@
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -234,8 +235,9 @@ int open_log_file(const std::string& path) noexcept {
     return fd;
 }
 
-std::string open_log_error(int error) {
-    if (error == ENXIO) {
+std::string open_log_error(const std::string& path, int error) {
+    struct stat st {};
+    if (error == ENXIO && ::stat(path.c_str(), &st) == 0 && S_ISFIFO(st.st_mode)) {
         return "it is a FIFO that no process reads";
     }
     return std::strerror(error);
@@ -255,7 +257,8 @@ Result<bool> configure(const ErrorLogConfig& config) {
     } else {
         const int fd = open_log_file(config.path);
         if (fd < 0) {
-            return Error{"cannot open error log " + config.path + ": " + open_log_error(errno)};
+            return Error{"cannot open error log " + config.path + ": " +
+                         open_log_error(config.path, errno)};
         }
         sink = make_sink(fd, true, min_severity);
     }

@@ -26,8 +26,8 @@ Result<bool> configure(const ErrorLogConfig& config);
 /// any file. -1 with errno on failure.
 int open_log_file(const std::string& path) noexcept;
 
-/// Why open_log_file() failed, for "cannot open … log PATH: <this>".
-std::string open_log_error(int error);
+/// Why open_log_file() failed on `path` with `error`, for "cannot open … log PATH: <this>".
+std::string open_log_error(const std::string& path, int error);
 
 /// Apache's level name for an spdlog level, as the log lines show it ("warn", "crit").
 std::string_view apache_level_name(spdlog::level::level_enum level) noexcept;

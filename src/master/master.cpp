@@ -153,10 +153,6 @@ int Master::run() {
     // Signals are taken synchronously from here on; children start with them unblocked.
     sigprocmask(SIG_BLOCK, &signals_, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
-    // A log that reaches the file size limit (ulimit -f, systemd's LimitFSIZE=) must fail
-    // its write with EFBIG, which the logs report, not kill the process (as Apache does).
-    // Children inherit both.
-    std::signal(SIGXFSZ, SIG_IGN);
 
     // The scoreboard exists before the first fork, so every child maps the same memory, and
     // it is sized once for two generations of the largest MPM section (generation.hpp).
