@@ -58,6 +58,31 @@ timeval socket_timeout(Clock::duration timeout) noexcept {
     return timeval{time_t(us / 1'000'000), suseconds_t(us % 1'000'000)};
 }
 
+/// Makes a socket non-blocking for its lifetime and then restores its flags; does nothing
+/// for -1.
+class NonBlocking {
+public:
+    explicit NonBlocking(int fd) noexcept : fd_(fd) {
+        if (fd_ >= 0) {
+            flags_ = ::fcntl(fd_, F_GETFL);
+            ok_ = flags_ >= 0 && ::fcntl(fd_, F_SETFL, flags_ | O_NONBLOCK) == 0;
+        }
+    }
+    ~NonBlocking() {
+        if (fd_ >= 0 && ok_) {
+            ::fcntl(fd_, F_SETFL, flags_);
+        }
+    }
+    NonBlocking(const NonBlocking&) = delete;
+    NonBlocking& operator=(const NonBlocking&) = delete;
+    bool ok() const noexcept { return ok_; }
+
+private:
+    int fd_;
+    int flags_ = 0;
+    bool ok_ = true;
+};
+
 /// Waits until `fd` is ready for `events` or the deadline passes.
 Ready wait_ready(int fd, short events, Clock::time_point deadline) noexcept {
     for (;;) {
@@ -275,6 +300,16 @@ ConnectionDriver::Sent ConnectionDriver::send_some() noexcept {
     if (in_file == 0) {
         return Sent::done;
     }
+    // sendfile() has no "don't wait" flag. On a blocking socket it waits for any room at
+    // all, and a client that takes a trickle kept it going for several times
+    // timeouts.send. So the socket does not block while the file goes out: a full socket
+    // returns here, and send_blocking() waits for room with poll(), as for every other
+    // write (Apache's Timeout: one step of the write). It blocks again afterwards, for the
+    // recv waits.
+    const NonBlocking nonblocking(blocking_ ? fd_ : -1);
+    if (!nonblocking.ok()) {
+        return Sent::failed;
+    }
     const http::FileBody& file = *out.file;
     if (file.pieces.empty()) {
         return send_file_part(file.fd.get(), file.offset, file.length, 0);
@@ -316,27 +351,6 @@ ConnectionDriver::Sent ConnectionDriver::send_some() noexcept {
 ConnectionDriver::Sent ConnectionDriver::send_file_part(int file, std::uint64_t offset,
                                                         std::uint64_t length,
                                                         std::uint64_t base) noexcept {
-    if (sent_file_bytes_ >= base + length) {
-        return Sent::done;
-    }
-    // sendfile() has no "don't wait" flag. On a blocking socket it waits for any room at
-    // all, and a client that takes a trickle kept it going for several times
-    // timeouts.send. So the socket does not block during it: a full socket returns here,
-    // and send_blocking() waits for room with poll(), as for every other write (Apache's
-    // Timeout: one step of the write). It blocks again afterwards, for the recv waits.
-    if (blocking_ && ::fcntl(fd_, F_SETFL, O_NONBLOCK) != 0) {
-        return Sent::failed;
-    }
-    const Sent sent = send_file_bytes(file, offset, length, base);
-    if (blocking_ && ::fcntl(fd_, F_SETFL, 0) != 0) {
-        return Sent::failed;
-    }
-    return sent;
-}
-
-ConnectionDriver::Sent ConnectionDriver::send_file_bytes(int file, std::uint64_t offset,
-                                                         std::uint64_t length,
-                                                         std::uint64_t base) noexcept {
     while (sent_file_bytes_ < base + length) {
         const std::uint64_t done = sent_file_bytes_ - base;
         off_t position = off_t(offset + done);

@@ -125,9 +125,6 @@ private:
     /// wherever sent_file_bytes_ says it stopped.
     Sent send_file_part(int file, std::uint64_t offset, std::uint64_t length,
                         std::uint64_t base) noexcept;
-    /// send_file_part()'s sendfile() loop, on a socket that does not block.
-    Sent send_file_bytes(int file, std::uint64_t offset, std::uint64_t length,
-                         std::uint64_t base) noexcept;
     /// Writes the whole current output, waiting up to timeouts.send for each step.
     bool send_blocking() noexcept;
     /// The response went out: counts it and moves the connection on to its next request.

@@ -136,6 +136,52 @@ TEST_P(SendTimeoutTest, AClientThatStopsReadingIsDroppedAfterOneSendTimeout) {
 
 INSTANTIATE_TEST_SUITE_P(Mpm, SendTimeoutTest, ::testing::ValuesIn(kMpms), mpm_test_name);
 
+/// CPU seconds the master's children have used so far (utime + stime).
+double children_cpu_seconds(pid_t master) {
+    double total = 0;
+    for (const ProcInfo& child : children_of(master)) {
+        const std::string text = read_file("/proc/" + std::to_string(child.pid) + "/stat");
+        if (text.rfind(')') == std::string::npos) {
+            continue;  // gone meanwhile
+        }
+        std::istringstream fields(text.substr(text.rfind(')') + 2));
+        std::string skip;
+        for (int i = 3; i < 14; ++i) {
+            fields >> skip;  // state .. cmajflt: fields 3 to 13
+        }
+        unsigned long long utime = 0, stime = 0;
+        fields >> utime >> stime;
+        total += double(utime + stime) / double(::sysconf(_SC_CLK_TCK));
+    }
+    return total;
+}
+
+class IdleAfterAFileTest : public ServerTest {};
+
+TEST_P(IdleAfterAFileTest, AKeptAliveConnectionWaitsWithoutSpinning) {
+    // A file body goes out with the socket made non-blocking under prefork and worker; it
+    // must block again, or the wait for the next request spins on EAGAIN until the
+    // keep-alive timeout.
+    RawClient client;
+    ASSERT_TRUE(client.connect(port())) << client.error();
+    ASSERT_TRUE(client.send(make_request("GET", "/big.bin"))) << client.error();
+    const auto responses = client.read_responses(1);
+    ASSERT_EQ(responses.size(), 1u) << client.error();
+    EXPECT_EQ(responses[0].body, site_.big);
+    const double before = children_cpu_seconds(server_->pid());
+    std::this_thread::sleep_for(Millis(1500));
+    const double idle = children_cpu_seconds(server_->pid()) - before;
+    EXPECT_LT(idle, 0.5) << "MPM " << GetParam() << " used " << idle
+                         << " s of CPU while its one connection waited";
+    // And the connection is still served.
+    ASSERT_TRUE(client.send(make_request("GET", "/hello.txt"))) << client.error();
+    const auto next = client.read_responses(1);
+    ASSERT_EQ(next.size(), 1u) << client.error();
+    EXPECT_EQ(next[0].body, site_.text);
+}
+
+INSTANTIATE_TEST_SUITE_P(Mpm, IdleAfterAFileTest, ::testing::ValuesIn(kMpms), mpm_test_name);
+
 // --- slowloris ------------------------------------------------------------------------------
 
 constexpr int kSlowConnections = 1000;
