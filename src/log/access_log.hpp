@@ -75,7 +75,8 @@ private:
     AccessLog(std::string path, int fd, bool owns_fd, LogFormat format);
 
     /// One write() per chunk of whole lines; false on failure. A failure is reported once
-    /// until a later write succeeds, which reports how many lines were dropped meanwhile.
+    /// until a later write succeeds, which reports how many lines were dropped meanwhile
+    /// (at most once per kFailureReportGap).
     bool write_out(std::string_view lines) noexcept;
     /// Ends the line a write of this process left cut short at the end of the file, so that
     /// its next line starts on its own; false if that write failed too.
