@@ -50,8 +50,8 @@ std::optional<Clock::duration> next_slice(Clock::time_point deadline,
     return std::min<Clock::duration>(deadline - now, kPollSlice);
 }
 
-/// A socket timeout (SO_RCVTIMEO) of `timeout`, at least a millisecond: zero
-/// would mean none.
+/// A socket timeout (SO_RCVTIMEO) of `timeout`, at least a millisecond: zero would mean
+/// none.
 timeval socket_timeout(Clock::duration timeout) noexcept {
     const auto us = std::max<std::int64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(timeout).count(), 1000);

@@ -393,8 +393,8 @@ Result<bool> AccessLog::reopen() {
         return Error{"cannot reopen access log " + path_ + ": " + open_log_error(path_, errno)};
     }
     // A line cut short stays in the old file; a new file (after rotation) starts clean.
-    struct stat before {
-    }, after{};
+    struct stat before {};
+    struct stat after {};
     if (::fstat(fd_, &before) == 0 && ::fstat(fresh, &after) == 0 &&
         (before.st_dev != after.st_dev || before.st_ino != after.st_ino)) {
         cut_.store(false, std::memory_order_relaxed);
