@@ -244,7 +244,8 @@ std::optional<ProcInfo> read_stat(const std::string& path, pid_t pid) {
     info.pid = pid;
     info.state = tokens[0].empty() ? '?' : tokens[0][0];
     info.ppid = static_cast<pid_t>(std::stol(tokens[1]));
-    info.start_time = std::stoull(tokens[19]);  // field 22 of proc(5)
+    info.cpu_ticks = std::stoull(tokens[11]) + std::stoull(tokens[12]);  // fields 14, 15
+    info.start_time = std::stoull(tokens[19]);                           // field 22 of proc(5)
     return info;
 }
 

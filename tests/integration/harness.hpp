@@ -138,6 +138,7 @@ struct ProcInfo {
     pid_t ppid = 0;
     char state = '?';
     unsigned long long start_time = 0;  ///< tells a pid apart from a later reuse of it
+    unsigned long long cpu_ticks = 0;   ///< user and system time so far, in clock ticks
 };
 
 std::optional<ProcInfo> read_proc(pid_t pid);
