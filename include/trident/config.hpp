@@ -112,6 +112,8 @@ struct Config {
     std::string user;                       ///< empty: keep the starting user
     std::string group;
     std::string server_tokens = "full";  ///< full | prod (Server header detail)
+    /// batch | inherit: whether the children take SCHED_BATCH when started under SCHED_OTHER.
+    std::string cpu_scheduling = "batch";
 
     KeepAliveConfig keep_alive;
     TimeoutConfig timeouts;

@@ -1,5 +1,7 @@
 #include "common/process_mpm.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -33,8 +35,16 @@ ProcessMpm::ProcessMpm(const MpmContext& context, std::string_view name, const S
       // Apache's graceful signal to children.
       pool_(
           context.scoreboard->server_limit(),
-          [this](std::size_t slot) { return child_main(std::uint32_t(slot)); }, on_graceful_signal,
+          [this](std::size_t slot) { return run_child(std::uint32_t(slot)); }, on_graceful_signal,
           context.identity) {}
+
+int ProcessMpm::run_child(std::uint32_t slot) noexcept {
+    std::string error;
+    if (!apply_cpu_scheduling(config().cpu_scheduling, error)) {
+        log_->warn("child pid {} keeps its CPU scheduling policy: {}", ::getpid(), error);
+    }
+    return child_main(slot);
+}
 
 const std::atomic<bool>& ProcessMpm::graceful_stop_requested() noexcept {
     return g_graceful_stop;

@@ -58,6 +58,8 @@ protected:
     spdlog::logger& log() const noexcept { return *log_; }
 
 private:
+    /// In a new child: the config's cpu_scheduling, then child_main().
+    int run_child(std::uint32_t slot) noexcept;
     bool spawn_one() noexcept;
     /// The lowest process slot free in the scoreboard (no generation holds it).
     std::optional<std::uint32_t> free_slot() const noexcept;

@@ -129,11 +129,12 @@ std::string Loader::read_log_path(const Field& field) const {
 
 void Loader::read_document(const YAML::Node& document, Config& config) const {
     const MapReader top(Field{document, YAML::Mark(), ""},
-                        {"mpm",        "listen",          "document_root", "directory_index",
-                         "pid_file",   "scoreboard_file", "module_dir",    "user",
-                         "group",      "server_tokens",   "keep_alive",    "timeouts",
-                         "limits",     "prefork",         "worker",        "event",
-                         "access_log", "error_log",       "status",        "static"});
+                        {"mpm",      "listen",          "document_root",  "directory_index",
+                         "pid_file", "scoreboard_file", "module_dir",     "user",
+                         "group",    "server_tokens",   "cpu_scheduling", "keep_alive",
+                         "timeouts", "limits",          "prefork",        "worker",
+                         "event",    "access_log",      "error_log",      "status",
+                         "static"});
 
     if (auto field = top.find("mpm")) {
         config.mpm = read_choice(*field, known_mpm_names());
@@ -169,6 +170,9 @@ void Loader::read_document(const YAML::Node& document, Config& config) const {
     }
     if (auto field = top.find("server_tokens")) {
         config.server_tokens = read_choice(*field, {"full", "prod"});
+    }
+    if (auto field = top.find("cpu_scheduling")) {
+        config.cpu_scheduling = read_choice(*field, {"batch", "inherit"});
     }
     if (auto field = top.find("keep_alive")) {
         read_keep_alive(*field, config.keep_alive);

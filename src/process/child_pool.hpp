@@ -10,6 +10,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "trident/mpm.hpp"
@@ -141,5 +142,11 @@ bool become_child_identity(const ChildIdentity& identity, pid_t master_pid,
 /// master dies, and only then the master's blocked signals unblocked. Returns false if the
 /// master is already gone.
 bool prepare_child_process(pid_t master_pid, void (*on_graceful_stop)(int) = nullptr) noexcept;
+
+/// `cpu_scheduling: batch`, in a freshly forked child before it starts a thread (threads
+/// inherit the policy): moves it from SCHED_OTHER to SCHED_BATCH. Any other policy, one
+/// systemd's CPUSchedulingPolicy= or chrt chose, is left as it is, and so is the nice value.
+/// Returns false with `error` filled when the kernel refuses; the child runs on regardless.
+bool apply_cpu_scheduling(std::string_view policy, std::string& error) noexcept;
 
 }  // namespace trident

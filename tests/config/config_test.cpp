@@ -88,6 +88,7 @@ TEST_F(ConfigTest, AbsentKeysTakeTheirDefaults) {
     EXPECT_TRUE(config->module_dir.empty());
     EXPECT_TRUE(config->user.empty());
     EXPECT_EQ(config->server_tokens, "full");
+    EXPECT_EQ(config->cpu_scheduling, "batch");
     EXPECT_TRUE(config->keep_alive.enabled);
     EXPECT_EQ(config->keep_alive.timeout, 5s);
     EXPECT_EQ(config->keep_alive.max_requests, 100u);
@@ -141,6 +142,7 @@ module_dir: /opt/trident/modules
 user: www-data
 group: "1001"
 server_tokens: prod
+cpu_scheduling: inherit
 keep_alive: {enabled: no, timeout: 250ms, max_requests: 0}
 timeouts: {request_header: 1m, request_body: 30, send: 1h, graceful_shutdown: 10s}
 limits: {request_line: 16, request_fields: 10000, request_field_size: 1048576, request_body: 10MB}
@@ -172,6 +174,7 @@ status: {path: /status, allow: ["10.0.0.0/8", "fe80::/10", 192.168.1.1]}
     EXPECT_EQ(config->user, "www-data");
     EXPECT_EQ(config->group, "1001");
     EXPECT_EQ(config->server_tokens, "prod");
+    EXPECT_EQ(config->cpu_scheduling, "inherit");
     EXPECT_FALSE(config->keep_alive.enabled);
     EXPECT_EQ(config->keep_alive.timeout, 250ms);
     EXPECT_EQ(config->keep_alive.max_requests, 0u);
@@ -323,6 +326,8 @@ TEST_F(ConfigTest, EachErrorIsOnePreciseLine) {
         {"server_tokens: minimal\n",
          "2:16: server_tokens: expected one of full, prod, got "
          "'minimal'"},
+        {"cpu_scheduling: fifo\n",
+         "2:17: cpu_scheduling: expected one of batch, inherit, got 'fifo'"},
         {"error_log: {level: warning}\n",
          "2:20: error_log.level: expected one of emerg, alert, crit, error, warn, notice, info, "
          "debug, trace1, trace2, trace3, trace4, trace5, trace6, trace7, trace8, got 'warning'; "

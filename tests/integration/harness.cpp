@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -255,6 +256,27 @@ std::optional<ProcInfo> read_proc(pid_t pid) {
     return read_stat("/proc/" + std::to_string(pid) + "/stat", pid);
 }
 
+std::vector<std::pair<pid_t, int>> thread_policies(pid_t pid) {
+    std::vector<std::pair<pid_t, int>> out;
+    const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+    DIR* dir = ::opendir(tasks.c_str());
+    if (dir == nullptr) {
+        return out;
+    }
+    while (const dirent* entry = ::readdir(dir)) {
+        if (entry->d_name[0] == '.') {
+            continue;
+        }
+        const auto tid = pid_t(std::atoi(entry->d_name));
+        const int policy = ::sched_getscheduler(tid);
+        if (policy >= 0) {  // else the thread has just ended
+            out.emplace_back(tid, policy);
+        }
+    }
+    ::closedir(dir);
+    return out;
+}
+
 bool wait_until_stopped(pid_t pid, std::chrono::milliseconds timeout) {
     const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
     bool gone = false;
@@ -380,6 +402,7 @@ bool TridentServer::spawn(std::string& error) {
     envp.push_back(nullptr);
     const bool limit_file_size = config_.file_size_limit.has_value();
     const rlim_t file_size_limit = rlim_t(config_.file_size_limit.value_or(0));
+    const std::optional<int> policy = config_.scheduling_policy;
     const pid_t parent = ::getpid();
     const pid_t pid = ::fork();
     if (pid < 0) {
@@ -408,6 +431,12 @@ bool TridentServer::spawn(std::string& error) {
             ::getrlimit(RLIMIT_FSIZE, &limit);
             limit.rlim_cur = file_size_limit;
             if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) {
+                ::_exit(126);
+            }
+        }
+        if (policy) {
+            const sched_param param{};
+            if (::sched_setscheduler(0, *policy, &param) != 0) {
                 ::_exit(126);
             }
         }

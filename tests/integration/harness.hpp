@@ -117,6 +117,9 @@ struct ServerConfig {
     /// The server's RLIMIT_FSIZE in bytes (as `ulimit -f` or systemd's LimitFSIZE=
     /// sets it); unset: the test's own.
     std::optional<std::uint64_t> file_size_limit;
+    /// The scheduling policy the server starts under (as systemd's CPUSchedulingPolicy= or
+    /// chrt sets it), e.g. SCHED_IDLE; unset: the test's own.
+    std::optional<int> scheduling_policy;
 };
 
 /// The text of trident.yaml for `config` listening on `port`.
@@ -142,6 +145,8 @@ struct ProcInfo {
 };
 
 std::optional<ProcInfo> read_proc(pid_t pid);
+/// The scheduling policy (sched_getscheduler) of every live thread of `pid`, by thread id.
+std::vector<std::pair<pid_t, int>> thread_policies(pid_t pid);
 /// Waits until every thread of `pid` is stopped (SIGSTOP is taken by one thread, which then
 /// stops the others: until then another may still accept a connection or answer it). False
 /// on timeout or when the process is gone.

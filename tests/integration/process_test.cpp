@@ -1,9 +1,10 @@
 // The process model from outside: stop signals, child replacement and retirement, the pid
-// file, how a worker child's threads share accepting, the command line, refused modules,
-// and a taken address.
+// file, the children's CPU scheduling policy, how a worker child's threads share accepting,
+// the command line, refused modules, and a taken address.
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -139,6 +140,8 @@ protected:
         EXPECT_TRUE(left.empty()) << "children left behind after the master exited: " << pids(left)
                                   << " (children were " << pids(everyone) << ")";
     }
+
+    void expect_policies(ServerConfig config, int master, int children);
 
     std::unique_ptr<TridentServer> server_;
 };
@@ -334,6 +337,54 @@ TEST_P(ProcessTest, FindsItsModulesWithoutModuleDir) {
     ASSERT_TRUE(server.running());
     std::string error;
     EXPECT_TRUE(serves(server, site_, &error)) << error;
+}
+
+/// Starts `config` and checks the policy of every thread: `master` for the master's,
+/// `children` for those of each child (once a request was answered, so a threaded child's
+/// workers are up).
+void ProcessTest::expect_policies(ServerConfig config, int master, int children) {
+    config.start_servers = 2;
+    TridentServer& server = start(config);
+    ASSERT_TRUE(server.running());
+    const auto started = server.wait_for_children(2);
+    ASSERT_GE(started.size(), 2u) << "children: " << pids(started);
+    std::string error;
+    ASSERT_TRUE(serves(server, site_, &error)) << error;
+    for (const auto& [tid, policy] : thread_policies(server.pid())) {
+        EXPECT_EQ(policy, master) << "master thread " << tid;
+    }
+    for (const ProcInfo& child : children_of(server.pid())) {
+        const auto threads = thread_policies(child.pid);
+        // prefork's child is one thread; a worker or event child has its pool besides.
+        EXPECT_GE(threads.size(), GetParam() == "prefork" ? 1u : 2u) << "child " << child.pid;
+        for (const auto& [tid, policy] : threads) {
+            EXPECT_EQ(policy, children) << "child " << child.pid << ", thread " << tid;
+        }
+    }
+}
+
+TEST_P(ProcessTest, ChildrenRunUnderBatchSchedulingByDefault) {
+    if (::sched_getscheduler(0) != SCHED_OTHER) {
+        GTEST_SKIP() << "the tests do not run under SCHED_OTHER";
+    }
+    expect_policies(config_for(GetParam()), SCHED_OTHER, SCHED_BATCH);
+}
+
+TEST_P(ProcessTest, InheritKeepsTheStartingPolicy) {
+    if (::sched_getscheduler(0) != SCHED_OTHER) {
+        GTEST_SKIP() << "the tests do not run under SCHED_OTHER";
+    }
+    ServerConfig config = config_for(GetParam());
+    config.extra_yaml = "cpu_scheduling: inherit\n";
+    expect_policies(config, SCHED_OTHER, SCHED_OTHER);
+}
+
+TEST_P(ProcessTest, BatchLeavesAPolicyChosenOutside) {
+    // Started under SCHED_IDLE (systemd's CPUSchedulingPolicy=idle, chrt --idle): batch
+    // applies only to SCHED_OTHER, so nothing changes.
+    ServerConfig config = config_for(GetParam());
+    config.scheduling_policy = SCHED_IDLE;
+    expect_policies(config, SCHED_IDLE, SCHED_IDLE);
 }
 
 INSTANTIATE_TEST_SUITE_P(Mpm, ProcessTest, ::testing::ValuesIn(kMpms), mpm_test_name);
