@@ -7,6 +7,8 @@
 #include <chrono>
 #include <csignal>
 #include <cstring>
+#include <exception>
+#include <thread>
 
 #include "log/error_log.hpp"
 #include "trident/scoreboard.hpp"
@@ -40,10 +42,27 @@ ProcessMpm::ProcessMpm(const MpmContext& context, std::string_view name, const S
 
 int ProcessMpm::run_child(std::uint32_t slot) noexcept {
     std::string error;
-    if (!apply_cpu_scheduling(config().cpu_scheduling, error)) {
-        log_->warn("child pid {} keeps its CPU scheduling policy: {}", ::getpid(), error);
+    if (batch_scheduling_ && !apply_cpu_scheduling("batch", error)) {
+        log().warn("child pid {} keeps its CPU scheduling policy: {}", getpid(), error);
     }
     return child_main(slot);
+}
+
+bool ProcessMpm::batch_scheduling_allowed() noexcept {
+    // Tried on a short-lived thread of the master's, so that the master keeps its policy and
+    // a refusal (a seccomp filter, a security module) is said once per generation rather
+    // than by every child.
+    std::string error;
+    bool allowed = true;
+    try {
+        std::thread([&] { allowed = apply_cpu_scheduling("batch", error); }).join();
+    } catch (const std::exception&) {
+        return true;  // no thread to try it on: each child tries for itself
+    }
+    if (!allowed) {
+        log().warn("cpu_scheduling: batch is refused ({}); the children keep their policy", error);
+    }
+    return allowed;
 }
 
 const std::atomic<bool>& ProcessMpm::graceful_stop_requested() noexcept {
@@ -51,6 +70,7 @@ const std::atomic<bool>& ProcessMpm::graceful_stop_requested() noexcept {
 }
 
 bool ProcessMpm::start(std::string& error) noexcept {
+    batch_scheduling_ = config().cpu_scheduling == "batch" && batch_scheduling_allowed();
     if (context_.generation > 1) {
         // Apache's hold_off_on_exponential_spawning: while the previous generation drains, its
         // clients arrive here a few at a time; the burst rule still answers a real queue.

@@ -44,8 +44,8 @@ protected:
     /// The clamped start_servers: children forked at start.
     virtual std::uint32_t start_servers() const noexcept = 0;
 
-    /// A child's whole life in scoreboard slot `slot`, after prepare_child_process();
-    /// returns its exit status.
+    /// A child's whole life in scoreboard slot `slot`, after prepare_child_process(), the
+    /// generation's identity and cpu_scheduling; returns its exit status.
     virtual int child_main(std::uint32_t slot) noexcept = 0;
 
     /// In a child: set once the master asked for a graceful stop (SIGUSR1). Stop accepting,
@@ -60,6 +60,8 @@ protected:
 private:
     /// In a new child: the config's cpu_scheduling, then child_main().
     int run_child(std::uint32_t slot) noexcept;
+    /// Whether SCHED_BATCH may be taken here; says so once when it may not.
+    bool batch_scheduling_allowed() noexcept;
     bool spawn_one() noexcept;
     /// The lowest process slot free in the scoreboard (no generation holds it).
     std::optional<std::uint32_t> free_slot() const noexcept;
@@ -79,6 +81,7 @@ private:
     ChildPool pool_;
     RespawnBackoff backoff_;
     bool stopping_ = false;
+    bool batch_scheduling_ = false;  ///< cpu_scheduling: batch, and the kernel allows it
 };
 
 /// The factory a module's descriptor points to: builds the generation's `T` and keeps any

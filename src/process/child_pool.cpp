@@ -217,7 +217,7 @@ bool become_child_identity(const ChildIdentity& identity, pid_t master_pid,
 }
 
 bool apply_cpu_scheduling(std::string_view policy, std::string& error) noexcept {
-    if (policy != "batch" || ::sched_getscheduler(0) != SCHED_OTHER) {
+    if (policy != "batch" || (::sched_getscheduler(0) & ~SCHED_RESET_ON_FORK) != SCHED_OTHER) {
         return true;
     }
     // Under SCHED_BATCH a thread that wakes does not preempt the one running: that one goes

@@ -201,12 +201,27 @@ std::uint16_t free_port(const std::string& host) {
     return port;
 }
 
-std::vector<std::string> epoll_fault(const std::string& fault) {
+namespace {
+
+/// The environment that preloads `library` into the server.
+std::vector<std::string> preloading(const char* library) {
     const char* asan = std::getenv("ASAN_OPTIONS");
     return {
-        "LD_PRELOAD=" TRIDENT_EPOLL_FAULT, "TRIDENT_TEST_EPOLL_FAULT=" + fault,
+        std::string("LD_PRELOAD=") + library,
         // A sanitizer build wants its runtime first among the loaded libraries.
         "ASAN_OPTIONS=" + std::string(asan != nullptr ? asan : "") + ":verify_asan_link_order=0"};
+}
+
+}  // namespace
+
+std::vector<std::string> epoll_fault(const std::string& fault) {
+    std::vector<std::string> environment = preloading(TRIDENT_EPOLL_FAULT);
+    environment.push_back("TRIDENT_TEST_EPOLL_FAULT=" + fault);
+    return environment;
+}
+
+std::vector<std::string> batch_refusal() {
+    return preloading(TRIDENT_SCHED_REFUSAL);
 }
 
 bool ipv6_loopback_available() {
@@ -402,7 +417,6 @@ bool TridentServer::spawn(std::string& error) {
     envp.push_back(nullptr);
     const bool limit_file_size = config_.file_size_limit.has_value();
     const rlim_t file_size_limit = rlim_t(config_.file_size_limit.value_or(0));
-    const std::optional<int> policy = config_.scheduling_policy;
     const pid_t parent = ::getpid();
     const pid_t pid = ::fork();
     if (pid < 0) {
@@ -431,12 +445,6 @@ bool TridentServer::spawn(std::string& error) {
             ::getrlimit(RLIMIT_FSIZE, &limit);
             limit.rlim_cur = file_size_limit;
             if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) {
-                ::_exit(126);
-            }
-        }
-        if (policy) {
-            const sched_param param{};
-            if (::sched_setscheduler(0, *policy, &param) != 0) {
                 ::_exit(126);
             }
         }

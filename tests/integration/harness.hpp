@@ -117,9 +117,6 @@ struct ServerConfig {
     /// The server's RLIMIT_FSIZE in bytes (as `ulimit -f` or systemd's LimitFSIZE=
     /// sets it); unset: the test's own.
     std::optional<std::uint64_t> file_size_limit;
-    /// The scheduling policy the server starts under (as systemd's CPUSchedulingPolicy= or
-    /// chrt sets it), e.g. SCHED_IDLE; unset: the test's own.
-    std::optional<int> scheduling_policy;
 };
 
 /// The text of trident.yaml for `config` listening on `port`.
@@ -134,6 +131,10 @@ bool ipv6_loopback_available();
 /// The server's environment (ServerConfig::environment) for tests/fixtures/epoll_fault.cpp:
 /// fail the registrations `fault` names, as a full fs.epoll.max_user_watches would.
 std::vector<std::string> epoll_fault(const std::string& fault);
+
+/// The server's environment for tests/fixtures/sched_refusal.cpp: SCHED_BATCH is refused,
+/// as a seccomp filter or a security module may refuse it.
+std::vector<std::string> batch_refusal();
 
 /// One process as seen in /proc/<pid>/stat.
 struct ProcInfo {

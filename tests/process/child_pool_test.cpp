@@ -1,12 +1,16 @@
 #include "process/child_pool.hpp"
 
 #include <gtest/gtest.h>
+#include <sched.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <functional>
+#include <string>
 #include <thread>
 
 namespace trident {
@@ -155,6 +159,76 @@ TEST(ChildPool, KeepingTheMastersIdentityChangesNothing) {
 
 using Backoff = RespawnBackoff;
 constexpr auto kYoung = std::chrono::milliseconds(100);
+
+// --- apply_cpu_scheduling, each case in a child of its own, as a child of the pool would be
+
+/// Runs `body` in a forked child; its exit status, or -1 if it did not exit normally.
+int in_child(const std::function<int()>& body) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+        _exit(body());
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) {
+        return -1;
+    }
+    return WEXITSTATUS(status);
+}
+
+int own_policy() {
+    return sched_getscheduler(0) & ~SCHED_RESET_ON_FORK;
+}
+
+TEST(CpuScheduling, BatchReplacesTheNormalPolicyKeepsNiceAndIsInherited) {
+    if (own_policy() != SCHED_OTHER) {
+        GTEST_SKIP() << "the tests do not run under SCHED_OTHER";
+    }
+    const int status = in_child([] {
+        if (setpriority(PRIO_PROCESS, 0, 5) != 0) {
+            return 10;
+        }
+        std::string error;
+        if (!apply_cpu_scheduling("batch", error)) {
+            return 1;
+        }
+        if (own_policy() != SCHED_BATCH) {
+            return 2;
+        }
+        if (getpriority(PRIO_PROCESS, 0) != 5) {
+            return 3;
+        }
+        int thread_policy = -1;
+        std::thread([&] { thread_policy = own_policy(); }).join();
+        return thread_policy == SCHED_BATCH ? 0 : 4;
+    });
+    // 1: refused, 2: not batch, 3: nice lost, 4: a new thread did not inherit it.
+    EXPECT_EQ(status, 0);
+}
+
+TEST(CpuScheduling, InheritChangesNothing) {
+    const int status = in_child([] {
+        const int before = own_policy();
+        std::string error;
+        return apply_cpu_scheduling("inherit", error) && own_policy() == before ? 0 : 1;
+    });
+    EXPECT_EQ(status, 0);
+}
+
+TEST(CpuScheduling, BatchKeepsAPolicyChosenOutside) {
+    // SCHED_IDLE, as systemd's CPUSchedulingPolicy=idle or chrt --idle sets it: kept.
+    const int status = in_child([] {
+        const sched_param param{};
+        if (sched_setscheduler(0, SCHED_IDLE, &param) != 0) {
+            return 10;
+        }
+        std::string error;
+        if (!apply_cpu_scheduling("batch", error)) {
+            return 1;
+        }
+        return own_policy() == SCHED_IDLE ? 0 : 2;
+    });
+    EXPECT_EQ(status, 0);  // 1: it tried and was refused, 2: it replaced SCHED_IDLE
+}
 
 TEST(RespawnBackoff, YoungCrashesBelowTheThresholdAreReplacedAtOnce) {
     Backoff backoff;
