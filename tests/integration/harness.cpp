@@ -271,25 +271,50 @@ std::optional<ProcInfo> read_proc(pid_t pid) {
     return read_stat("/proc/" + std::to_string(pid) + "/stat", pid);
 }
 
-std::vector<std::pair<pid_t, int>> thread_policies(pid_t pid) {
-    std::vector<std::pair<pid_t, int>> out;
+namespace {
+
+/// The thread ids of `pid` (/proc/PID/task), or nothing when the process is gone.
+std::optional<std::vector<pid_t>> thread_ids(pid_t pid) {
     const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
     DIR* dir = ::opendir(tasks.c_str());
     if (dir == nullptr) {
-        return out;
+        return std::nullopt;
     }
+    std::vector<pid_t> ids;
     while (const dirent* entry = ::readdir(dir)) {
-        if (entry->d_name[0] == '.') {
-            continue;
+        if (entry->d_name[0] != '.') {
+            ids.push_back(pid_t(std::atoi(entry->d_name)));
         }
-        const auto tid = pid_t(std::atoi(entry->d_name));
+    }
+    ::closedir(dir);
+    return ids;
+}
+
+}  // namespace
+
+std::vector<std::pair<pid_t, int>> thread_policies(pid_t pid) {
+    std::vector<std::pair<pid_t, int>> out;
+    for (pid_t tid : thread_ids(pid).value_or(std::vector<pid_t>{})) {
         const int policy = ::sched_getscheduler(tid);
         if (policy >= 0) {  // else the thread has just ended
             out.emplace_back(tid, policy);
         }
     }
-    ::closedir(dir);
     return out;
+}
+
+bool children_scheduled(pid_t master, int policy, std::size_t min_threads, std::string& seen) {
+    seen.clear();
+    bool all = true;
+    for (const ProcInfo& child : children_of(master)) {
+        const auto threads = thread_policies(child.pid);
+        all = all && threads.size() >= min_threads;
+        for (const auto& [tid, got] : threads) {
+            seen += " " + std::to_string(tid) + ":" + std::to_string(got);
+            all = all && got == policy;
+        }
+    }
+    return all && !seen.empty();
 }
 
 bool wait_until_stopped(pid_t pid, std::chrono::milliseconds timeout) {
@@ -297,23 +322,17 @@ bool wait_until_stopped(pid_t pid, std::chrono::milliseconds timeout) {
     bool gone = false;
     const bool stopped = eventually(
         [&] {
-            DIR* dir = ::opendir(tasks.c_str());
-            if (dir == nullptr) {
+            const auto threads = thread_ids(pid);
+            if (!threads) {
                 gone = true;
                 return true;
             }
-            std::size_t threads = 0;
             std::size_t stopped_threads = 0;
-            while (const dirent* entry = ::readdir(dir)) {
-                if (entry->d_name[0] == '.') {
-                    continue;
-                }
-                const auto info = read_stat(tasks + "/" + entry->d_name + "/stat", pid);
-                ++threads;
+            for (pid_t tid : *threads) {
+                const auto info = read_stat(tasks + "/" + std::to_string(tid) + "/stat", pid);
                 stopped_threads += info && info->state == 'T' ? 1 : 0;
             }
-            ::closedir(dir);
-            return threads > 0 && stopped_threads == threads;
+            return !threads->empty() && stopped_threads == threads->size();
         },
         timeout, Millis(2));
     return stopped && !gone;

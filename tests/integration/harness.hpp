@@ -148,6 +148,9 @@ struct ProcInfo {
 std::optional<ProcInfo> read_proc(pid_t pid);
 /// The scheduling policy (sched_getscheduler) of every live thread of `pid`, by thread id.
 std::vector<std::pair<pid_t, int>> thread_policies(pid_t pid);
+/// Whether the master's children have at least `min_threads` threads each, all under
+/// `policy`, and there is at least one; `seen` lists them as " tid:policy" for messages.
+bool children_scheduled(pid_t master, int policy, std::size_t min_threads, std::string& seen);
 /// Waits until every thread of `pid` is stopped (SIGSTOP is taken by one thread, which then
 /// stops the others: until then another may still accept a connection or answer it). False
 /// on timeout or when the process is gone.

@@ -443,19 +443,6 @@ TEST_F(ReloadTest, MpmSwitchesUnderLoadLoseNoRequest) {
     }
 }
 
-/// Whether every thread of every child of `master` runs under `policy`.
-bool children_scheduled(pid_t master, int policy, std::string& seen) {
-    seen.clear();
-    bool all = true;
-    for (const ProcInfo& child : children_of(master)) {
-        for (const auto& [tid, got] : thread_policies(child.pid)) {
-            seen += " " + std::to_string(tid) + ":" + std::to_string(got);
-            all = all && got == policy;
-        }
-    }
-    return all && !seen.empty();
-}
-
 TEST_F(ReloadTest, CpuSchedulingChangesWithTheNextGeneration) {
     if (::sched_getscheduler(0) != SCHED_OTHER) {
         GTEST_SKIP() << "the tests do not run under SCHED_OTHER";
@@ -463,15 +450,19 @@ TEST_F(ReloadTest, CpuSchedulingChangesWithTheNextGeneration) {
     ASSERT_TRUE(start(config_for("event")));
     ASSERT_GE(server_->wait_for_children(2).size(), 2u);
     std::string seen;
-    EXPECT_TRUE(eventually([&] { return children_scheduled(server_->pid(), SCHED_BATCH, seen); }))
-        << "thread:policy" << seen;
+    EXPECT_TRUE(eventually([&] {
+        return children_scheduled(server_->pid(), SCHED_BATCH, 2, seen);
+    })) << "thread:policy"
+        << seen;
     ServerConfig config = config_for("event");
     config.extra_yaml += "cpu_scheduling: inherit\n";
     rewrite_config(config);
     ASSERT_EQ(::kill(server_->pid(), SIGUSR1), 0);
     ASSERT_TRUE(wait_generation_alone(2));
-    EXPECT_TRUE(eventually([&] { return children_scheduled(server_->pid(), SCHED_OTHER, seen); }))
-        << "thread:policy" << seen;
+    EXPECT_TRUE(eventually([&] {
+        return children_scheduled(server_->pid(), SCHED_OTHER, 2, seen);
+    })) << "thread:policy"
+        << seen;
     std::string error;
     EXPECT_TRUE(serves(server_->port(), site_, &error)) << error;
 }

@@ -348,27 +348,16 @@ void ProcessTest::expect_policies(ServerConfig config, int master, int children)
     ASSERT_TRUE(server.running());
     const auto started = server.wait_for_children(2);
     ASSERT_GE(started.size(), 2u) << "children: " << pids(started);
+    for (const auto& [tid, policy] : thread_policies(server.pid())) {
+        EXPECT_EQ(policy, master) << "master thread " << tid;
+    }
+    // prefork's child is one thread; a worker or event child has its pool besides.
+    const std::size_t min_threads = GetParam() == "prefork" ? 1 : 2;
     std::string seen;
-    const bool held = eventually([&] {
-        seen.clear();
-        bool all = true;
-        for (const auto& [tid, policy] : thread_policies(server.pid())) {
-            seen += " master " + std::to_string(tid) + ":" + std::to_string(policy);
-            all = all && policy == master;
-        }
-        for (const ProcInfo& child : children_of(server.pid())) {
-            const auto threads = thread_policies(child.pid);
-            // prefork's child is one thread; a worker or event child has its pool besides.
-            all = all && threads.size() >= (GetParam() == "prefork" ? 1u : 2u);
-            for (const auto& [tid, policy] : threads) {
-                seen += " child " + std::to_string(tid) + ":" + std::to_string(policy);
-                all = all && policy == children;
-            }
-        }
-        return all;
-    });
-    EXPECT_TRUE(held) << "wanted master " << master << ", children " << children
-                      << "; thread:policy" << seen;
+    EXPECT_TRUE(eventually([&] {
+        return children_scheduled(server.pid(), children, min_threads, seen);
+    })) << "wanted children under "
+        << children << "; thread:policy" << seen;
     std::string error;
     EXPECT_TRUE(serves(server, site_, &error)) << error;
     // Nothing refused: the master's probe and every child took what they asked for.
