@@ -1,9 +1,9 @@
 #include "common/connection_driver.hpp"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -58,19 +58,19 @@ timeval socket_timeout(Clock::duration timeout) noexcept {
     return timeval{time_t(us / 1'000'000), suseconds_t(us % 1'000'000)};
 }
 
-/// Makes a socket non-blocking for its lifetime and then restores its flags; does nothing
-/// for -1.
+/// Makes a blocking socket non-blocking for its lifetime, then blocking again; does nothing
+/// for -1. FIONBIO sets that one flag alone, so the others need not be read first: two
+/// calls a file response, where F_GETFL and two F_SETFL took three.
 class NonBlocking {
 public:
     explicit NonBlocking(int fd) noexcept : fd_(fd) {
         if (fd_ >= 0) {
-            flags_ = ::fcntl(fd_, F_GETFL);
-            ok_ = flags_ >= 0 && ::fcntl(fd_, F_SETFL, flags_ | O_NONBLOCK) == 0;
+            ok_ = set(fd_, 1);
         }
     }
     ~NonBlocking() {
         if (fd_ >= 0 && ok_) {
-            ::fcntl(fd_, F_SETFL, flags_);
+            set(fd_, 0);
         }
     }
     NonBlocking(const NonBlocking&) = delete;
@@ -78,8 +78,9 @@ public:
     bool ok() const noexcept { return ok_; }
 
 private:
+    static bool set(int fd, int on) noexcept { return ::ioctl(fd, FIONBIO, &on) == 0; }
+
     int fd_;
-    int flags_ = 0;
     bool ok_ = true;
 };
 
