@@ -309,6 +309,18 @@ void add_validator_fields(const Representation& chosen, std::string etag,
     response.add_header("Accept-Ranges", "bytes");
 }
 
+/// The whole representation as the body: the cache entry's bytes when it holds them, kept
+/// alive with the response; else the open file. (A Range request never holds them: those
+/// bypass the cache.)
+void set_whole_body(Representation& chosen, std::uint64_t size, Response& response) {
+    if (chosen.cached && !chosen.cached->on_disk) {
+        response.body = http::BorrowedBytes{chosen.cached->content};
+        response.keep = chosen.cached;
+    } else {
+        response.body = http::FileBody{std::move(chosen.file.fd), 0, size, {}};
+    }
+}
+
 /// A regular file, open and checked: preconditions, then Range, then 200.
 Response serve_file(const http::Request& request, Representation chosen) {
     const struct stat& info = chosen.file.info;
@@ -355,13 +367,7 @@ Response serve_file(const http::Request& request, Representation chosen) {
     Response response;
     response.headers.reserve(8);  // one allocation, not several as the vector grows
     response.status = Status::ok;
-    if (chosen.cached && !chosen.cached->on_disk) {
-        // Never with Range: those bypass the cache.
-        response.body = http::BorrowedBytes{chosen.cached->content};
-        response.keep = chosen.cached;
-    } else {
-        response.body = http::FileBody{std::move(chosen.file.fd), 0, size, {}};
-    }
+    set_whole_body(chosen, size, response);  // answer_ranges() narrows it
     if (ranges.kind == ByteRanges::Kind::satisfiable) {
         answer_ranges(ranges, size, chosen, response);
     } else {
@@ -470,24 +476,19 @@ std::optional<Response> StaticFileHandler::serve_from_cache(const http::Request&
             return std::nullopt;
         }
     }
+    chosen.cached = entry;
     if (!has_preconditions(request)) {
         // The common case, answered from what the entry rendered when it was made.
         Response response;
         response.status = Status::ok;
         response.serialized_fields = entry->fields_200;
-        if (entry->on_disk) {
-            const auto size = static_cast<std::uint64_t>(entry->file_info.st_size);
-            response.body = http::FileBody{std::move(chosen.file.fd), 0, size, {}};
-        } else {
-            response.body = http::BorrowedBytes{entry->content};
-        }
-        response.keep = entry;
+        set_whole_body(chosen, static_cast<std::uint64_t>(entry->file_info.st_size), response);
+        response.keep = entry;  // the fields too point into it
         return response;
     }
     chosen.file.info = entry->file_info;
     chosen.content_type = entry->content_type;
     chosen.varies = entry->varies;
-    chosen.cached = entry;
     return serve_file(request, std::move(chosen));
 }
 
