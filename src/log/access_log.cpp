@@ -314,19 +314,12 @@ void AccessLog::flush() noexcept {
 
 bool AccessLog::write_out(std::string_view lines) noexcept {
     bool wrote_all = !cut_.load(std::memory_order_relaxed) || end_cut_line();
-    const std::size_t total = lines.size();
-    while (wrote_all && !lines.empty()) {
-        const ssize_t n = ::write(fd_, lines.data(), lines.size());
-        if (n > 0) {
-            lines.remove_prefix(std::size_t(n));
-            continue;
-        }
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
+    int error = 0;
+    const std::size_t written = wrote_all ? write_fully(fd_, lines, error) : 0;
+    lines.remove_prefix(written);
+    if (wrote_all && !lines.empty()) {
         // A full disk or the file size limit (EFBIG) can cut a write short inside a line.
-        const int error = n < 0 ? errno : ENOSPC;
-        if (lines.size() < total && lines.data()[-1] != '\n') {
+        if (written > 0 && lines.data()[-1] != '\n') {
             cut_.store(true, std::memory_order_relaxed);
         }
         if (!failure_reported_.exchange(true, std::memory_order_relaxed)) {
@@ -370,17 +363,12 @@ bool AccessLog::end_cut_line() noexcept {
     if (!cut_.exchange(false, std::memory_order_relaxed)) {
         return true;
     }
-    for (;;) {
-        const ssize_t n = ::write(fd_, "\n", 1);
-        if (n == 1) {
-            return true;
-        }
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        cut_.store(true, std::memory_order_relaxed);
-        return false;
+    int error = 0;
+    if (write_fully(fd_, "\n", error) == 1) {
+        return true;
     }
+    cut_.store(true, std::memory_order_relaxed);
+    return false;
 }
 
 Result<bool> AccessLog::reopen() {

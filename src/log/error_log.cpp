@@ -92,30 +92,17 @@ protected:
         }
         spdlog::memory_buf_t line;
         formatter_->format(msg, line);
-        if (!write_all(fd_, line.data(), line.size()) && owns_fd_) {
+        const std::string_view text(line.data(), line.size());
+        int error = 0;
+        if (write_fully(fd_, text, error) < text.size() && owns_fd_) {
             // The file failed (a full disk, the file size limit): the line goes to stderr,
             // systemd's journal or the terminal, rather than nowhere.
-            write_all(STDERR_FILENO, line.data(), line.size());
+            write_fully(STDERR_FILENO, text, error);
         }
     }
     void flush_() override {}
 
 private:
-    static bool write_all(int fd, const char* data, std::size_t left) noexcept {
-        while (left > 0) {
-            const ssize_t n = ::write(fd, data, left);
-            if (n < 0 && errno == EINTR) {
-                continue;
-            }
-            if (n <= 0) {
-                return false;
-            }
-            data += n;
-            left -= std::size_t(n);
-        }
-        return true;
-    }
-
     int fd_;
     bool owns_fd_;
     int min_severity_;
@@ -233,6 +220,21 @@ int open_log_file(const std::string& path) noexcept {
         return -1;
     }
     return fd;
+}
+
+std::size_t write_fully(int fd, std::string_view bytes, int& error) noexcept {
+    std::size_t done = 0;
+    error = 0;
+    while (done < bytes.size()) {
+        const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+        if (n > 0) {
+            done += std::size_t(n);
+        } else if (n == 0 || errno != EINTR) {
+            error = n < 0 ? errno : ENOSPC;
+            break;
+        }
+    }
+    return done;
 }
 
 std::string open_log_error(const std::string& path, int error) {

@@ -6,6 +6,7 @@
 
 #include <spdlog/logger.h>
 
+#include <cstddef>
 #include <memory>
 #include <optional>
 #include <string>
@@ -28,6 +29,12 @@ int open_log_file(const std::string& path) noexcept;
 
 /// Why open_log_file() failed on `path` with `error`, for "cannot open … log PATH: <this>".
 std::string open_log_error(const std::string& path, int error);
+
+/// Writes `bytes` to a log's `fd`, again after a short write or EINTR, until all of them
+/// are written or a write fails: a full disk, the file size limit (EFBIG). Returns how
+/// many were written; `error` is then the failure's errno (ENOSPC for a write that took
+/// nothing), else 0.
+std::size_t write_fully(int fd, std::string_view bytes, int& error) noexcept;
 
 /// Apache's level name for an spdlog level, as the log lines show it ("warn", "crit").
 std::string_view apache_level_name(spdlog::level::level_enum level) noexcept;
