@@ -12,6 +12,25 @@
 
 namespace trident {
 
+bool accept_error_is_transient(int error) noexcept {
+    switch (error) {
+        case EINTR:
+        case EAGAIN:
+        case ECONNABORTED:
+        case EPROTO:
+        case ENETDOWN:
+        case ENOPROTOOPT:
+        case EHOSTDOWN:
+        case ENONET:
+        case EHOSTUNREACH:
+        case EOPNOTSUPP:
+        case ENETUNREACH:
+            return true;
+        default:
+            return false;
+    }
+}
+
 ListenerSet::ListenerSet(std::span<const Listener> listeners) noexcept
     : epoll_(::epoll_create1(EPOLL_CLOEXEC)) {
     if (!epoll_.valid()) {
@@ -58,13 +77,22 @@ std::optional<AcceptedSocket> ListenerSet::accept(const std::atomic<bool>& stop,
         accepted.fd = ::accept4(ready.data.fd, reinterpret_cast<sockaddr*>(&accepted.peer), &length,
                                 SOCK_CLOEXEC);
         if (accepted.fd >= 0) {
+            failing_ = false;
             return accepted;
         }
-        if (errno == EMFILE || errno == ENFILE) {
-            log.error("accept: {}", std::strerror(errno));
-            ::usleep(10'000);  // let descriptors free up instead of spinning
+        if (errno == EINVAL) {
+            return std::nullopt;  // the master no longer listens on it: it is stopping
         }
-        // EAGAIN (another process won), ECONNABORTED, EINTR: wait again
+        // EAGAIN (another process won), a client that gave up: wait again.
+        if (!accept_error_is_transient(errno)) {
+            // Out of descriptors or memory: pause instead of spinning on the level-triggered
+            // socket while they free up, and say so once per episode, not every 10 ms.
+            if (!failing_) {
+                log.error("accept: {}", std::strerror(errno));
+                failing_ = true;
+            }
+            ::usleep(10'000);
+        }
     }
     return std::nullopt;
 }

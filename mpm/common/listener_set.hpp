@@ -18,6 +18,11 @@ class logger;
 
 namespace trident {
 
+/// Whether an accept(2) error belongs to the one connection it would have given (gone, or
+/// one of the network errors accept(2) says TCP/IP reports this way), so the next may be
+/// accepted at once.
+bool accept_error_is_transient(int error) noexcept;
+
 /// A connection accept() gave: the socket and the client's address.
 struct AcceptedSocket {
     int fd = -1;
@@ -33,9 +38,11 @@ public:
     explicit ListenerSet(std::span<const Listener> listeners) noexcept;
 
     /// Waits for a connection on any listener and accepts it (blocking, close-on-exec, with
-    /// the listening socket's TCP_NODELAY). Nothing once `stop` is set, or when the epoll
-    /// instance could not be made (logged). Several processes may accept from the same
-    /// sockets: losing the race just means waiting again.
+    /// the listening socket's TCP_NODELAY). Nothing once `stop` is set, when the master has
+    /// stopped listening on a socket (it is stopping, or a reload dropped the socket: this
+    /// generation is stopping either way), or when the epoll instance could not be made
+    /// (logged). Several processes may accept from the same sockets: losing the race just
+    /// means waiting again.
     std::optional<AcceptedSocket> accept(const std::atomic<bool>& stop, spdlog::logger& log);
 
     /// Whether the epoll instance was made; when not, logs why ("cannot wait for
@@ -44,7 +51,8 @@ public:
 
 private:
     UniqueFd epoll_;
-    int error_ = 0;  ///< why the epoll instance could not be made; 0 when it was
+    int error_ = 0;         ///< why the epoll instance could not be made; 0 when it was
+    bool failing_ = false;  ///< accept is failing for want of resources; logged once
 };
 
 }  // namespace trident

@@ -15,6 +15,7 @@
 
 #include <spdlog/logger.h>
 
+#include "common/listener_set.hpp"
 #include "common/threaded_child.hpp"
 #include "event/event_child_impl.hpp"
 #include "log/access_log.hpp"
@@ -263,8 +264,11 @@ void EventChild::accept_round(std::size_t index, bool retry, std::vector<Connect
             accept_failing_ = false;
             break;  // nothing waits: the parked set reports the next arrival
         }
-        if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) {
-            continue;  // that client gave up; others may wait
+        if (errno == EINVAL) {
+            break;  // the master no longer listens on it: this child's stop is on its way
+        }
+        if (accept_error_is_transient(errno)) {
+            continue;  // that client gave up, or its network failed; others may wait
         }
         if (!accept_failing_) {  // once per episode, not on every 100 ms retry
             log_.error("accept: {}", std::strerror(errno));

@@ -132,6 +132,16 @@ std::string listener_key(const ListenAddress& address) {
     return address.host + "|" + std::to_string(address.port);
 }
 
+/// Ends a socket the children share: they hold copies of it, so closing the master's alone
+/// would leave it listening, and clients queueing, until the last of them exits, to be
+/// reset then. shutdown() takes it out of listening for every holder at once: new clients
+/// are refused, and a child waiting to accept on it gets EINVAL (Apache's children close
+/// theirs as soon as they are told to stop).
+void stop_listening(int fd) noexcept {
+    ::shutdown(fd, SHUT_RDWR);
+    ::close(fd);
+}
+
 }  // namespace
 
 Result<std::vector<Listener>> ListenerRegistry::acquire(const std::vector<ListenAddress>& addresses,
@@ -174,7 +184,7 @@ std::vector<std::string> ListenerRegistry::commit(const std::vector<Listener>& i
             entry.committed = true;
             kept.push_back(std::move(entry));
         } else {
-            ::close(entry.listener.fd);
+            stop_listening(entry.listener.fd);
             closed.push_back(entry.listener.name);
         }
     }
@@ -185,7 +195,7 @@ std::vector<std::string> ListenerRegistry::commit(const std::vector<Listener>& i
 void ListenerRegistry::rollback() noexcept {
     std::erase_if(entries_, [](const Entry& entry) {
         if (!entry.committed) {
-            ::close(entry.listener.fd);
+            ::close(entry.listener.fd);  // bound since the last fork: no child holds it
         }
         return !entry.committed;
     });
@@ -193,7 +203,7 @@ void ListenerRegistry::rollback() noexcept {
 
 void ListenerRegistry::close_all() noexcept {
     for (Entry& entry : entries_) {
-        ::close(entry.listener.fd);
+        stop_listening(entry.listener.fd);
     }
     entries_.clear();
 }

@@ -23,7 +23,8 @@ void close_listeners(std::vector<Listener>& listeners) noexcept;
 /// addresses: sockets already bound are handed out again (never re-bound, so no connection
 /// waiting in their queues is lost), missing ones are bound. commit() then closes the
 /// sockets no generation asked for; rollback() closes the ones just bound, for a reload that
-/// failed after binding.
+/// failed after binding. A socket closed here stops listening at once, though children
+/// still hold copies of it.
 class ListenerRegistry {
 public:
     ListenerRegistry() = default;
@@ -44,6 +45,8 @@ public:
     /// Closes the sockets bound since the last commit.
     void rollback() noexcept;
 
+    /// Stops listening on every socket: called when the master begins to stop, so clients
+    /// are refused from then on instead of queueing for children that no longer accept.
     void close_all() noexcept;
 
 private:

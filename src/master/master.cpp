@@ -236,8 +236,7 @@ int Master::run() {
         }
     }
     draining_.clear();
-    current_.reset();  // before the listeners close and the modules are unmapped
-    listeners_.close_all();
+    current_.reset();  // before the modules are unmapped (shut_down closed the listeners)
     log::notice(*log_, "stopped");
     return 0;
 }
@@ -274,7 +273,7 @@ void Master::restart(StopMode old_generation_stop) {
     }
 
     // Sockets the new config dropped close before the new children fork, so none inherits
-    // one; the old children hold their own copies until they exit (they stop accepting now).
+    // one, and stop listening though the old children hold copies (they stop accepting now).
     for (const std::string& closed : listeners_.commit(next->listeners)) {
         log_->info("no longer listening on {}", closed);
     }
@@ -399,6 +398,10 @@ void Master::shut_down(StopMode mode) {
     }
     notifier_.stopping();
     stop_all(mode);
+    // As Apache's graceful-stop, the ports close now, not when the last child is done:
+    // a client arriving meanwhile is refused at once (and a load balancer moves on) instead
+    // of queueing for children that no longer accept, to be reset when they exit.
+    listeners_.close_all();
     std::optional<Clock::time_point> deadline;
     if (mode == StopMode::immediate) {
         deadline = Clock::now() + kStopGrace;

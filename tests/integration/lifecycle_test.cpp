@@ -523,15 +523,27 @@ TEST_F(ReloadTest, ListenChangesBindNewAndCloseRemovedSockets) {
     ASSERT_TRUE(wait_generation_alone(2));
     EXPECT_EQ(listening_inode(first), first_socket) << "the kept socket was re-bound";
 
+    RawClient busy;  // keeps a generation 2 child alive: half a request when the reload comes
+    ASSERT_TRUE(busy.connect(first)) << busy.error();
+    ASSERT_TRUE(busy.send("GET /hello.txt HTTP/1.1\r\nHost: localhost\r\n")) << busy.error();
+    std::this_thread::sleep_for(Millis(200));  // let a child pick it up
     listen_on(b);
     ASSERT_EQ(::kill(server_->pid(), SIGUSR1), 0);
+    EXPECT_TRUE(eventually([&] { return serves(second, site_, &error); })) << error;
+    // The removed port refuses at once, though the old child holding `busy` has a copy.
+    EXPECT_TRUE(eventually(
+        [&] {
+            RawClient probe;
+            return !probe.connect(first);
+        },
+        Millis(3000)))
+        << "port " << first << " still accepts after it was removed";
+    ASSERT_TRUE(busy.send("\r\n")) << busy.error();
+    const auto last = busy.read_response();
+    ASSERT_TRUE(last) << "the request in flight on the removed port was lost: " << busy.error();
+    EXPECT_EQ(last->status, 200);
     ASSERT_TRUE(wait_generation_alone(3));
     EXPECT_TRUE(serves(second, site_, &error)) << error;
-    EXPECT_TRUE(eventually([&] {
-        RawClient probe;
-        return !probe.connect(first);
-    })) << "port "
-        << first << " still accepts after it was removed";
     EXPECT_NE(server_->output().find("no longer listening on 127.0.0.1:" + std::to_string(first)),
               std::string::npos);
 }

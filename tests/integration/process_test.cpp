@@ -219,6 +219,51 @@ TEST_P(ProcessTest, SigtermCutsAGracefulStopShort) {
     EXPECT_FALSE(fs::exists(server.pid_file()));
 }
 
+TEST_P(ProcessTest, AGracefulStopRefusesNewClientsAtOnce) {
+    // Apache's graceful-stop: the ports close when the stop begins. Left listening until
+    // the last child exits, they queued clients nobody accepted, reset at the end.
+    TridentServer& server = start(config_for(GetParam()));
+    ASSERT_TRUE(server.running());
+    ASSERT_GE(server.wait_for_children(2).size(), 2u);
+    RawClient busy;  // holds the stop open: its head is completed only at the end
+    ASSERT_TRUE(busy.connect(server.port())) << busy.error();
+    ASSERT_TRUE(busy.send("GET /hello.txt HTTP/1.1\r\nHost: localhost\r\n")) << busy.error();
+    std::this_thread::sleep_for(Millis(200));  // let a child pick it up
+    server.track(children_of(server.pid()));
+
+    ASSERT_EQ(::kill(server.pid(), SIGWINCH), 0);
+    std::string refusal;
+    EXPECT_TRUE(eventually(
+        [&] {
+            RawClient late;
+            if (late.connect(server.port())) {
+                return false;
+            }
+            refusal = late.error();
+            return true;
+        },
+        Millis(3000)))
+        << "the port still takes clients while the stop waits for a request in flight";
+    EXPECT_NE(refusal.find("refused"), std::string::npos) << refusal;
+    ASSERT_FALSE(server.try_reap()) << "the stop did not wait for the request in flight";
+
+    // The connection taken before the stop is still served to its end (once every child
+    // has seen the stop: then with Connection: close, and no keep-alive grace to wait out).
+    std::this_thread::sleep_for(Millis(300));
+    ASSERT_TRUE(busy.send("\r\n")) << busy.error();
+    const auto response = busy.read_response();
+    ASSERT_TRUE(response) << "the request in flight was lost: " << busy.error();
+    EXPECT_EQ(response->status, 200);
+    EXPECT_EQ(response->header("Connection").value_or(""), "close");
+    busy.close();
+    const std::optional<int> status = wait_reaped(server, Millis(5000));
+    ASSERT_TRUE(status) << "master still running 5 s after the last request ended";
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << describe_exit(*status);
+    EXPECT_EQ(server.output().find("accept:"), std::string::npos)
+        << "closing the ports made the children log accept errors:\n"
+        << server.output();
+}
+
 TEST_P(ProcessTest, AnIdleClientDoesNotOutlastTheGracefulShutdownBound) {
     // timeouts.graceful_shutdown kills what is left at its bound. An idle keep-alive
     // client, given a grace for its next request, must not be what is left: the grace is
