@@ -243,26 +243,10 @@ bool ProcessMpm::spawn_one() noexcept {
 }
 
 void ProcessMpm::retire_one() noexcept {
-    // Apache's choice: an idle child, the highest slot first; failing that the highest one.
-    std::optional<std::uint32_t> chosen;
-    for (std::size_t i = pool_.capacity(); i-- > 0;) {
-        const auto slot = std::uint32_t(i);
-        if (pool_.pid_at(slot) == 0 || scoreboard().process(slot).quiescing()) {
-            continue;
-        }
-        bool idle = true;
-        for (std::uint32_t t = 0; t < spare_.policy().workers_per_process && idle; ++t) {
-            idle = scoreboard().worker(slot, t).state() == WorkerState::waiting;
-        }
-        if (idle) {
-            chosen = slot;
-            break;
-        }
-        if (!chosen) {
-            chosen = slot;
-        }
-    }
-    if (!chosen) {
+    const std::optional<std::uint32_t> chosen =
+        child_to_retire(scoreboard(), context_.generation, std::uint32_t(pool_.capacity()),
+                        spare_.policy().workers_per_process);
+    if (!chosen || pool_.pid_at(*chosen) == 0) {
         return;
     }
     scoreboard().process(*chosen).set_quiescing(true);

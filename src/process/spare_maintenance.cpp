@@ -158,6 +158,30 @@ std::uint32_t SpareMaintenance::room(const SpareSample& sample) const noexcept {
     return std::min(sample.free_process_slots, under_limit);
 }
 
+std::optional<std::uint32_t> child_to_retire(const Scoreboard& board, std::uint32_t generation,
+                                             std::uint32_t slots,
+                                             std::uint32_t workers_per_process) noexcept {
+    std::optional<std::uint32_t> chosen;
+    for (std::uint32_t slot = std::min(slots, board.server_limit()); slot-- > 0;) {
+        const ProcessSlot& process = board.process(slot);
+        if (process.pid() == 0 || process.generation() != generation || process.quiescing() ||
+            process.not_accepting()) {
+            continue;
+        }
+        bool idle = true;
+        for (std::uint32_t t = 0; t < workers_per_process && idle; ++t) {
+            idle = board.worker(slot, t).state() == WorkerState::waiting;
+        }
+        if (idle) {
+            return slot;
+        }
+        if (!chosen) {
+            chosen = slot;
+        }
+    }
+    return chosen;
+}
+
 std::uint32_t listen_queue_length(int fd) noexcept {
     if (fd < 0) {
         return 0;

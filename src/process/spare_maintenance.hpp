@@ -8,6 +8,7 @@
 // policy, including the burst rule that goes beyond Apache.
 
 #include <cstdint>
+#include <optional>
 
 #include "trident/config.hpp"
 #include "trident/scoreboard.hpp"
@@ -104,6 +105,16 @@ private:
     bool near_max_reported_ = false;   ///< in an at-the-limit episode, "near" already said
     bool queue_seen_waiting_ = false;  ///< the last between_ticks() found a queue, nobody idle
 };
+
+/// The child a "too many idle workers" tick stops, of `generation`'s in the scoreboard's
+/// first `slots` slots: Apache's choice, an idle child (every worker waiting) in the highest
+/// slot first, failing that the highest one. Only a child whose idle workers count as spare
+/// qualifies: not one already finishing, nor an event child not accepting (full of idle
+/// keep-alive connections, or recycled), whose workers all wait but whose stop would cut
+/// its clients short and leave the spare count as it was. Nothing when none qualifies.
+std::optional<std::uint32_t> child_to_retire(const Scoreboard& board, std::uint32_t generation,
+                                             std::uint32_t slots,
+                                             std::uint32_t workers_per_process) noexcept;
 
 /// The connections waiting in a listening TCP socket's accept queue (Linux TCP_INFO on a
 /// LISTEN socket: tcpi_unacked is the queue length, tcpi_sacked the backlog). 0 on error or

@@ -338,5 +338,49 @@ TEST(SpareListenQueue, IsZeroForWhatIsNotAListeningSocket) {
     close(udp);
 }
 
+/// A scoreboard of 6 slots x 2 workers with children of generation 2 in slots 0-4 (slot 5
+/// free), every worker waiting.
+Scoreboard board_of_idle_children() {
+    auto created = Scoreboard::create(6, 2, "event");
+    EXPECT_TRUE(created) << created.error().message;
+    Scoreboard board = std::move(*created);
+    for (std::uint32_t slot = 0; slot < 5; ++slot) {
+        board.prepare_process(slot, 2);
+        board.process(slot).occupy(pid_t(1000 + slot), 2);
+        for (std::uint32_t t = 0; t < 2; ++t) {
+            board.worker(slot, t).set_state(WorkerState::waiting);
+        }
+    }
+    return board;
+}
+
+TEST(SpareRetire, TakesAnIdleChildInTheHighestSlotFirst) {
+    Scoreboard board = board_of_idle_children();
+    board.worker(4, 1).set_state(WorkerState::writing);
+    EXPECT_EQ(child_to_retire(board, 2, 6, 2), 3u);
+    for (std::uint32_t slot = 0; slot < 4; ++slot) {
+        board.worker(slot, 0).set_state(WorkerState::reading);
+    }
+    EXPECT_EQ(child_to_retire(board, 2, 6, 2), 4u) << "no idle child: the highest one";
+}
+
+TEST(SpareRetire, PassesOverChildrenWhoseIdleWorkersAreNoSpare) {
+    Scoreboard board = board_of_idle_children();
+    // Slot 4 belongs to the generation before, slot 3 is finishing already, slot 2 is an
+    // event child full of idle keep-alive connections: its workers all wait, but it
+    // accepts nobody, so they were never counted as spare.
+    board.process(4).vacate();
+    board.process(4).occupy(2000, 1);
+    board.process(3).set_quiescing(true);
+    board.process(2).set_not_accepting(true);
+    EXPECT_EQ(child_to_retire(board, 2, 6, 2), 1u);
+    board.process(1).set_not_accepting(true);
+    board.process(0).set_not_accepting(true);
+    EXPECT_EQ(child_to_retire(board, 2, 6, 2), std::nullopt);
+    EXPECT_EQ(child_to_retire(board, 2, 2, 2), std::nullopt);
+    board.process(0).set_not_accepting(false);
+    EXPECT_EQ(child_to_retire(board, 2, 1, 2), 0u) << "only the first `slots` slots count";
+}
+
 }  // namespace
 }  // namespace trident
