@@ -5,9 +5,11 @@
 // (Apache worker's known cost; the event MPM removes it).
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <exception>
 #include <latch>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -26,19 +28,48 @@ namespace {
 
 /// max_connections_per_child, shared by a child's threads: a thread takes a ticket before
 /// it waits to accept, so the child serves at most that many connections (fewer if it is
-/// stopped first) and then ends.
+/// stopped first) and then ends. A thread that finds none left stays idle until the child
+/// stops accepting: every holder has accepted (or given up). Leaving at once, as `G`, it
+/// showed a child with fewer tickets than threads (max_connections_per_child: 1) as busy
+/// before it had served anyone, and spare maintenance forked children up to server_limit
+/// on an idle server; Apache's threads too stay idle until their child stops accepting.
 class ConnectionTickets {
 public:
     explicit ConnectionTickets(std::uint64_t limit) noexcept : limit_(limit) {}
 
-    /// False once every ticket is taken; always true without a limit (0).
-    bool take() noexcept {
-        return limit_ == 0 || taken_.fetch_add(1, std::memory_order_relaxed) < limit_;
+    /// A ticket to accept one connection: always, without a limit (0). Once every ticket
+    /// is taken, waits until every holder has spent its own, then says no.
+    bool take() {
+        if (limit_ == 0) {
+            return true;
+        }
+        std::unique_lock lock(mutex_);
+        if (taken_ < limit_) {
+            ++taken_;
+            ++holders_;
+            return true;
+        }
+        spent_.wait(lock, [this] { return holders_ == 0; });
+        return false;
+    }
+
+    /// The holder has accepted its connection, or given up waiting for one.
+    void spend() {
+        if (limit_ == 0) {
+            return;
+        }
+        std::lock_guard lock(mutex_);
+        if (--holders_ == 0) {
+            spent_.notify_all();
+        }
     }
 
 private:
     const std::uint64_t limit_;
-    std::atomic<std::uint64_t> taken_{0};
+    std::mutex mutex_;
+    std::condition_variable spent_;
+    std::uint64_t taken_ = 0;
+    std::uint64_t holders_ = 0;  ///< tickets taken and not yet spent
 };
 
 class WorkerMpm final : public ProcessMpm {
@@ -108,10 +139,12 @@ private:
         while (tickets.take()) {
             const std::optional<unsigned> turn = turns.take();
             if (!turn) {
+                tickets.spend();
                 break;  // graceful stop
             }
             const std::optional<AcceptedSocket> client = sockets[*turn].accept(stop, log());
             turns.give_back(*turn);
+            tickets.spend();
             if (!client) {
                 break;  // graceful stop
             }

@@ -103,6 +103,36 @@ TEST_P(SpareMaintenanceTest, ShrinksToMaxSpare) {
     EXPECT_TRUE(exchange(server_->port(), make_request("GET", "/hello.txt"), &error)) << error;
 }
 
+TEST_P(SpareMaintenanceTest, AConnectionLimitBelowTheThreadsLeavesAnIdlePoolAlone) {
+    // max_connections_per_child: 1 with 4 threads a child: until a child has accepted its
+    // one connection every thread of it is idle, as in Apache. Counted as finishing ('G')
+    // instead, 2 children read as 2 idle workers of the 4 wanted, and maintenance forked
+    // more, each as short of idle ones, up to server_limit.
+    if (prefork()) {
+        GTEST_SKIP() << "one worker per process: nothing to leave idle";
+    }
+    ServerConfig config;
+    config.mpm = GetParam();
+    config.document_root = site_.root;
+    config.start_servers = 2;
+    config.max_connections_per_child = 1;
+    config.mpm_extra = "threads_per_child: 4, min_spare_threads: 4, max_spare_threads: 8";
+    scoreboard_file_ = dir_.path() / "scoreboard";
+    config.extra_yaml = "scoreboard_file: \"" + scoreboard_file_.string() + "\"\n";
+    server_ = std::make_unique<TridentServer>(dir_.path(), config);
+    ASSERT_TRUE(server_->start());
+    const auto started = wait_for(
+        [](const ScoreboardTally& t) { return t.processes == 2 && t.idle == 8; }, Millis(10000));
+    EXPECT_EQ(started.idle, 8u) << started.graceful << " finishing, " << started.processes
+                                << " processes";
+    std::this_thread::sleep_for(Millis(2500));  // two maintenance ticks
+    const auto later = wait_for([](const ScoreboardTally&) { return true; }, Millis(0));
+    EXPECT_EQ(later.processes, 2u) << "maintenance forked children for an idle server";
+    EXPECT_EQ(later.graceful, 0u);
+    std::string error;
+    EXPECT_TRUE(exchange(server_->port(), make_request("GET", "/hello.txt"), &error)) << error;
+}
+
 INSTANTIATE_TEST_SUITE_P(Mpm, SpareMaintenanceTest, ::testing::ValuesIn(kMpms), mpm_test_name);
 
 }  // namespace
