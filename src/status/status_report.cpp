@@ -236,6 +236,16 @@ std::string render_auto(const StatusReport& report) {
     return out;
 }
 
+/// A number of the `?auto` page as JSON writes it: APR's ".25" needs its zero back
+/// (RFC 8259 §6: an integer part comes first), or parsers reject the whole document.
+std::string json_number(std::string text) {
+    const std::size_t sign = text.starts_with('-') ? 1 : 0;
+    if (text.size() > sign && text[sign] == '.') {
+        text.insert(sign, 1, '0');
+    }
+    return text;
+}
+
 std::string render_json(const StatusReport& report) {
     std::string out = "{\n  \"ServerName\": " + json_string(report.server_name);
     for (const Line& line : auto_lines(report)) {
@@ -243,7 +253,8 @@ std::string render_json(const StatusReport& report) {
         if (line.key == "ServerUptime" && !value.empty()) {
             value.erase(0, 1);
         }
-        out += ",\n  " + json_string(line.key) + ": " + (line.number ? value : json_string(value));
+        out += ",\n  " + json_string(line.key) + ": " +
+               (line.number ? json_number(std::move(value)) : json_string(value));
     }
     out += ",\n  \"Workers\": [";
     bool first = true;

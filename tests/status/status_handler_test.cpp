@@ -69,6 +69,12 @@ TEST(StatusReport, RatesArePrintedAsModStatusDoes) {
         << text;
     EXPECT_NE(text.find("\nServerUptimeSeconds: 4\nServerUptime: 4 seconds\n"), std::string::npos)
         << text;
+    // JSON wants the zero: a number may not begin with the point (RFC 8259 §6).
+    report.cpu_user = 0.03;
+    const std::string json = render_json(report);
+    EXPECT_NE(json.find("\"ReqPerSec\": 0.25,\n"), std::string::npos) << json;
+    EXPECT_NE(json.find("\"CPUUser\": 0.03,\n"), std::string::npos) << json;
+    EXPECT_EQ(json.find(": ."), std::string::npos) << json;
 }
 
 /// The keys of an `?auto` page, in order.
