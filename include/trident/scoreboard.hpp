@@ -67,7 +67,7 @@ struct alignas(64) ScoreboardHeader {
     char mpm[16] = {};                         ///< NUL-terminated module name: "prefork", "event"
     std::int64_t start_time_us = 0;            ///< creation, microseconds since the Unix epoch
     std::atomic<std::uint32_t> generation{0};  ///< the generation now running
-    std::atomic<std::int64_t> restart_time_us{0};  ///< when that generation started
+    std::atomic<std::int64_t> restart_time_us{0};  ///< start, or the last restart (SIGHUP)
 };
 
 /// A process's connection gauges (Apache event's ConnsTotal and ConnsAsync* of mod_status).
@@ -160,6 +160,14 @@ public:
         touch(now);
     }
     void count_connection() noexcept { connections_.fetch_add(1, std::memory_order_relaxed); }
+    /// Master, on a restart: the request counters start again from zero. The owner adds
+    /// with fetch_add, so a request it counts meanwhile is neither lost nor doubled.
+    void reset_counters() noexcept {
+        accesses_.store(0, std::memory_order_relaxed);
+        bytes_.store(0, std::memory_order_relaxed);
+        duration_us_.store(0, std::memory_order_relaxed);
+        connections_.store(0, std::memory_order_relaxed);
+    }
     void touch(std::chrono::system_clock::time_point now) noexcept {
         last_used_us_.store(
             std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count(),
@@ -264,8 +272,14 @@ public:
     std::uint32_t generation() const noexcept {
         return header_->generation.load(std::memory_order_acquire);
     }
-    /// Master: a new generation runs from now (Apache's running_generation).
+    /// Master: a new generation runs from now (Apache's running_generation). The restart
+    /// time and the counters go on, as Apache's do over a graceful restart.
     void set_generation(std::uint32_t generation) noexcept;
+    /// Master, on a restart that is not graceful (SIGHUP): the restart time is now and every
+    /// slot's request counters start again from zero, as Apache makes a new scoreboard then.
+    /// Uptime and the totals keep the same starting point either way, so the rates the
+    /// status page derives from them hold.
+    void restart_counters() noexcept;
 
     /// Slots. The mutable overloads are for a created scoreboard only (an attached one is
     /// mapped read-only). Indices must be below server_limit and thread_limit.

@@ -280,6 +280,9 @@ void Master::restart(StopMode old_generation_stop) {
     std::unique_ptr<Generation> previous = std::move(current_);
     current_ = std::move(next);
     scoreboard_->set_generation(current_->number);
+    if (old_generation_stop == StopMode::immediate) {
+        scoreboard_->restart_counters();  // SIGHUP: mod_status starts over, as Apache's
+    }
     // New children first, then the old ones are told: the listen queues never lack a taker.
     std::string error;
     if (!current_->mpm->start(error)) {

@@ -358,8 +358,17 @@ std::chrono::system_clock::time_point Scoreboard::restart_time() const noexcept 
 }
 
 void Scoreboard::set_generation(std::uint32_t generation) noexcept {
-    header_->restart_time_us.store(microseconds_now(), std::memory_order_relaxed);
     header_->generation.store(generation, std::memory_order_release);
+}
+
+void Scoreboard::restart_counters() noexcept {
+    for (std::uint32_t slot = 0; slot < server_limit(); ++slot) {
+        for (std::uint32_t thread = 0; process(slot).workers_ready() && thread < thread_limit();
+             ++thread) {
+            worker(slot, thread).reset_counters();
+        }
+    }
+    header_->restart_time_us.store(microseconds_now(), std::memory_order_relaxed);
 }
 
 ProcessSlot& Scoreboard::process(std::uint32_t slot) noexcept {
