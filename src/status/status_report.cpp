@@ -149,17 +149,23 @@ std::vector<Line> auto_lines(const StatusReport& report) {
         {"BusyWorkers", std::to_string(t.busy), true},
         {"GracefulWorkers", std::to_string(t.graceful), true},
         {"IdleWorkers", std::to_string(t.idle), true},
-        {"Processes", std::to_string(t.processes), true},
-        {"Stopping", std::to_string(t.quiescing), true},
-        {"ConnsTotal", std::to_string(t.connections), true},
-        // Trident has no connection waiting on I/O without a worker but for writes.
-        {"ConnsAsyncWaitIO", "0", true},
-        {"ConnsAsyncWriting", std::to_string(t.connections_writing), true},
-        {"ConnsAsyncKeepAlive", std::to_string(t.connections_keep_alive), true},
-        {"ConnsAsyncClosing", std::to_string(t.connections_lingering), true},
-        {"Scoreboard", report.scoreboard, false},
     };
     lines.insert(lines.end(), workers.begin(), workers.end());
+    if (report.mpm == "event") {
+        // mod_status prints these for an asynchronous MPM only (AP_MPMQ_IS_ASYNC).
+        const std::vector<Line> async = {
+            {"Processes", std::to_string(t.processes), true},
+            {"Stopping", std::to_string(t.quiescing), true},
+            {"ConnsTotal", std::to_string(t.connections), true},
+            // Trident has no connection waiting on I/O without a worker but for writes.
+            {"ConnsAsyncWaitIO", "0", true},
+            {"ConnsAsyncWriting", std::to_string(t.connections_writing), true},
+            {"ConnsAsyncKeepAlive", std::to_string(t.connections_keep_alive), true},
+            {"ConnsAsyncClosing", std::to_string(t.connections_lingering), true},
+        };
+        lines.insert(lines.end(), async.begin(), async.end());
+    }
+    lines.push_back({"Scoreboard", report.scoreboard, false});
     return lines;
 }
 

@@ -329,7 +329,13 @@ TEST_P(StatusTest, AutoHasModStatusKeysInOrder) {
             keys.push_back(key);
         }
     }
-    EXPECT_EQ(keys, kAutoKeys) << "MPM " << GetParam() << ":\n" << curl.body;
+    std::vector<std::string> expected = kAutoKeys;
+    if (GetParam() != "event") {  // mod_status prints these for an asynchronous MPM only
+        std::erase_if(expected, [](const std::string& key) {
+            return key == "Processes" || key == "Stopping" || key.starts_with("Conns");
+        });
+    }
+    EXPECT_EQ(keys, expected) << "MPM " << GetParam() << ":\n" << curl.body;
     EXPECT_GE(accesses, 3u) << curl.body;
     EXPECT_NE(curl.body.find("\nServerMPM: " + GetParam() + "\n"), std::string::npos) << curl.body;
     EXPECT_FALSE(scoreboard.empty());
