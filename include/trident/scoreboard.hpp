@@ -229,7 +229,7 @@ struct ScoreboardTally {
     std::uint32_t busy = 0;        ///< mod_status BusyWorkers: not '_', 'S', '.' or 'I'
     std::uint32_t active = 0;      ///< '_' R W K C L in live processes: held against the limit
     std::uint32_t keep_alive = 0;  ///< 'K' workers
-    std::uint32_t graceful = 0;    ///< 'G' workers
+    std::uint32_t graceful = 0;    ///< 'G' in processes that accept: a part of busy
     std::uint64_t accesses = 0;    ///< requests, summed over the counted slots
     std::uint64_t bytes = 0;
     std::uint64_t duration_us = 0;  ///< request time, summed (mod_status Total Duration)

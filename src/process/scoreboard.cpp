@@ -472,7 +472,9 @@ ScoreboardTally Scoreboard::tally(std::uint32_t generation) const noexcept {
                     break;
             }
             tally.keep_alive += state == WorkerState::keep_alive ? 1 : 0;
-            tally.graceful += state == WorkerState::graceful ? 1 : 0;
+            // A part of `busy`, as in mod_status: a finishing process's 'G' workers show in
+            // the scoreboard line but are counted in neither.
+            tally.graceful += state == WorkerState::graceful && accepting ? 1 : 0;
         }
     }
     return tally;

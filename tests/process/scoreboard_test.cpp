@@ -174,7 +174,7 @@ TEST(Scoreboard, TallyAndStatusLine) {
     EXPECT_EQ(all.busy, 2u);    // W and R; G and K are in a finishing process
     EXPECT_EQ(all.active, 4u);  // _ W K R
     EXPECT_EQ(all.keep_alive, 1u);
-    EXPECT_EQ(all.graceful, 1u);
+    EXPECT_EQ(all.graceful, 0u);  // a part of busy: not in a finishing process either
     EXPECT_EQ(all.accesses, 1u);
     EXPECT_EQ(all.bytes, 10u);
     EXPECT_EQ(all.connections, 1u);
@@ -188,6 +188,10 @@ TEST(Scoreboard, TallyAndStatusLine) {
     EXPECT_EQ(second.processes, 1u);
     EXPECT_EQ(second.starting, 1u);
     EXPECT_EQ(second.busy, 1u);
+    board.worker(2, 0).set_state(WorkerState::graceful);  // a thread of a running child ends
+    EXPECT_EQ(board.tally(2).graceful, 1u);
+    EXPECT_EQ(board.tally(2).busy, 2u);
+    board.worker(2, 0).set_state(WorkerState::starting);
 
     // A child at its connection limit keeps idle threads for mod_status, but offers no
     // spare capacity to spare maintenance.
