@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -118,6 +119,11 @@ Master::~Master() {
 
 int Master::fail(const std::string& message) {
     log_->critical("{}", message);
+    if (start_config_.error_log.path != "stderr") {
+        // Whoever started it (a terminal, systemd's journal) learns why too, as Apache
+        // prints its start-up failures, not only the log file.
+        std::fprintf(stderr, "trident: %s\n", message.c_str());
+    }
     return 1;
 }
 
@@ -129,7 +135,7 @@ bool Master::start_first_generation() {
     }
     if (!built) {
         listeners_.rollback();
-        log_->critical("{}", built.error().message);
+        fail(built.error().message);
         return false;
     }
     current_ = std::move(built.value());
@@ -141,8 +147,8 @@ int Master::run() {
     if (!start_config_.pid_file.empty()) {
         const PidFileStatus holder = inspect_pid_file(start_config_.pid_file);
         if (holder.state == PidFileStatus::State::running) {
-            return fail("trident is already running (pid " + std::to_string(holder.pid) +
-                        ", pid file " + start_config_.pid_file.string() + ")");
+            return fail("already running (pid " + std::to_string(holder.pid) + ", pid file " +
+                        start_config_.pid_file.string() + ")");
         }
         if (holder.state == PidFileStatus::State::stale) {
             log_->info("pid file {} is stale ({}); taking it over", start_config_.pid_file.string(),

@@ -693,6 +693,18 @@ TEST_F(ControlTest, CommandsSignalTheMasterThroughThePidFile) {
     EXPECT_NE(again.err.find("already running (pid " + std::to_string(server_->pid())),
               std::string::npos)
         << again.err;
+    // With the error log in a file, the refusal reaches the terminal too.
+    std::string text = read_file(server_->config_file());
+    const std::string to_stderr = "error_log: {path: stderr";
+    ASSERT_NE(text.find(to_stderr), std::string::npos) << text;
+    text.replace(text.find(to_stderr), to_stderr.size(),
+                 "error_log: {path: \"" + (dir_.path() / "second.log").string() + "\"");
+    const fs::path second = dir_.path() / "second.yaml";
+    write_file(second, text);
+    const auto logged =
+        run_command({TRIDENT_BINARY, "-f", second.string(), "-k", "start"}, dir_.path());
+    EXPECT_EQ(logged.exit_code(), 1) << logged.out << logged.err;
+    EXPECT_NE(logged.err.find("trident: already running (pid "), std::string::npos) << logged.err;
 
     const auto graceful = k("graceful");
     EXPECT_EQ(graceful.exit_code(), 0) << graceful.out << graceful.err;
