@@ -103,14 +103,13 @@ TEST_P(SpareMaintenanceTest, ShrinksToMaxSpare) {
     EXPECT_TRUE(exchange(server_->port(), make_request("GET", "/hello.txt"), &error)) << error;
 }
 
-TEST_P(SpareMaintenanceTest, AConnectionLimitBelowTheThreadsLeavesAnIdlePoolAlone) {
+using ThreadedSpareTest = SpareMaintenanceTest;
+
+TEST_P(ThreadedSpareTest, AConnectionLimitBelowTheThreadsLeavesAnIdlePoolAlone) {
     // max_connections_per_child: 1 with 4 threads a child: until a child has accepted its
     // one connection every thread of it is idle, as in Apache. Counted as finishing ('G')
     // instead, 2 children read as 2 idle workers of the 4 wanted, and maintenance forked
     // more, each as short of idle ones, up to server_limit.
-    if (prefork()) {
-        GTEST_SKIP() << "one worker per process: nothing to leave idle";
-    }
     ServerConfig config;
     config.mpm = GetParam();
     config.document_root = site_.root;
@@ -134,6 +133,8 @@ TEST_P(SpareMaintenanceTest, AConnectionLimitBelowTheThreadsLeavesAnIdlePoolAlon
 }
 
 INSTANTIATE_TEST_SUITE_P(Mpm, SpareMaintenanceTest, ::testing::ValuesIn(kMpms), mpm_test_name);
+INSTANTIATE_TEST_SUITE_P(Mpm, ThreadedSpareTest, ::testing::Values("worker", "event"),
+                         mpm_test_name);
 
 }  // namespace
 }  // namespace trident::test
