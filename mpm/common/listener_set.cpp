@@ -25,6 +25,7 @@ bool accept_error_is_transient(int error) noexcept {
         case EHOSTUNREACH:
         case EOPNOTSUPP:
         case ENETUNREACH:
+        case EPERM:  // a firewall rule refused this connection
             return true;
         default:
             return false;
@@ -48,6 +49,7 @@ ListenerSet::ListenerSet(std::span<const Listener> listeners) noexcept
             epoll_.reset();
             return;
         }
+        ++listening_;
     }
 }
 
@@ -64,7 +66,7 @@ std::optional<AcceptedSocket> ListenerSet::accept(const std::atomic<bool>& stop,
     if (!ready(log)) {
         return std::nullopt;
     }
-    while (!stop.load(std::memory_order_relaxed)) {
+    while (listening_ > 0 && !stop.load(std::memory_order_relaxed)) {
         // A bounded wait, so a stop request is seen within a second even if the signal
         // went to another thread.
         epoll_event ready{};
@@ -81,9 +83,20 @@ std::optional<AcceptedSocket> ListenerSet::accept(const std::atomic<bool>& stop,
             return accepted;
         }
         if (errno == EINVAL) {
-            return std::nullopt;  // the master no longer listens on it: it is stopping
+            // The master no longer listens on it: it is stopping, or a reload dropped this
+            // socket (this generation's stop is on its way). The others are still served
+            // meanwhile: a reload's new children may not be there yet.
+            ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, ready.data.fd, nullptr);
+            if (--listening_ == 0) {
+                return std::nullopt;
+            }
+            continue;
         }
-        // EAGAIN (another process won), a client that gave up: wait again.
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            failing_ = false;  // another process won: nothing is short
+            continue;
+        }
+        // A client that gave up: wait again.
         if (!accept_error_is_transient(errno)) {
             // Out of descriptors or memory: pause instead of spinning on the level-triggered
             // socket while they free up, and say so once per episode, not every 10 ms.

@@ -38,11 +38,11 @@ public:
     explicit ListenerSet(std::span<const Listener> listeners) noexcept;
 
     /// Waits for a connection on any listener and accepts it (blocking, close-on-exec, with
-    /// the listening socket's TCP_NODELAY). Nothing once `stop` is set, when the master has
-    /// stopped listening on a socket (it is stopping, or a reload dropped the socket: this
-    /// generation is stopping either way), or when the epoll instance could not be made
-    /// (logged). Several processes may accept from the same sockets: losing the race just
-    /// means waiting again.
+    /// the listening socket's TCP_NODELAY). Nothing once `stop` is set, once the master has
+    /// stopped listening on every socket (it is stopping; a socket a reload dropped is left
+    /// out and the others served until this generation's stop arrives), or when the epoll
+    /// instance could not be made (logged). Several processes may accept from the same
+    /// sockets: losing the race just means waiting again.
     std::optional<AcceptedSocket> accept(const std::atomic<bool>& stop, spdlog::logger& log);
 
     /// Whether the epoll instance was made; when not, logs why ("cannot wait for
@@ -51,8 +51,9 @@ public:
 
 private:
     UniqueFd epoll_;
-    int error_ = 0;         ///< why the epoll instance could not be made; 0 when it was
-    bool failing_ = false;  ///< accept is failing for want of resources; logged once
+    int error_ = 0;              ///< why the epoll instance could not be made; 0 when it was
+    bool failing_ = false;       ///< accept is failing for want of resources; logged once
+    std::size_t listening_ = 0;  ///< sockets in the instance that still listen
 };
 
 }  // namespace trident

@@ -117,13 +117,22 @@ Master::~Master() {
     current_.reset();
 }
 
-int Master::fail(const std::string& message) {
-    log_->critical("{}", message);
-    if (start_config_.error_log.path != "stderr") {
-        // Whoever started it (a terminal, systemd's journal) learns why too, as Apache
-        // prints its start-up failures, not only the log file.
+namespace {
+
+/// A reason the master cannot go on, in the error log and, when that is a file, on stderr
+/// too: whoever started it (a terminal, systemd's journal) learns why, as Apache prints
+/// its start-up failures, not only to the log file.
+void report_fatal(const Config& config, const std::string& message) {
+    log::get("core")->critical("{}", message);
+    if (config.error_log.path != "stderr" && config.error_log.path != "stdout") {
         std::fprintf(stderr, "trident: %s\n", message.c_str());
     }
+}
+
+}  // namespace
+
+int Master::fail(const std::string& message) {
+    report_fatal(start_config_, message);
     return 1;
 }
 
@@ -437,7 +446,7 @@ int run_master(const Config& config) {
     try {
         return Master(config).run();
     } catch (const std::exception& e) {
-        log::get("core")->critical("fatal: {}", e.what());
+        report_fatal(config, std::string("fatal: ") + e.what());
         return 1;
     }
 }

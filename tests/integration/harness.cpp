@@ -184,6 +184,39 @@ bool port_accepts(const std::string& host, std::uint16_t port) {
 
 }  // namespace
 
+std::optional<ListeningSocket> listening_socket(std::uint16_t port) {
+    std::ifstream in("/proc/net/tcp");
+    char local[16];
+    std::snprintf(local, sizeof local, "0100007F:%04X", port);
+    std::string line;
+    std::getline(in, line);  // the header
+    while (std::getline(in, line)) {
+        std::istringstream fields(line);
+        std::string slot, address, remote, state, queues, timer, retransmits, uid, timeout;
+        ListeningSocket socket;
+        fields >> slot >> address >> remote >> state >> queues >> timer >> retransmits >> uid >>
+            timeout >> socket.inode;
+        if (address == local && state == "0A") {  // 0A: TCP_LISTEN
+            // "tx_queue:rx_queue" in hex; a listening socket's rx_queue is its accept queue.
+            const std::size_t colon = queues.find(':');
+            socket.queued = colon == std::string::npos
+                                ? 0
+                                : std::size_t(std::stoul(queues.substr(colon + 1), nullptr, 16));
+            return socket;
+        }
+    }
+    return std::nullopt;
+}
+
+bool wait_accepted(std::uint16_t port) {
+    return eventually(
+        [&] {
+            const auto socket = listening_socket(port);
+            return socket && socket->queued == 0;
+        },
+        Millis(5000), Millis(10));
+}
+
 std::uint16_t free_port(const std::string& host) {
     const int fd = bind_socket(host, 0);
     if (fd < 0) {

@@ -128,6 +128,17 @@ std::uint16_t free_port(const std::string& host = "127.0.0.1");
 /// Whether a socket can be bound to [::1] on this machine.
 bool ipv6_loopback_available();
 
+/// The socket listening on 127.0.0.1:`port` as /proc/net/tcp shows it.
+struct ListeningSocket {
+    unsigned long inode = 0;
+    std::size_t queued = 0;  ///< connections in its accept queue, not yet accepted
+};
+std::optional<ListeningSocket> listening_socket(std::uint16_t port);
+
+/// Waits (up to 5 s) until nothing waits in the accept queue of 127.0.0.1:`port`: a
+/// connection made before has been taken by a child. False if it never empties.
+bool wait_accepted(std::uint16_t port);
+
 /// The server's environment (ServerConfig::environment) for tests/fixtures/epoll_fault.cpp:
 /// fail the registrations `fault` names, as a full fs.epoll.max_user_watches would.
 std::vector<std::string> epoll_fault(const std::string& fault);

@@ -228,7 +228,8 @@ TEST_P(ProcessTest, AGracefulStopRefusesNewClientsAtOnce) {
     RawClient busy;  // holds the stop open: its head is completed only at the end
     ASSERT_TRUE(busy.connect(server.port())) << busy.error();
     ASSERT_TRUE(busy.send("GET /hello.txt HTTP/1.1\r\nHost: localhost\r\n")) << busy.error();
-    std::this_thread::sleep_for(Millis(200));  // let a child pick it up
+    // Taken by a child before the stop: one still queued would be reset with the socket.
+    ASSERT_TRUE(wait_accepted(server.port()));
     server.track(children_of(server.pid()));
 
     ASSERT_EQ(::kill(server.pid(), SIGWINCH), 0);
