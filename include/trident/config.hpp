@@ -137,7 +137,11 @@ inline const std::vector<std::string>& known_mpm_names() {
 /// "FILE:LINE:COLUMN: what is wrong" where a position is known.
 Result<Config> load_config(const std::filesystem::path& file);
 
-/// Parses a duration such as "5s", "250ms", "2m", "1h" or a bare number of seconds.
+/// The longest duration a config may give: 2^31 - 1 seconds, as Apache's timeouts.
+inline constexpr Duration kMaxDuration = std::chrono::seconds(2147483647);
+
+/// Parses a duration such as "5s", "250ms", "2m", "1h" or a bare number of seconds, at
+/// most kMaxDuration.
 Result<Duration> parse_duration(std::string_view text);
 
 /// Parses a size such as "8190", "8KiB", "1GiB", "10MB" into bytes.

@@ -77,12 +77,16 @@ Parsed parse_scaled(std::string_view text, const Unit (&units)[N], std::uint64_t
 
 Result<Duration> parse_duration(std::string_view text) {
     std::uint64_t ms = 0;
-    const auto max = static_cast<std::uint64_t>(std::numeric_limits<Duration::rep>::max());
+    // As Apache's timeouts, a count of seconds in an int: about 68 years. The server adds a
+    // duration to clock readings in nanoseconds, where much more (from 292 years) wraps
+    // around and reads as a deadline long past: "never" would have meant "at once".
+    const auto max = std::uint64_t(kMaxDuration.count());
     switch (parse_scaled(text, kDurationUnits, max, ms)) {
         case Parsed::kOk:
             return Duration(static_cast<Duration::rep>(ms));
         case Parsed::kTooLarge:
-            return Error{"duration " + config_reader::quote(text) + " is too large"};
+            return Error{"duration " + config_reader::quote(text) +
+                         " is too large: at most 2147483647s (about 68 years)"};
         case Parsed::kMalformed:
             break;
     }
