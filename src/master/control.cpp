@@ -9,6 +9,7 @@
 #include "master/module_loader.hpp"
 #include "master/pid_file.hpp"
 #include "master/privileges.hpp"
+#include "process/mpm_directives.hpp"
 
 namespace trident {
 
@@ -31,7 +32,9 @@ std::optional<ControlCommand> parse_control_command(const std::string& word) {
     return std::nullopt;
 }
 
-std::optional<std::string> check_config(const Config& config) {
+std::optional<std::string> check_config(const Config& config, std::vector<std::string>& warnings) {
+    Config clamped = config;
+    clamp_mpm_directives(clamped, warnings);
     const auto dir = config.module_dir.empty() ? default_module_dir() : config.module_dir;
     if (auto module = MpmModule::load(dir, config.mpm); !module) {
         return module.error().message;
@@ -87,7 +90,12 @@ int send_control_command(ControlCommand command, const Config& config) {
     }
     if (sig == SIGHUP || sig == SIGUSR1) {
         // apachectl's rule: a config that does not pass the test is never signalled in.
-        if (auto error = check_config(config)) {
+        std::vector<std::string> warnings;
+        const auto error = check_config(config, warnings);
+        for (const std::string& warning : warnings) {
+            std::fprintf(stderr, "trident: warning: %s\n", warning.c_str());
+        }
+        if (error) {
             std::fprintf(stderr, "%s\ntrident: not signalling pid %d: the config has errors\n",
                          error->c_str(), int(master.pid));
             return 1;

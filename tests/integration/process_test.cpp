@@ -529,6 +529,24 @@ TEST_F(CommandLineTest, TestFlagAcceptsAGoodConfig) {
         << result.out << result.err;
 }
 
+TEST_F(CommandLineTest, TestFlagPrintsTheClampsAStartWouldLog) {
+    // As `apache2 -t`: a value the start would raise or lower is reported before Syntax OK,
+    // so a check before a start or a reload (ExecStartPre, -k graceful) shows it too.
+    ServerConfig config = config_for("event");
+    config.start_servers = 0;
+    config.mpm_extra = "server_limit: 0";
+    const auto result =
+        test_config("clamped.yaml", render_config(config, 8080, dir_.path() / "t.pid"));
+    EXPECT_EQ(result.exit_code(), 0) << result.err;
+    EXPECT_NE(result.out.find("Syntax OK"), std::string::npos) << result.out;
+    EXPECT_NE(result.err.find("trident: warning: server_limit of 0 not allowed, increasing to 1"),
+              std::string::npos)
+        << result.err;
+    EXPECT_NE(result.err.find("trident: warning: start_servers of 0 not allowed, increasing to 1"),
+              std::string::npos)
+        << result.err;
+}
+
 TEST_F(CommandLineTest, TestFlagRejectsBrokenConfigsWithFileLineColumn) {
     const std::string root = site_.root.string();
     // {file name, text, line of the error}
