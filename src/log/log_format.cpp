@@ -124,8 +124,8 @@ void append_number(LineWriter& line, std::uint64_t value) {
 }
 
 std::string error_at(std::size_t position, std::string_view what) {
-    return "access_log format: " + std::string(what) + " at position " +
-           std::to_string(position + 1);
+    // The config reader puts the key before it: "FILE:L:C: access_log.format: ...".
+    return std::string(what) + " at position " + std::to_string(position + 1);
 }
 
 /// "[24/Nov/2026:07:19:31 +0000]" in local time, formatted once per second per thread.
@@ -148,7 +148,8 @@ void append_clf_time(LineWriter& line, std::chrono::system_clock::time_point whe
 }
 
 /// %{format}t: Apache's sec, msec, usec, msec_frac, usec_frac, or a strftime format, each
-/// optionally prefixed "begin:" (request start, the default) or "end:" (response end).
+/// optionally prefixed "begin:" (request start, the default) or "end:" (response end); a
+/// prefix alone gives %t's format, as in Apache.
 void append_custom_time(LineWriter& line, std::string_view format, const AccessRecord& record) {
     auto when = record.received;
     if (format.starts_with("begin:")) {
@@ -156,6 +157,10 @@ void append_custom_time(LineWriter& line, std::string_view format, const AccessR
     } else if (format.starts_with("end:")) {
         format.remove_prefix(4);
         when += record.duration;
+    }
+    if (format.empty()) {
+        append_clf_time(line, when);
+        return;
     }
     const auto since_epoch =
         std::chrono::duration_cast<std::chrono::microseconds>(when.time_since_epoch()).count();
@@ -178,15 +183,14 @@ void append_custom_time(LineWriter& line, std::string_view format, const AccessR
         }
         line.append(digits, std::size_t(width));
     } else {
-        char format_z[256];
-        const std::size_t n = std::min(format.size(), sizeof format_z - 1);
-        std::memcpy(format_z, format.data(), n);
-        format_z[n] = '\0';
+        thread_local std::string format_z;  // NUL-terminated for strftime, kept between lines
+        format_z.assign(format);
         const std::time_t second = std::chrono::system_clock::to_time_t(when);
         std::tm local{};
         localtime_r(&second, &local);
-        char text[256];
-        line.append(text, std::strftime(text, sizeof text, format_z, &local));
+        // Apache's room for it (MAX_STRING_LEN); a longer result is left out, as there.
+        char text[8192];
+        line.append(text, std::strftime(text, sizeof text, format_z.c_str(), &local));
     }
 }
 

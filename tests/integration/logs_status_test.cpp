@@ -258,7 +258,7 @@ TEST(AccessLogConfig, BadFormatIsAConfigErrorWithItsPosition) {
     EXPECT_EQ(test.exit_code(), 1) << test.out << test.err;
     const std::string output = test.out + test.err;
     EXPECT_NE(output.find(file.string() + ":"), std::string::npos) << output;
-    EXPECT_NE(output.find("access_log format: unknown directive '%Z' at position 4"),
+    EXPECT_NE(output.find("access_log.format: unknown directive '%Z' at position 4"),
               std::string::npos)
         << output;
 }

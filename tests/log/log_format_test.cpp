@@ -100,6 +100,17 @@ TEST_F(LogFormatTest, EveryDirective) {
     EXPECT_EQ(line_for("%{%Y-%m-%d %H:%M:%S}t.%{msec_frac}t %{usec_frac}t %{sec}t", s.record),
               "2026-11-24 07:19:31.123 123456 1795504771\n");
     EXPECT_EQ(line_for("%{end:usec_frac}t", s.record), "124956\n");
+    // A prefix alone is %t's format; a long strftime result is written whole (Apache keeps
+    // up to 8 KiB of it; it was cut to nothing past 255 bytes).
+    EXPECT_EQ(line_for("%{begin:}t %{end:}t", s.record),
+              "[24/Nov/2026:07:19:31 +0000] [24/Nov/2026:07:19:31 +0000]\n");
+    std::string many_years;
+    std::string expected;
+    for (int i = 0; i < 100; ++i) {
+        many_years += "%Y-";
+        expected += "2026-";
+    }
+    EXPECT_EQ(line_for("%{" + many_years + "}t", s.record), expected + "\n");
     EXPECT_EQ(line_for("%P", s.record), std::to_string(::getpid()) + "\n");
 }
 
@@ -175,12 +186,12 @@ TEST(LogFormat, BadFormatsNameThePosition) {
         auto compiled = LogFormat::compile(format);
         return compiled ? std::string("compiled") : compiled.error().message;
     };
-    EXPECT_EQ(error("%h %Z"), "access_log format: unknown directive '%Z' at position 4");
-    EXPECT_EQ(error("%h %{Referer"), "access_log format: unterminated '{' at position 5");
-    EXPECT_EQ(error("%h %"), "access_log format: incomplete directive '%' at position 4");
-    EXPECT_EQ(error("%i"), "access_log format: %i needs a field name: %{Name}i at position 1");
-    EXPECT_EQ(error("%{minutes}T"), "access_log format: %{unit}T takes s, ms or us at position 1");
-    EXPECT_EQ(error("%!{Referer}i"), "access_log format: '!' without status codes at position 1");
+    EXPECT_EQ(error("%h %Z"), "unknown directive '%Z' at position 4");
+    EXPECT_EQ(error("%h %{Referer"), "unterminated '{' at position 5");
+    EXPECT_EQ(error("%h %"), "incomplete directive '%' at position 4");
+    EXPECT_EQ(error("%i"), "%i needs a field name: %{Name}i at position 1");
+    EXPECT_EQ(error("%{minutes}T"), "%{unit}T takes s, ms or us at position 1");
+    EXPECT_EQ(error("%!{Referer}i"), "'!' without status codes at position 1");
     EXPECT_EQ(error("plain text"), "compiled");
 }
 
