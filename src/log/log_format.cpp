@@ -149,14 +149,18 @@ void append_clf_time(LineWriter& line, std::chrono::system_clock::time_point whe
 
 /// %{format}t: Apache's sec, msec, usec, msec_frac, usec_frac, or a strftime format, each
 /// optionally prefixed "begin:" (request start, the default) or "end:" (response end); a
-/// prefix alone gives %t's format, as in Apache.
+/// prefix alone, with or without its ':', gives %t's format, as in Apache.
 void append_custom_time(LineWriter& line, std::string_view format, const AccessRecord& record) {
     auto when = record.received;
-    if (format.starts_with("begin:")) {
-        format.remove_prefix(6);
-    } else if (format.starts_with("end:")) {
-        format.remove_prefix(4);
+    // Apache's reading: "begin" or "end", then an optional ':'.
+    if (format.starts_with("begin")) {
+        format.remove_prefix(5);
+    } else if (format.starts_with("end")) {
+        format.remove_prefix(3);
         when += record.duration;
+    }
+    if (format.starts_with(':')) {
+        format.remove_prefix(1);
     }
     if (format.empty()) {
         append_clf_time(line, when);

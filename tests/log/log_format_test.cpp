@@ -104,6 +104,8 @@ TEST_F(LogFormatTest, EveryDirective) {
     // up to 8 KiB of it; it was cut to nothing past 255 bytes).
     EXPECT_EQ(line_for("%{begin:}t %{end:}t", s.record),
               "[24/Nov/2026:07:19:31 +0000] [24/Nov/2026:07:19:31 +0000]\n");
+    EXPECT_EQ(line_for("%{begin}t %{end}t", s.record),
+              "[24/Nov/2026:07:19:31 +0000] [24/Nov/2026:07:19:31 +0000]\n");
     std::string many_years;
     std::string expected;
     for (int i = 0; i < 100; ++i) {
