@@ -448,8 +448,7 @@ ConnectionDriver::Received ConnectionDriver::receive() {
     do {
         n = ::recv(fd_, space.data(), space.size(), MSG_DONTWAIT);
     } while (n < 0 && errno == EINTR);
-    // A read that filled the space may have left more behind; a shorter one took it all.
-    socket_drained_ = n < 0 || std::size_t(n) < space.size();
+    note_read(n, space.size());
     if (n > 0) {
         took_bytes(std::size_t(n));
         return Received::data;
@@ -500,7 +499,7 @@ ConnectionDriver::Waited ConnectionDriver::receive_blocking(const std::atomic<bo
         }
         const std::span<char> space = conn_.input_space();
         const ssize_t n = ::recv(fd_, space.data(), space.size(), 0);
-        socket_drained_ = n < 0 || std::size_t(n) < space.size();
+        note_read(n, space.size());
         if (n > 0) {
             took_bytes(std::size_t(n));
             return Waited::data;

@@ -113,9 +113,20 @@ public:
     /// Whether the last read found the socket empty, or took all it held: only then may the
     /// event MPM wait for an edge-triggered event of new bytes, or a close skip lingering.
     bool socket_drained() const noexcept { return socket_drained_; }
+    /// The event that handed this connection over said the client has closed its side
+    /// (EPOLLRDHUP). A read shorter than its buffer then no longer means the socket is empty:
+    /// the end of the stream waits behind the bytes, and its own edge was already spent on
+    /// that event, so it is read for, not waited for.
+    void end_of_stream_pending() noexcept { end_pending_ = true; }
 
 private:
     http::Action advance(const std::atomic<bool>& stopping);
+    /// Notes what a recv of `space` bytes that returned `n` says of the socket.
+    void note_read(ssize_t n, std::size_t space) noexcept {
+        // A read that filled the space may have left more behind; a shorter one took it
+        // all, unless the client's end of stream is known to wait behind it.
+        socket_drained_ = n == 0 || ((n < 0 || std::size_t(n) < space) && !end_pending_);
+    }
 
     enum class Sent : std::uint8_t { done, blocked, failed };
     /// Writes as much of the current output as the socket takes, from where the last call
@@ -172,6 +183,7 @@ private:
     bool responded_ = false;  ///< a response went out: a close should linger
     bool expired_ = false;
     bool socket_drained_ = false;          ///< see socket_drained()
+    bool end_pending_ = false;             ///< see end_of_stream_pending()
     bool blocking_ = false;                ///< during run() without `park`: the socket blocks
     Clock::duration receive_timeout_{0};   ///< the socket's SO_RCVTIMEO; 0: none set yet
     WorkerSlot* slot_ = nullptr;           ///< during run(): where to report

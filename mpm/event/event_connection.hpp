@@ -91,6 +91,10 @@ struct EventConnection {
     boost::asio::posix::stream_descriptor stream;
     const std::uint32_t id;  ///< unique in the child: names it in the parked set's events
     std::atomic<Hold> hold{Hold::held};
+    /// An event of the parked set said the client has closed its side (EPOLLRDHUP). That
+    /// end raises no edge of its own once an event has reported it, so the next holder must
+    /// read until it (ConnectionDriver::end_of_stream_pending()), not wait for it.
+    std::atomic<bool> end_seen{false};
     /// While parked: when the wait for the client ends (steady clock ticks). Written by the
     /// holder before park(), read by the listener's sweep.
     std::atomic<ConnectionDriver::Clock::rep> deadline{0};

@@ -188,7 +188,7 @@ void EventChild::worker_loop(Worker& self) {
                 } else if (*given) {
                     taken.push_back(std::move(*given));
                 }
-            } else if (ConnectionPtr conn = parked_.take(events[i].data.u64)) {
+            } else if (ConnectionPtr conn = parked_.take(events[i].data.u64, events[i].events)) {
                 taken.push_back(std::move(conn));
             }
         }
@@ -298,6 +298,9 @@ void EventChild::serve(Worker& self, ConnectionPtr conn) {
         if (conn->lingering) {
             linger(conn, true);  // an event on a half-closed connection: the client spoke
             break;
+        }
+        if (conn->end_seen.load(std::memory_order_relaxed)) {
+            conn->driver.end_of_stream_pending();  // ordered by the hold, or the hand-over
         }
         const auto outcome = conn->driver.run(drain_flag_, true, &self.slot);
         self.slot.set_state(WorkerState::waiting);

@@ -50,7 +50,9 @@ void ParkedSet::add(const ConnectionPtr& conn) {
     epoll_event ev{};
     // Edge-triggered: an event per arrival of bytes (or of the end of the stream), none for
     // bytes already seen. Registering a socket that already has bytes raises one at once.
-    ev.events = EPOLLIN | EPOLLET;
+    // EPOLLRDHUP in the mask says the end came too: arriving before the event was taken, it
+    // raised no event of its own (see ConnectionDriver::end_of_stream_pending()).
+    ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
     ev.data.u64 = key_of(*conn);
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, conn->driver.fd(), &ev) != 0) {
         const int error = errno;
@@ -76,7 +78,7 @@ std::size_t ParkedSet::wait(std::span<epoll_event> events) noexcept {
     return n > 0 ? std::size_t(n) : 0;  // EINTR; nothing else fails on a valid descriptor
 }
 
-ConnectionPtr ParkedSet::take(std::uint64_t key) {
+ConnectionPtr ParkedSet::take(std::uint64_t key, std::uint32_t events) {
     const auto fd = std::size_t(key >> 32);
     ConnectionPtr conn;
     {
@@ -86,7 +88,15 @@ ConnectionPtr ParkedSet::take(std::uint64_t key) {
         }
     }
     // Gone, or the descriptor number now belongs to a newer connection: the event is stale.
-    if (!conn || conn->id != std::uint32_t(key) || !conn->take_on_event()) {
+    if (!conn || conn->id != std::uint32_t(key)) {
+        return nullptr;
+    }
+    if ((events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) {
+        // Before the hold changes, so whoever holds it next (this thread, or the holder this
+        // event only tells to look again) sees it.
+        conn->end_seen.store(true, std::memory_order_relaxed);
+    }
+    if (!conn->take_on_event()) {
         return nullptr;
     }
     return conn;

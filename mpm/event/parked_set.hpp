@@ -65,7 +65,9 @@ public:
 
     /// The connection `key` names, taken for the caller (EventConnection::take_on_event);
     /// null when it is gone (the event is stale) or held by another thread, who is told.
-    ConnectionPtr take(std::uint64_t key);
+    /// `events` is the event's mask: an end of stream in it is noted on the connection
+    /// (EventConnection::end_seen) either way.
+    ConnectionPtr take(std::uint64_t key, std::uint32_t events);
 
     /// Takes, for the caller, every parked connection whose wait ends by `due` (steady clock
     /// ticks), appending them to `out`. Its deadline may have moved since: it was served and

@@ -96,6 +96,14 @@ RawClient::~RawClient() {
     close();
 }
 
+bool RawClient::shutdown_write() {
+    if (fd_ < 0 || ::shutdown(fd_, SHUT_WR) != 0) {
+        error_ = std::string("shutdown: ") + std::strerror(errno);
+        return false;
+    }
+    return true;
+}
+
 void RawClient::close() {
     if (fd_ >= 0) {
         ::close(fd_);

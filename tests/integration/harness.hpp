@@ -259,6 +259,8 @@ public:
     /// True when the server closes (read returns 0, or a reset) within `timeout` and sends
     /// nothing more before that.
     bool wait_closed(Millis timeout = kIoTimeout);
+    /// Sends the end of the stream (shutdown SHUT_WR); reads go on.
+    bool shutdown_write();
     void close();
 
     const std::string& error() const { return error_; }
