@@ -7,7 +7,6 @@
 #include <filesystem>
 #include <optional>
 #include <string>
-#include <vector>
 
 #include "log/error_log.hpp"
 #include "master/control.hpp"
@@ -132,12 +131,7 @@ int main(int argc, char** argv) {
     if (test_only) {
         // Like a start, minus binding: the MPM module must exist and pass its checks, and
         // the children's user and group must resolve.
-        std::vector<std::string> warnings;
-        const auto error = trident::check_config(config.value(), warnings);
-        for (const std::string& warning : warnings) {
-            std::fprintf(stderr, "trident: warning: %s\n", warning.c_str());
-        }
-        if (error) {
+        if (auto error = trident::check_config(config.value())) {
             std::fprintf(stderr, "%s\n", error->c_str());
             return 1;
         }

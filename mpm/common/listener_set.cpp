@@ -15,7 +15,6 @@ namespace trident {
 bool accept_error_is_transient(int error) noexcept {
     switch (error) {
         case EINTR:
-        case EAGAIN:
         case ECONNABORTED:
         case EPROTO:
         case ENETDOWN:
@@ -96,7 +95,7 @@ std::optional<AcceptedSocket> ListenerSet::accept(const std::atomic<bool>& stop,
             failing_ = false;  // another process won: nothing is short
             continue;
         }
-        // A client that gave up: wait again.
+        // A client that gave up, or its network failed: wait again.
         if (!accept_error_is_transient(errno)) {
             // Out of descriptors or memory: pause instead of spinning on the level-triggered
             // socket while they free up, and say so once per episode, not every 10 ms.

@@ -150,7 +150,8 @@ void append_clf_time(LineWriter& line, std::chrono::system_clock::time_point whe
 /// %{format}t: Apache's sec, msec, usec, msec_frac, usec_frac, or a strftime format, each
 /// optionally prefixed "begin:" (request start, the default) or "end:" (response end); a
 /// prefix alone, with or without its ':', gives %t's format, as in Apache.
-void append_custom_time(LineWriter& line, std::string_view format, const AccessRecord& record) {
+void append_custom_time(LineWriter& line, const std::string& argument, const AccessRecord& record) {
+    std::string_view format = argument;  // a suffix of `argument`: NUL-terminated still
     auto when = record.received;
     // Apache's reading: "begin" or "end", then an optional ':'.
     if (format.starts_with("begin")) {
@@ -187,14 +188,12 @@ void append_custom_time(LineWriter& line, std::string_view format, const AccessR
         }
         line.append(digits, std::size_t(width));
     } else {
-        thread_local std::string format_z;  // NUL-terminated for strftime, kept between lines
-        format_z.assign(format);
         const std::time_t second = std::chrono::system_clock::to_time_t(when);
         std::tm local{};
         localtime_r(&second, &local);
         // Apache's room for it (MAX_STRING_LEN); a longer result is left out, as there.
         char text[8192];
-        line.append(text, std::strftime(text, sizeof text, format_z.c_str(), &local));
+        line.append(text, std::strftime(text, sizeof text, format.data(), &local));
     }
 }
 

@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "master/module_loader.hpp"
 #include "master/pid_file.hpp"
@@ -32,9 +34,13 @@ std::optional<ControlCommand> parse_control_command(const std::string& word) {
     return std::nullopt;
 }
 
-std::optional<std::string> check_config(const Config& config, std::vector<std::string>& warnings) {
+std::optional<std::string> check_config(const Config& config) {
     Config clamped = config;
+    std::vector<std::string> warnings;
     clamp_mpm_directives(clamped, warnings);
+    for (const std::string& warning : warnings) {
+        std::fprintf(stderr, "trident: warning: %s\n", warning.c_str());
+    }
     const auto dir = config.module_dir.empty() ? default_module_dir() : config.module_dir;
     if (auto module = MpmModule::load(dir, config.mpm); !module) {
         return module.error().message;
@@ -90,12 +96,7 @@ int send_control_command(ControlCommand command, const Config& config) {
     }
     if (sig == SIGHUP || sig == SIGUSR1) {
         // apachectl's rule: a config that does not pass the test is never signalled in.
-        std::vector<std::string> warnings;
-        const auto error = check_config(config, warnings);
-        for (const std::string& warning : warnings) {
-            std::fprintf(stderr, "trident: warning: %s\n", warning.c_str());
-        }
-        if (error) {
+        if (auto error = check_config(config)) {
             std::fprintf(stderr, "%s\ntrident: not signalling pid %d: the config has errors\n",
                          error->c_str(), int(master.pid));
             return 1;

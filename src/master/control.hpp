@@ -5,7 +5,6 @@
 
 #include <optional>
 #include <string>
-#include <vector>
 
 #include "trident/config.hpp"
 
@@ -19,9 +18,10 @@ std::optional<ControlCommand> parse_control_command(const std::string& word);
 /// Checks a config as `-t` does, minus binding: it loads (already done by the caller), its
 /// MPM module loads and passes its checks, and the children's user and group resolve.
 /// Returns the error, or nothing when the config is fit to start or reload with. The
-/// selected MPM's directives are clamped as a start would: each value raised or lowered is
-/// added to `warnings`, worded as the start logs it (Apache's -t prints them too).
-std::optional<std::string> check_config(const Config& config, std::vector<std::string>& warnings);
+/// selected MPM's directives are clamped as a start would, and each value raised or lowered
+/// is printed to stderr as `trident: warning: …`, worded as the start logs it (Apache's -t
+/// prints them too).
+std::optional<std::string> check_config(const Config& config);
 
 /// Carries out a command other than start: finds the master through `config.pid_file` and
 /// sends it SIGTERM (stop), SIGHUP (restart), SIGUSR1 (graceful) or SIGWINCH
