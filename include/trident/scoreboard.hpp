@@ -290,8 +290,10 @@ public:
     const WorkerSlot& worker(std::uint32_t process, std::uint32_t thread) const noexcept;
 
     /// Master, before forking into `slot`: its first `workers` workers read 'S' (so spare
-    /// maintenance counts them as coming), the rest '.'; texts cleared.
-    void prepare_process(std::uint32_t slot, std::uint32_t workers) noexcept;
+    /// maintenance counts them as coming), the rest '.'; texts cleared. 0, or the errno of
+    /// reserving the slot's part of a scoreboard file the first time (ENOSPC: the process
+    /// must not start, since writing a page the disk has no room for raises SIGBUS).
+    [[nodiscard]] int prepare_process(std::uint32_t slot, std::uint32_t workers) noexcept;
     /// Master, after reaping the process in `slot`: the process and its workers are free.
     void vacate_process(std::uint32_t slot) noexcept;
 
@@ -303,7 +305,7 @@ public:
 
 private:
     Scoreboard(std::byte* base, std::size_t size, bool read_only, std::filesystem::path file,
-               pid_t owner) noexcept;
+               pid_t owner, int file_fd = -1) noexcept;
     void release() noexcept;
 
     std::byte* base_ = nullptr;
@@ -311,6 +313,7 @@ private:
     bool read_only_ = false;
     std::filesystem::path file_;  ///< removed by the owner's destructor when not empty
     pid_t owner_ = 0;             ///< the creating process; 0 for an attached scoreboard
+    int file_fd_ = -1;            ///< a created scoreboard's file, to reserve room in it
     ScoreboardHeader* header_ = nullptr;
     ProcessSlot* processes_ = nullptr;
     WorkerSlot* workers_ = nullptr;

@@ -228,7 +228,13 @@ bool ProcessMpm::spawn_one() noexcept {
         errno = EAGAIN;
         return false;
     }
-    scoreboard().prepare_process(*slot, spare_.policy().workers_per_process);
+    if (const int error = scoreboard().prepare_process(*slot, spare_.policy().workers_per_process);
+        error != 0) {
+        log_->error("cannot start a {} child: no room in the scoreboard file for slot {}: {}",
+                    name_, *slot, std::strerror(error));
+        errno = error;
+        return false;
+    }
     const pid_t pid = pool_.spawn_into(*slot);
     if (pid < 0) {
         const int saved = errno;

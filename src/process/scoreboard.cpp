@@ -173,6 +173,7 @@ Result<Scoreboard> Scoreboard::create(std::uint32_t server_limit, std::uint32_t 
     }
 
     void* memory = MAP_FAILED;
+    int file_fd = -1;
     if (file.empty()) {
         memory = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
         if (memory == MAP_FAILED) {
@@ -184,20 +185,32 @@ Result<Scoreboard> Scoreboard::create(std::uint32_t server_limit, std::uint32_t 
         if (fd < 0) {
             return Error{"cannot create scoreboard file " + file.string() + ": " + errno_text()};
         }
+        // The file is sized sparse, and a write to a page the disk has no room for raises
+        // SIGBUS. So the part written now is reserved now, and each process's worker slots
+        // when a process first takes them (prepare_process()): reserving it all would make
+        // a large scoreboard resident on tmpfs, where such files usually live.
+        const off_t written_now =
+            off_t(sizeof(ScoreboardHeader) + std::size_t(server_limit) * sizeof(ProcessSlot));
+        int error = 0;
         if (ftruncate(fd, off_t(size)) != 0) {
-            const std::string reason = errno_text();
+            error = errno;
+        } else {
+            error = posix_fallocate(fd, 0, written_now);
+        }
+        if (error != 0) {
             close(fd);
             unlink(file.c_str());
-            return Error{"cannot size scoreboard file " + file.string() + " to " +
-                         std::to_string(size) + " bytes: " + reason};
+            return Error{"cannot make scoreboard file " + file.string() + " of " +
+                         std::to_string(size) + " bytes: " + std::strerror(error)};
         }
         memory = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         const std::string reason = errno_text();
-        close(fd);  // the mapping keeps the file's pages
         if (memory == MAP_FAILED) {
+            close(fd);
             unlink(file.c_str());
             return Error{"cannot map scoreboard file " + file.string() + ": " + reason};
         }
+        file_fd = fd;
     }
 
     // The memory is zero; construct every object in it so each atomic begins its lifetime.
@@ -222,7 +235,7 @@ Result<Scoreboard> Scoreboard::create(std::uint32_t server_limit, std::uint32_t 
     header->restart_time_us.store(header->start_time_us, std::memory_order_relaxed);
     header->magic.store(kScoreboardMagic, std::memory_order_release);  // published: last
 
-    return Scoreboard(base, size, false, file, getpid());
+    return Scoreboard(base, size, false, file, getpid(), file_fd);
 }
 
 Result<Scoreboard> Scoreboard::attach(const std::filesystem::path& file) {
@@ -282,12 +295,13 @@ Result<Scoreboard> Scoreboard::attach(const std::filesystem::path& file) {
 }
 
 Scoreboard::Scoreboard(std::byte* base, std::size_t size, bool read_only,
-                       std::filesystem::path file, pid_t owner) noexcept
+                       std::filesystem::path file, pid_t owner, int file_fd) noexcept
     : base_(base),
       size_(size),
       read_only_(read_only),
       file_(std::move(file)),
       owner_(owner),
+      file_fd_(file_fd),
       header_(std::launder(reinterpret_cast<ScoreboardHeader*>(base))),
       processes_(std::launder(reinterpret_cast<ProcessSlot*>(base + sizeof(ScoreboardHeader)))),
       workers_(nullptr) {
@@ -304,6 +318,7 @@ Scoreboard::Scoreboard(Scoreboard&& other) noexcept
       read_only_(other.read_only_),
       file_(std::move(other.file_)),
       owner_(std::exchange(other.owner_, 0)),
+      file_fd_(std::exchange(other.file_fd_, -1)),
       header_(std::exchange(other.header_, nullptr)),
       processes_(std::exchange(other.processes_, nullptr)),
       workers_(std::exchange(other.workers_, nullptr)) {
@@ -319,6 +334,7 @@ Scoreboard& Scoreboard::operator=(Scoreboard&& other) noexcept {
         file_ = std::move(other.file_);
         other.file_.clear();
         owner_ = std::exchange(other.owner_, 0);
+        file_fd_ = std::exchange(other.file_fd_, -1);
         header_ = std::exchange(other.header_, nullptr);
         processes_ = std::exchange(other.processes_, nullptr);
         workers_ = std::exchange(other.workers_, nullptr);
@@ -334,6 +350,10 @@ void Scoreboard::release() noexcept {
     if (base_ != nullptr) {
         munmap(base_, size_);
         base_ = nullptr;
+    }
+    if (file_fd_ >= 0) {
+        close(file_fd_);
+        file_fd_ = -1;
     }
     // Only the creator removes the file: a forked child that destroys its copy must not.
     if (!file_.empty() && owner_ != 0 && owner_ == getpid()) {
@@ -387,9 +407,17 @@ const WorkerSlot& Scoreboard::worker(std::uint32_t process, std::uint32_t thread
     return workers_[std::size_t(process) * header_->thread_limit + thread];
 }
 
-void Scoreboard::prepare_process(std::uint32_t slot, std::uint32_t workers) noexcept {
+int Scoreboard::prepare_process(std::uint32_t slot, std::uint32_t workers) noexcept {
     ProcessSlot& process_slot = process(slot);
     if (!process_slot.workers_ready()) {
+        if (file_fd_ >= 0) {
+            const auto offset = reinterpret_cast<std::byte*>(&worker(slot, 0)) - base_;
+            const int error = posix_fallocate(
+                file_fd_, off_t(offset), off_t(std::size_t(thread_limit()) * sizeof(WorkerSlot)));
+            if (error != 0) {
+                return error;
+            }
+        }
         for (std::uint32_t thread = 0; thread < thread_limit(); ++thread) {
             new (&worker(slot, thread)) WorkerSlot;
         }
@@ -400,6 +428,7 @@ void Scoreboard::prepare_process(std::uint32_t slot, std::uint32_t workers) noex
         worker_slot.clear_text();
         worker_slot.set_state(thread < workers ? WorkerState::starting : WorkerState::open);
     }
+    return 0;
 }
 
 void Scoreboard::vacate_process(std::uint32_t slot) noexcept {

@@ -1,10 +1,13 @@
 #include "trident/scoreboard.hpp"
 
 #include <gtest/gtest.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -58,7 +61,7 @@ TEST(Scoreboard, CreateAndAttachRoundTripThroughAFile) {
 
         board.set_generation(7);
         EXPECT_FALSE(board.process(1).workers_ready());  // built when a process takes the slot
-        board.prepare_process(1, 0);  // no worker starting: the test sets the states
+        ASSERT_EQ(board.prepare_process(1, 0), 0);  // no worker starting: the test sets the states
         EXPECT_TRUE(board.process(1).workers_ready());
         board.process(1).occupy(4242, 7);
         board.process(1).add_connections(ConnectionGauge::keep_alive, 2);
@@ -99,7 +102,7 @@ TEST(Scoreboard, IsSharedWithAForkedChild) {
     ASSERT_TRUE(created) << created.error().message;
     Scoreboard& board = *created;
 
-    board.prepare_process(1, 2);
+    ASSERT_EQ(board.prepare_process(1, 2), 0);
     const pid_t child = fork();
     ASSERT_GE(child, 0);
     if (child == 0) {
@@ -147,8 +150,8 @@ TEST(Scoreboard, TallyAndStatusLine) {
     Scoreboard& board = *created;
     EXPECT_EQ(board.status_line(), "........");
 
-    board.prepare_process(0, 2);
-    board.prepare_process(1, 2);
+    ASSERT_EQ(board.prepare_process(0, 2), 0);
+    ASSERT_EQ(board.prepare_process(1, 2), 0);
     board.process(0).occupy(100, 1);  // accepting: one idle, one writing
     board.worker(0, 0).set_state(WorkerState::waiting);
     board.worker(0, 1).set_state(WorkerState::writing);
@@ -158,7 +161,7 @@ TEST(Scoreboard, TallyAndStatusLine) {
     board.worker(1, 0).set_state(WorkerState::graceful);
     board.worker(1, 1).set_state(WorkerState::keep_alive);
     board.process(2).occupy(102, 2);  // the next generation, starting
-    board.prepare_process(2, 2);
+    ASSERT_EQ(board.prepare_process(2, 2), 0);
     board.worker(2, 1).set_state(WorkerState::reading);
     board.worker(2, 1).count_request(10, std::chrono::system_clock::now());
 
@@ -206,7 +209,7 @@ TEST(Scoreboard, TallyAndStatusLine) {
 TEST(Scoreboard, ReaderNeverSeesATornString) {
     auto created = Scoreboard::create(1, 1, "prefork");
     ASSERT_TRUE(created) << created.error().message;
-    created->prepare_process(0, 1);
+    ASSERT_EQ(created->prepare_process(0, 1), 0);
     WorkerSlot& slot = created->worker(0, 0);
     // Two texts of different lengths and bytes: any mix of them is detectable.
     const std::string client_a(63, 'a');
@@ -254,7 +257,7 @@ TEST(Scoreboard, ReaderNeverSeesATornString) {
 TEST(Scoreboard, LongTextIsCutNotOverflowed) {
     auto created = Scoreboard::create(1, 2, "event");
     ASSERT_TRUE(created) << created.error().message;
-    created->prepare_process(0, 2);
+    ASSERT_EQ(created->prepare_process(0, 2), 0);
     WorkerSlot& slot = created->worker(0, 0);
     slot.set_client(std::string(500, 'c'));
     slot.set_request("GET /" + std::string(500, 'x'));
@@ -269,7 +272,7 @@ TEST(Scoreboard, LongTextIsCutNotOverflowed) {
 TEST(Scoreboard, EachTextReadsBackExactlyWhateverCameBefore) {
     auto created = Scoreboard::create(1, 1, "event");
     ASSERT_TRUE(created) << created.error().message;
-    created->prepare_process(0, 1);
+    ASSERT_EQ(created->prepare_process(0, 1), 0);
     WorkerSlot& slot = created->worker(0, 0);
     const std::string texts[] = {
         "GET /a-rather-long-path/that/spans/several/words.html HTTP/1.1",
@@ -300,6 +303,64 @@ TEST(Scoreboard, CreateRejectsImpossibleShapes) {
     auto bad_path = Scoreboard::create(1, 1, "prefork", "/nonexistent-dir/sub/scoreboard");
     ASSERT_FALSE(bad_path);
     EXPECT_NE(bad_path.error().message.find("cannot create scoreboard file"), std::string::npos);
+}
+
+/// Writes zeros to `file` until the file system is full.
+void fill(const fs::path& file) {
+    std::ofstream out(file, std::ios::binary);
+    const std::string block(4096, '\0');
+    while (out.write(block.data(), std::streamsize(block.size()))) {
+        out.flush();
+    }
+}
+
+TEST(Scoreboard, AFileOnAFullDiskIsAnErrorNotASignal) {
+    if (::geteuid() != 0) {
+        GTEST_SKIP() << "mounting a small file system takes root";
+    }
+    TempDir dir;
+    ASSERT_FALSE(dir.path().empty());
+    ASSERT_GT(Scoreboard::layout_size(64, 64), 256u << 10);
+    // In a child with a mount namespace of its own, so the mount vanishes with it.
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        if (::unshare(CLONE_NEWNS) != 0 ||
+            ::mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+            ::mount("tmpfs", dir.path().c_str(), "tmpfs", 0, "size=256k") != 0) {
+            ::_exit(77);
+        }
+        const fs::path file = dir.path() / "scoreboard";
+        const fs::path filler = dir.path() / "filler";
+        // No room for even the header: an error at creation, and no file left behind.
+        fill(filler);
+        auto refused = Scoreboard::create(64, 64, "worker", file);
+        if (refused ||
+            refused.error().message.find("No space left on device") == std::string::npos ||
+            fs::exists(file)) {
+            ::_exit(2);
+        }
+        // Room for the header and the process slots but not for a process's workers: the
+        // master must hear it before it forks, not die of SIGBUS writing the slots.
+        fs::remove(filler);
+        auto made = Scoreboard::create(64, 64, "worker", file);
+        if (!made) {
+            ::_exit(3);
+        }
+        fill(filler);
+        if (made->prepare_process(63, 64) != ENOSPC || made->process(63).workers_ready()) {
+            ::_exit(4);
+        }
+        fs::remove(filler);
+        ::_exit(made->prepare_process(63, 64) == 0 && made->process(63).workers_ready() ? 0 : 5);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
+        GTEST_SKIP() << "cannot mount a tmpfs here";
+    }
+    ASSERT_FALSE(WIFSIGNALED(status)) << "killed by signal " << WTERMSIG(status);
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "step " << WEXITSTATUS(status) << " failed";
 }
 
 TEST(Scoreboard, AttachRejectsAWrongFile) {
@@ -339,7 +400,7 @@ TEST(Scoreboard, MovesOwnershipOfTheMapping) {
     auto created = Scoreboard::create(2, 1, "prefork");
     ASSERT_TRUE(created) << created.error().message;
     Scoreboard first = std::move(*created);
-    first.prepare_process(1, 1);
+    ASSERT_EQ(first.prepare_process(1, 1), 0);
     first.worker(1, 0).set_state(WorkerState::closing);
     Scoreboard second = std::move(first);
     EXPECT_EQ(second.worker(1, 0).state(), WorkerState::closing);

@@ -345,7 +345,7 @@ Scoreboard board_of_idle_children() {
     EXPECT_TRUE(created) << created.error().message;
     Scoreboard board = std::move(*created);
     for (std::uint32_t slot = 0; slot < 5; ++slot) {
-        board.prepare_process(slot, 2);
+        EXPECT_EQ(board.prepare_process(slot, 2), 0);
         board.process(slot).occupy(pid_t(1000 + slot), 2);
         for (std::uint32_t t = 0; t < 2; ++t) {
             board.worker(slot, t).set_state(WorkerState::waiting);

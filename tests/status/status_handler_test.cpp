@@ -104,7 +104,7 @@ protected:
         board_.emplace(std::move(board.value()));
         board_->set_generation(1);
         board_->process(0).occupy(::getpid(), 1);
-        board_->prepare_process(0, 2);
+        ASSERT_EQ(board_->prepare_process(0, 2), 0);
         board_->worker(0, 0).set_state(WorkerState::writing);
         board_->worker(0, 0).set_text("127.0.0.1", "GET /x HTTP/1.1");
         board_->worker(0, 1).set_state(WorkerState::waiting);
