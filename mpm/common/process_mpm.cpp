@@ -1,5 +1,6 @@
 #include "common/process_mpm.hpp"
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -96,7 +97,14 @@ bool ProcessMpm::on_child_exit(pid_t pid, int wait_status) noexcept {
     const bool retired = scoreboard().process(slot).quiescing();
     scoreboard().vacate_process(slot);
     if (stopping_) {
-        return true;  // asked to go: not wanted back
+        // Asked to go, so not wanted back. A crash on the way out is still a crash; the
+        // SIGTERM or SIGKILL that ends a stop is not.
+        const int signal = WIFSIGNALED(exit->wait_status) ? WTERMSIG(exit->wait_status) : 0;
+        if (!exit->exited_cleanly() && signal != SIGTERM && signal != SIGKILL) {
+            log_->error("child pid {} (slot {}, generation {}, stopping) {}", exit->pid, exit->slot,
+                        context_.generation, exit->describe());
+        }
+        return true;
     }
     if (!exit->exited_cleanly()) {
         log_->error("child pid {} (slot {}, generation {}) {}", exit->pid, exit->slot,

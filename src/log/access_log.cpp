@@ -61,7 +61,6 @@ BufferRegistry& registry();
 struct BufferRegistry {
     std::mutex mutex;  // taken before any ThreadBuffer::mutex
     std::vector<ThreadBuffer*> buffers;
-    std::vector<AccessLog*> logs;  // every open AccessLog, for reopen()
     bool flusher_started = false;  // per process: reset in a forked child
 };
 
@@ -212,10 +211,9 @@ AccessLog::AccessLog(std::string path, int fd, bool owns_fd, LogFormat format)
     struct stat st {};
     if (::fstat(fd_, &st) == 0 && S_ISREG(st.st_mode)) {
         flush_bytes_ = kFileFlushBytes;
+        // A line cut short before (a full disk, then a restart) is ended before ours.
+        cut_.store(owns_fd_ && end_line_left_cut(path_, fd_), std::memory_order_relaxed);
     }
-    BufferRegistry& r = registry();
-    std::lock_guard lock(r.mutex);
-    r.logs.push_back(this);
 }
 
 Result<std::unique_ptr<AccessLog>> AccessLog::open(const AccessLogConfig& config) {
@@ -257,7 +255,6 @@ AccessLog::~AccessLog() {
     BufferRegistry& r = registry();
     {
         std::lock_guard registry_lock(r.mutex);
-        std::erase(r.logs, this);
         for (ThreadBuffer* buffer : r.buffers) {
             std::lock_guard buffer_lock(buffer->mutex);
             if (buffer->owner == this) {
@@ -369,49 +366,6 @@ bool AccessLog::end_cut_line() noexcept {
     }
     cut_.store(true, std::memory_order_relaxed);
     return false;
-}
-
-Result<bool> AccessLog::reopen() {
-    flush();
-    if (!owns_fd_) {
-        return true;
-    }
-    const int fresh = open_log_file(path_);
-    if (fresh < 0) {
-        return Error{"cannot reopen access log " + path_ + ": " + open_log_error(path_, errno)};
-    }
-    // A line cut short stays in the old file; a new file (after rotation) starts clean.
-    struct stat before {};
-    struct stat after {};
-    if (::fstat(fd_, &before) == 0 && ::fstat(fresh, &after) == 0 &&
-        (before.st_dev != after.st_dev || before.st_ino != after.st_ino)) {
-        cut_.store(false, std::memory_order_relaxed);
-    }
-    // dup3 swaps the file under the same number in one step: no moment without a log.
-    const bool swapped = ::dup3(fresh, fd_, O_CLOEXEC) >= 0;
-    const int error = errno;
-    ::close(fresh);
-    if (!swapped) {
-        return Error{"cannot reopen access log " + path_ + ": " + std::strerror(error)};
-    }
-    return true;
-}
-
-Result<bool> reopen(const ErrorLogConfig& error_log) {
-    std::vector<AccessLog*> logs;
-    {
-        BufferRegistry& r = registry();
-        std::lock_guard lock(r.mutex);
-        logs = r.logs;
-    }
-    Result<bool> outcome = configure(error_log);
-    for (AccessLog* log : logs) {
-        auto reopened = log->reopen();
-        if (!reopened && outcome) {
-            outcome = reopened.error();
-        }
-    }
-    return outcome;
 }
 
 void log_response(AccessLog* log, const http::Connection& connection, const Endpoints& endpoints,

@@ -12,7 +12,7 @@
 //     process's flusher thread (started with the process's first line), which looks every
 //     half second, so lines never wait on an idle worker,
 //   - when the connection driver closes its connection (a prefork child may then _exit
-//     without losing a line), when the thread exits, and before reopen().
+//     without losing a line), and when the thread exits.
 // A failing write (full disk, the file size limit, closed pipe) drops the buffered lines
 // and is reported to the error log, with the count once writes succeed again (at most one
 // such pair a minute per process); serving goes on.
@@ -59,12 +59,6 @@ public:
     /// Writes out the calling thread's buffer now.
     void flush() noexcept;
 
-    /// Opens the file at the same path again and puts it under the same descriptor, so
-    /// that lines go to a fresh file after logrotate has moved the old one. Called by the
-    /// master (graceful restart): children forked afterwards write to the new file, those
-    /// still running finish on the old one, as in Apache. No-op for stderr and stdout.
-    Result<bool> reopen();
-
     const std::string& path() const noexcept { return path_; }
     const LogFormat& format() const noexcept { return format_; }
     /// The size past which a thread's lines are written out, chosen at open (see above).
@@ -88,18 +82,12 @@ private:
     std::size_t flush_bytes_;
     LogFormat format_;
     std::atomic<bool> failure_reported_{false};
-    std::atomic<bool> cut_{false};                 ///< the file ends in a line we cut short
+    std::atomic<bool> cut_{false};                 ///< the file ends in a cut-short line
     std::atomic<std::uint64_t> dropped_lines_{0};  ///< since the failure was reported
     /// Until when a failure episode's end is not reported (nor so a new one started):
     /// steady-clock nanoseconds.
     std::atomic<std::int64_t> quiet_until_{0};
 };
-
-/// Log rotation in one call, for the master's graceful restart (logrotate's postrotate):
-/// points the error log at `error_log` again (a fresh file at the same path) and reopens
-/// every access log open in this process (AccessLog::reopen). Every log is tried; the first
-/// error is returned.
-Result<bool> reopen(const ErrorLogConfig& error_log);
 
 /// The connection driver's one call, made when a response has been sent (`completed`) or
 /// has failed to be: fills an AccessRecord from the connection and writes it to `log`.

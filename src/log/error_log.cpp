@@ -75,8 +75,9 @@ class AppendSink final : public spdlog::sinks::base_sink<std::mutex> {
 public:
     /// Keeps messages of Apache severity `min_severity` and above: the loggers' own level
     /// cannot tell info from notice.
-    AppendSink(int fd, bool owns_fd, int min_severity) noexcept
-        : fd_(fd), owns_fd_(owns_fd), min_severity_(min_severity) {}
+    /// `cut`: the file already ends inside a line (see end_line_left_cut()).
+    AppendSink(int fd, bool owns_fd, int min_severity, bool cut) noexcept
+        : fd_(fd), owns_fd_(owns_fd), min_severity_(min_severity), cut_(cut) {}
     ~AppendSink() override {
         if (owns_fd_) {
             ::close(fd_);
@@ -94,7 +95,11 @@ protected:
         formatter_->format(msg, line);
         const std::string_view text(line.data(), line.size());
         int error = 0;
-        if (write_fully(fd_, text, error) < text.size() && owns_fd_) {
+        // A line an earlier write cut short is ended first, so the next stands on its own.
+        const bool ended = !cut_ || write_fully(fd_, "\n", error) == 1;
+        const std::size_t written = ended ? write_fully(fd_, text, error) : 0;
+        cut_ = !ended || (written > 0 && written < text.size() && text[written - 1] != '\n');
+        if (written < text.size() && owns_fd_) {
             // The file failed (a full disk, the file size limit): the line goes to stderr,
             // systemd's journal or the terminal, rather than nowhere.
             write_fully(STDERR_FILENO, text, error);
@@ -106,10 +111,11 @@ private:
     int fd_;
     bool owns_fd_;
     int min_severity_;
+    bool cut_;  ///< the file ends in a line this process cut short; base_sink's mutex guards it
 };
 
-spdlog::sink_ptr make_sink(int fd, bool owns_fd, int min_severity = kInfo) {
-    auto sink = std::make_shared<AppendSink>(fd, owns_fd, min_severity);
+spdlog::sink_ptr make_sink(int fd, bool owns_fd, int min_severity = kInfo, bool cut = false) {
+    auto sink = std::make_shared<AppendSink>(fd, owns_fd, min_severity, cut);
     sink->set_formatter(make_formatter());
     return sink;
 }
@@ -237,6 +243,35 @@ std::size_t write_fully(int fd, std::string_view bytes, int& error) noexcept {
     return done;
 }
 
+namespace {
+
+bool ends_inside_line(const std::string& path, int fd) noexcept {
+    struct stat opened {};
+    if (::fstat(fd, &opened) != 0 || !S_ISREG(opened.st_mode) || opened.st_size == 0) {
+        return false;
+    }
+    // The log's own descriptor is write-only (a FIFO must not open without a reader), so
+    // the last byte is read through a second one, if it is the same file.
+    const int reader = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (reader < 0) {
+        return false;
+    }
+    struct stat st {};
+    char last = '\n';
+    const bool cut = ::fstat(reader, &st) == 0 && st.st_dev == opened.st_dev &&
+                     st.st_ino == opened.st_ino && st.st_size > 0 &&
+                     ::pread(reader, &last, 1, st.st_size - 1) == 1 && last != '\n';
+    ::close(reader);
+    return cut;
+}
+
+}  // namespace
+
+bool end_line_left_cut(const std::string& path, int fd) noexcept {
+    int error = 0;
+    return ends_inside_line(path, fd) && write_fully(fd, "\n", error) != 1;
+}
+
 std::string open_log_error(const std::string& path, int error) {
     struct stat st {};
     if (error == ENXIO && ::stat(path.c_str(), &st) == 0 && S_ISFIFO(st.st_mode)) {
@@ -262,7 +297,7 @@ Result<bool> configure(const ErrorLogConfig& config) {
             return Error{"cannot open error log " + config.path + ": " +
                          open_log_error(config.path, errno)};
         }
-        sink = make_sink(fd, true, min_severity);
+        sink = make_sink(fd, true, min_severity, end_line_left_cut(config.path, fd));
     }
 
     State& s = state();

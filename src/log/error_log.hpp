@@ -27,6 +27,13 @@ Result<bool> configure(const ErrorLogConfig& config);
 /// any file. -1 with errno on failure.
 int open_log_file(const std::string& path) noexcept;
 
+/// For a log just opened as `fd` at `path`: if it is a regular file that ends inside a line,
+/// as a write that a full disk cut short leaves it, ends that line with a newline now, so
+/// the next line does not glue onto it. Done once, by the process that opens the log, so
+/// that the children it forks start clean. True if the file still ends inside a line (the
+/// newline did not fit either): the first write must then begin with one.
+bool end_line_left_cut(const std::string& path, int fd) noexcept;
+
 /// Why open_log_file() failed on `path` with `error`, for "cannot open … log PATH: <this>".
 std::string open_log_error(const std::string& path, int error);
 

@@ -126,7 +126,10 @@ Result<std::unique_ptr<Generation>> build_generation(Config config, std::uint32_
 }
 
 Result<bool> reopen_generation_logs(const Generation& generation) {
-    return log::reopen(generation.config.error_log);
+    // Only the error log: the older generations' access logs serve children that are
+    // finishing, and opening them again would bring back a file a rotation or the new
+    // config left behind.
+    return log::configure(generation.config.error_log);
 }
 
 }  // namespace trident

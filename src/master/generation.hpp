@@ -62,8 +62,8 @@ Result<std::unique_ptr<Generation>> build_generation(Config config, std::uint32_
                                                      ListenerRegistry& listeners,
                                                      std::vector<std::string>& warnings);
 
-/// Reopens the logs a generation writes to, so a graceful restart after logrotate writes
-/// to the new files: the error log, and every access log open in the master.
+/// Points the error log at the new generation's path afresh, so a restart after logrotate
+/// writes to the new file. Its access log needs nothing: build_generation() opened it.
 Result<bool> reopen_generation_logs(const Generation& generation);
 
 }  // namespace trident

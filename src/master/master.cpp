@@ -13,6 +13,8 @@
 #include <optional>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "log/error_log.hpp"
 #include "master/generation.hpp"
 #include "master/listeners.hpp"
@@ -122,11 +124,17 @@ namespace {
 /// A reason the master cannot go on, in the error log and, when that is a file, on stderr
 /// too: whoever started it (a terminal, systemd's journal) learns why, as Apache prints
 /// its start-up failures, not only to the log file.
-void report_fatal(const Config& config, const std::string& message) {
-    log::get("core")->critical("{}", message);
+/// Says `message` on stderr too when the error log is a file, where the terminal or the
+/// service manager's journal shows it: the file may be what failed, or nobody reads it.
+void echo_to_stderr(const Config& config, const std::string& message) {
     if (config.error_log.path != "stderr" && config.error_log.path != "stdout") {
         std::fprintf(stderr, "trident: %s\n", message.c_str());
     }
+}
+
+void report_fatal(const Config& config, const std::string& message) {
+    log::get("core")->critical("{}", message);
+    echo_to_stderr(config, message);
 }
 
 }  // namespace
@@ -232,6 +240,12 @@ int Master::run() {
         }
         const int sig = wait_signal(
             signals_, std::min({next_maintenance, next_status, next_queue_check}) - Clock::now());
+        if (sig != 0 && sig != SIGCHLD) {
+            // Pending signals come lowest number first, so a SIGHUP or SIGUSR1 is taken
+            // before a SIGCHLD that came earlier. Reaped after the restart had begun, a
+            // child that crashed just before would count as the old generation's, unlogged.
+            reap_children();
+        }
         if (sig == SIGCHLD) {
             reap_children();
         } else if (sig == SIGTERM || sig == SIGINT) {
@@ -260,8 +274,11 @@ void Master::restart(StopMode old_generation_stop) {
     const std::uint32_t running = current_->number;
     const std::filesystem::path file = start_config_.file;
     auto keep_serving = [&](const std::string& why) {
-        log_->error("restart failed, generation {} keeps serving with the old configuration: {}",
-                    running, why);
+        const std::string message = fmt::format(
+            "restart failed, generation {} keeps serving with the old configuration: {}", running,
+            why);
+        log_->error("{}", message);
+        echo_to_stderr(current_->config, message);
     };
     auto loaded = load_config(file);
     if (!loaded) {
@@ -283,8 +300,10 @@ void Master::restart(StopMode old_generation_stop) {
     }
     std::unique_ptr<Generation> next = std::move(built.value());
     if (auto reopened = reopen_generation_logs(*next); !reopened) {
-        log_->error("cannot reopen the error log: {}; logging goes on where it went",
-                    reopened.error().message);
+        const std::string message =
+            reopened.error().message + "; the error log goes on where it went";
+        log_->error("{}", message);
+        echo_to_stderr(current_->config, message);
     }
 
     // Sockets the new config dropped close before the new children fork, so none inherits

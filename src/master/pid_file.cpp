@@ -10,6 +10,8 @@
 #include <sstream>
 #include <string>
 
+#include "log/error_log.hpp"
+
 namespace trident {
 
 Result<bool> PidFile::write(const std::filesystem::path& path, pid_t pid) {
@@ -19,9 +21,14 @@ Result<bool> PidFile::write(const std::filesystem::path& path, pid_t pid) {
     if (fd < 0) {
         return Error{"cannot write pid file " + temporary + ": " + std::strerror(errno)};
     }
-    const bool written = ::write(fd, text.data(), text.size()) == ssize_t(text.size());
-    const int saved = errno;
-    ::close(fd);
+    // Again after a short write, so a full disk or the file size limit reports its own
+    // errno. Some file systems (NFS) report a full disk only at close().
+    int saved = 0;
+    bool written = log::write_fully(fd, text, saved) == text.size();
+    if (::close(fd) != 0 && written) {
+        written = false;
+        saved = errno;
+    }
     if (!written || ::rename(temporary.c_str(), path.c_str()) != 0) {
         const int why = written ? errno : saved;
         ::unlink(temporary.c_str());

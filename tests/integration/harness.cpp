@@ -120,7 +120,7 @@ std::string render_config(const ServerConfig& config, std::uint16_t port,
          << ", max_connections_per_child: " << config.max_connections_per_child
          << (config.mpm_extra.empty() ? "" : ", " + config.mpm_extra) << "}\n"
          << "access_log: " << config.access_log << "\n"
-         << "error_log: {path: stderr, level: info}\n"
+         << "error_log: " << config.error_log << "\n"
          << config.extra_yaml;
     return yaml.str();
 }

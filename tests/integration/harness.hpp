@@ -111,6 +111,8 @@ struct ServerConfig {
         "request_body: 64KiB}";
     /// The access_log value, e.g. "{path: a.log, format: common}".
     std::string access_log = "off";
+    /// The error_log value; stderr, where output() reads it, unless a test says otherwise.
+    std::string error_log = "{path: stderr, level: info}";
     std::string extra_yaml;  ///< appended verbatim
     /// More environment for the server process, "NAME=value" each (e.g. LD_PRELOAD).
     std::vector<std::string> environment;

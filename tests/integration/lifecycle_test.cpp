@@ -251,6 +251,35 @@ TEST_P(LifecycleTest, AGracefulRestartAnswersTheNextRequestOfAnIdleConnection) {
     EXPECT_TRUE(serves(server_->port(), site_, &error)) << error;
 }
 
+TEST_P(LifecycleTest, AnErrorLogARestartCannotOpenIsSaidOnStderr) {
+    // The file is what failed (its folder removed): the master's stderr is the terminal or
+    // the journal. The restart goes on, its error log where it was.
+    const fs::path logs = dir_.path() / "logs";
+    fs::create_directories(logs);
+    ServerConfig config = config_for(GetParam());
+    config.error_log = "{path: \"" + (logs / "error.log").string() + "\", level: info}";
+    ASSERT_TRUE(start(config));
+    ASSERT_GE(server_->wait_for_children(1).size(), 1u);
+    fs::remove_all(logs);
+    ASSERT_EQ(::kill(server_->pid(), SIGUSR1), 0);
+    const std::string said = "trident: cannot open error log " + (logs / "error.log").string() +
+                             ": No such file or directory; the error log goes on where it went";
+    EXPECT_TRUE(eventually([&] { return server_->output().find(said) != std::string::npos; }))
+        << server_->output();
+    EXPECT_TRUE(wait_generation_alone(2));
+
+    // A restart that fails says why there too.
+    write_file(server_->config_file(), read_file(server_->config_file()) + "listen: [\n");
+    ASSERT_EQ(::kill(server_->pid(), SIGUSR1), 0);
+    EXPECT_TRUE(eventually([&] {
+        return server_->output().find(
+                   "trident: restart failed, generation 2 keeps serving with "
+                   "the old configuration: ") != std::string::npos;
+    })) << server_->output();
+    std::string error;
+    EXPECT_TRUE(serves(server_->port(), site_, &error)) << error;
+}
+
 TEST_P(LifecycleTest, BrokenConfigOnReloadKeepsServing) {
     ServerConfig config = config_for(GetParam());
     ASSERT_TRUE(start(config));

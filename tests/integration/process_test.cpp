@@ -333,6 +333,67 @@ TEST_P(ProcessTest, KilledChildIsReplaced) {
     }
 }
 
+TEST_P(ProcessTest, AChildThatCrashesJustBeforeARestartIsLogged) {
+    TridentServer& server = start(config_for(GetParam()));
+    ASSERT_TRUE(server.running());
+    const auto children = server.wait_for_children(1);
+    ASSERT_FALSE(children.empty());
+    const ProcInfo victim = children.front();
+    // The master, stopped, finds the child's SIGCHLD and the SIGUSR1 pending together when
+    // it goes on; it takes the lower-numbered SIGUSR1 first. SIGKILL stands in for a crash
+    // (a sanitizer build turns SIGSEGV into an abort, and it may leave a core file): it is
+    // also what a stop sends, so the child's end is logged only if it is reaped as one of
+    // the running generation's, before the restart.
+    ASSERT_EQ(::kill(server.pid(), SIGSTOP), 0);
+    ASSERT_EQ(::kill(victim.pid, SIGKILL), 0);
+    const bool dead = eventually([&] { return !still_running(victim); });
+    ASSERT_EQ(::kill(server.pid(), SIGUSR1), 0);
+    ASSERT_EQ(::kill(server.pid(), SIGCONT), 0);
+    ASSERT_TRUE(dead) << "child " << victim.pid << " outlived SIGKILL";
+    const std::string said = "child pid " + std::to_string(victim.pid) + " (slot ";
+    std::string line;
+    const bool logged = eventually([&] {
+        const std::string output = server.output();
+        const auto at = output.find(said);
+        line = at == std::string::npos ? "" : output.substr(at, output.find('\n', at) - at);
+        return line.find("killed by signal 9") != std::string::npos;
+    });
+    EXPECT_TRUE(logged) << "the end of child " << victim.pid << " was not logged:\n"
+                        << server.output();
+    EXPECT_EQ(line.find("stopping)"), std::string::npos) << line;
+    std::string error;
+    EXPECT_TRUE(serves(server, site_, &error)) << error;
+}
+
+TEST_P(ProcessTest, AChildThatCrashesWhileItsGenerationFinishesIsLogged) {
+    TridentServer& server = start(config_for(GetParam()));
+    ASSERT_TRUE(server.running());
+    const auto children = server.wait_for_children(1);
+    ASSERT_FALSE(children.empty());
+    const ProcInfo victim = children.front();
+    // Stopped, the child cannot finish when the restart tells it to; continued, it meets
+    // the SIGUSR2 that stands in for a crash (terminate, no core, untouched by sanitizers).
+    ASSERT_EQ(::kill(victim.pid, SIGSTOP), 0);
+    ASSERT_EQ(::kill(server.pid(), SIGUSR1), 0);
+    const bool restarted = eventually([&] {
+        return server.output().find("; generation 1 (" + std::string(GetParam()) +
+                                    " MPM) finishing") != std::string::npos;
+    });
+    ASSERT_EQ(::kill(victim.pid, SIGUSR2), 0);
+    ASSERT_EQ(::kill(victim.pid, SIGCONT), 0);
+    ASSERT_TRUE(restarted) << server.output();
+    const std::string said = "child pid " + std::to_string(victim.pid) + " (slot ";
+    const bool logged = eventually([&] {
+        const std::string output = server.output();
+        const auto at = output.find(said);
+        const std::string line =
+            at == std::string::npos ? "" : output.substr(at, output.find('\n', at) - at);
+        return line.find(", generation 1, stopping) killed by signal 12") != std::string::npos;
+    });
+    EXPECT_TRUE(logged) << "the crash of child " << victim.pid << " was not logged:\n"
+                        << server.output();
+}
+
 TEST_P(ProcessTest, ChildRetiresAfterMaxConnectionsPerChild) {
     ServerConfig config = config_for(GetParam());
     config.start_servers = 1;
@@ -507,6 +568,25 @@ protected:
         return run_command({TRIDENT_BINARY, "-t", "-f", file.string()}, dir_.path());
     }
 };
+
+TEST_F(CommandLineTest, APidFileTheDiskCutsShortIsAnErrorThatSaysWhy) {
+    // A file size limit of 3 bytes cuts the pid and its newline short, as a full disk would.
+    // The server's stderr goes through a pipe, which the limit does not touch.
+    const fs::path pid_file = dir_.path() / "t.pid";
+    const std::uint16_t port = free_port();
+    ASSERT_NE(port, 0);
+    const fs::path config = dir_.path() / "pid.yaml";
+    write_file(config, render_config(config_for("prefork"), port, pid_file));
+    const auto result = run_command(
+        {"bash", "-c", "set -o pipefail; prlimit --fsize=3 -- \"$0\" -f \"$1\" 2>&1 | cat",
+         TRIDENT_BINARY, config.string()},
+        dir_.path());
+    EXPECT_EQ(result.exit_code(), 1) << result.out << result.err;
+    const std::string said = "cannot write pid file " + pid_file.string() + ": File too large";
+    EXPECT_NE(result.out.find(said), std::string::npos) << result.out << result.err;
+    EXPECT_FALSE(fs::exists(pid_file));
+    EXPECT_FALSE(fs::exists(pid_file.string() + ".tmp"));
+}
 
 TEST_F(CommandLineTest, VersionFlags) {
     const auto version = run_command({TRIDENT_BINARY, "-v"}, dir_.path());

@@ -2,13 +2,17 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <regex>
 #include <sstream>
+#include <string>
+#include <vector>
 
 namespace trident::log {
 namespace {
@@ -99,6 +103,79 @@ TEST_F(ErrorLogTest, FileIsAppendedToNotTruncated) {
     const std::string text = contents();
     EXPECT_TRUE(text.starts_with("earlier line\n")) << text;
     EXPECT_NE(text.find("later line"), std::string::npos) << text;
+}
+
+TEST_F(ErrorLogTest, AFileLeftEndingInsideALineIsEndedBeforeTheFirstLine) {
+    {
+        std::ofstream out(file_);
+        out << "[Sun Dec 06 05:00:00.000000 2026] [core:error] [pid 1:tid 1] cut sh";
+    }
+    ASSERT_TRUE(configure(ErrorLogConfig{file_.string(), "info"}));
+    get("core")->info("next line");
+    const std::string text = contents();
+    EXPECT_TRUE(
+        text.starts_with("[Sun Dec 06 05:00:00.000000 2026] [core:error] [pid 1:tid 1] "
+                         "cut sh\n["))
+        << text;
+    EXPECT_NE(text.find("] next line\n"), std::string::npos) << text;
+}
+
+TEST_F(ErrorLogTest, ALineCutShortByAFullFileIsEndedBeforeTheNextOne) {
+    {
+        std::ofstream out(file_);
+        out << "earlier line\n";
+    }
+    // The file size limit stands in for a full disk: a write that crosses it stops there,
+    // and the next fails with EFBIG (the server ignores SIGXFSZ, and so does this test).
+    // The line the file could not take whole goes to stderr, captured here through a pipe,
+    // which the limit does not touch.
+    struct sigaction ignore {
+    }, before{};
+    ignore.sa_handler = SIG_IGN;
+    ASSERT_EQ(::sigaction(SIGXFSZ, &ignore, &before), 0);
+    int capture[2];
+    ASSERT_EQ(::pipe2(capture, O_CLOEXEC), 0);
+    const int saved = ::dup(STDERR_FILENO);
+    ASSERT_GE(saved, 0);
+    ::dup2(capture[1], STDERR_FILENO);
+    ::close(capture[1]);
+    rlimit unlimited{};
+    ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &unlimited), 0);
+    rlimit limited = unlimited;
+    limited.rlim_cur = std::string("earlier line\n").size() + 20;  // 20 bytes of the next line
+    const bool configured = bool(configure(ErrorLogConfig{file_.string(), "info"}));
+    const bool limit_set = ::setrlimit(RLIMIT_FSIZE, &limited) == 0;
+    get("core")->error("the line the disk cuts short");
+    get("core")->error("a line for a disk still full");
+    const bool limit_lifted = ::setrlimit(RLIMIT_FSIZE, &unlimited) == 0;
+    get("core")->error("a line once there is room");
+    ::dup2(saved, STDERR_FILENO);  // closes the pipe's last write end
+    ::close(saved);
+    ::sigaction(SIGXFSZ, &before, nullptr);
+    std::string stderr_text;
+    char chunk[4096];
+    for (ssize_t n; (n = ::read(capture[0], chunk, sizeof chunk)) > 0;) {
+        stderr_text.append(chunk, std::size_t(n));
+    }
+    ::close(capture[0]);
+    ASSERT_TRUE(configured);
+    ASSERT_TRUE(limit_set);
+    ASSERT_TRUE(limit_lifted);
+
+    std::vector<std::string> lines;
+    std::istringstream in(contents());
+    for (std::string line; std::getline(in, line);) {
+        lines.push_back(line);
+    }
+    ASSERT_EQ(lines.size(), 3u) << contents();
+    EXPECT_EQ(lines[0], "earlier line");
+    EXPECT_EQ(lines[1].size(), 20u) << lines[1];  // the cut line, ended where it was cut
+    EXPECT_TRUE(lines[2].starts_with("[")) << lines[2];
+    EXPECT_TRUE(lines[2].ends_with("] a line once there is room")) << lines[2];
+    EXPECT_NE(stderr_text.find("] the line the disk cuts short\n"), std::string::npos)
+        << stderr_text;
+    EXPECT_NE(stderr_text.find("] a line for a disk still full\n"), std::string::npos)
+        << stderr_text;
 }
 
 TEST_F(ErrorLogTest, ALineTheFileCannotTakeGoesToStderr) {
