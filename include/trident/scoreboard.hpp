@@ -294,6 +294,9 @@ public:
     /// reserving the slot's part of a scoreboard file the first time (ENOSPC: the process
     /// must not start, since writing a page the disk has no room for raises SIGBUS).
     [[nodiscard]] int prepare_process(std::uint32_t slot, std::uint32_t workers) noexcept;
+    /// In a forked child: closes the scoreboard file's descriptor, which only the master
+    /// uses (to reserve room in it); the mapping stays.
+    void drop_file_descriptor() noexcept;
     /// Master, after reaping the process in `slot`: the process and its workers are free.
     void vacate_process(std::uint32_t slot) noexcept;
 

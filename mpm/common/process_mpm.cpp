@@ -42,6 +42,7 @@ ProcessMpm::ProcessMpm(const MpmContext& context, std::string_view name, const S
           context.identity) {}
 
 int ProcessMpm::run_child(std::uint32_t slot) noexcept {
+    scoreboard().drop_file_descriptor();  // a child has no business resizing the file
     std::string error;
     if (batch_scheduling_ && !apply_cpu_scheduling("batch", error)) {
         log().warn("child pid {} keeps its CPU scheduling policy: {}", getpid(), error);
@@ -238,11 +239,16 @@ bool ProcessMpm::spawn_one() noexcept {
     }
     if (const int error = scoreboard().prepare_process(*slot, spare_.policy().workers_per_process);
         error != 0) {
-        log_->error("cannot start a {} child: no room in the scoreboard file for slot {}: {}",
-                    name_, *slot, std::strerror(error));
+        // Tried again on every maintenance tick: said once until a process starts again.
+        if (!scoreboard_full_reported_) {
+            log_->error("cannot start a {} child: no room in the scoreboard file for slot {}: {}",
+                        name_, *slot, std::strerror(error));
+            scoreboard_full_reported_ = true;
+        }
         errno = error;
         return false;
     }
+    scoreboard_full_reported_ = false;
     const pid_t pid = pool_.spawn_into(*slot);
     if (pid < 0) {
         const int saved = errno;

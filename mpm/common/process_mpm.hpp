@@ -81,7 +81,8 @@ private:
     ChildPool pool_;
     RespawnBackoff backoff_;
     bool stopping_ = false;
-    bool batch_scheduling_ = false;  ///< cpu_scheduling: batch, and the kernel allows it
+    bool batch_scheduling_ = false;          ///< cpu_scheduling: batch, and the kernel allows it
+    bool scoreboard_full_reported_ = false;  ///< "no room in the scoreboard file" said
 };
 
 /// The factory a module's descriptor points to: builds the generation's `T` and keeps any

@@ -310,11 +310,11 @@ void AccessLog::flush() noexcept {
 }
 
 bool AccessLog::write_out(std::string_view lines) noexcept {
-    bool wrote_all = !cut_.load(std::memory_order_relaxed) || end_cut_line();
     int error = 0;
-    const std::size_t written = wrote_all ? write_fully(fd_, lines, error) : 0;
+    const bool ended = !cut_.load(std::memory_order_relaxed) || end_cut_line(error);
+    const std::size_t written = ended ? write_fully(fd_, lines, error) : 0;
     lines.remove_prefix(written);
-    if (wrote_all && !lines.empty()) {
+    if (!ended || !lines.empty()) {
         // A full disk or the file size limit (EFBIG) can cut a write short inside a line.
         if (written > 0 && lines.data()[-1] != '\n') {
             cut_.store(true, std::memory_order_relaxed);
@@ -327,9 +327,6 @@ bool AccessLog::write_out(std::string_view lines) noexcept {
                 // The error log failed too; nothing more to say.
             }
         }
-        wrote_all = false;
-    }
-    if (!wrote_all) {
         dropped_lines_.fetch_add(std::uint64_t(std::count(lines.begin(), lines.end(), '\n')),
                                  std::memory_order_relaxed);
         return false;
@@ -355,12 +352,11 @@ bool AccessLog::write_out(std::string_view lines) noexcept {
     return true;
 }
 
-bool AccessLog::end_cut_line() noexcept {
+bool AccessLog::end_cut_line(int& error) noexcept {
     // Taken before the write, so a thread that cuts a line meanwhile marks it afresh.
     if (!cut_.exchange(false, std::memory_order_relaxed)) {
         return true;
     }
-    int error = 0;
     if (write_fully(fd_, "\n", error) == 1) {
         return true;
     }

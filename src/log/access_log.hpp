@@ -73,8 +73,9 @@ private:
     /// (at most once per kFailureReportGap).
     bool write_out(std::string_view lines) noexcept;
     /// Ends the line a write of this process left cut short at the end of the file, so that
-    /// its next line starts on its own; false if that write failed too.
-    bool end_cut_line() noexcept;
+    /// its next line starts on its own; false, with `error` its errno, if that write failed
+    /// too.
+    bool end_cut_line(int& error) noexcept;
 
     std::string path_;
     int fd_;

@@ -121,9 +121,6 @@ Master::~Master() {
 
 namespace {
 
-/// A reason the master cannot go on, in the error log and, when that is a file, on stderr
-/// too: whoever started it (a terminal, systemd's journal) learns why, as Apache prints
-/// its start-up failures, not only to the log file.
 /// Says `message` on stderr too when the error log is a file, where the terminal or the
 /// service manager's journal shows it: the file may be what failed, or nobody reads it.
 void echo_to_stderr(const Config& config, const std::string& message) {
@@ -132,6 +129,9 @@ void echo_to_stderr(const Config& config, const std::string& message) {
     }
 }
 
+/// A reason the master cannot go on, in the error log and, when that is a file, on stderr
+/// too: whoever started it (a terminal, systemd's journal) learns why, as Apache prints
+/// its start-up failures, not only to the log file.
 void report_fatal(const Config& config, const std::string& message) {
     log::get("core")->critical("{}", message);
     echo_to_stderr(config, message);

@@ -431,6 +431,13 @@ int Scoreboard::prepare_process(std::uint32_t slot, std::uint32_t workers) noexc
     return 0;
 }
 
+void Scoreboard::drop_file_descriptor() noexcept {
+    if (file_fd_ >= 0) {
+        close(file_fd_);
+        file_fd_ = -1;
+    }
+}
+
 void Scoreboard::vacate_process(std::uint32_t slot) noexcept {
     for (std::uint32_t thread = 0; process(slot).workers_ready() && thread < thread_limit();
          ++thread) {

@@ -11,6 +11,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -333,6 +335,19 @@ TEST_P(ProcessTest, KilledChildIsReplaced) {
     }
 }
 
+/// Whether `pid` has a SIGCHLD pending for the whole process (the master blocks it and
+/// takes it with sigtimedwait()).
+bool sigchld_pending(pid_t pid) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    for (std::string line; std::getline(status, line);) {
+        if (line.starts_with("ShdPnd:")) {
+            const unsigned long long mask = std::stoull(line.substr(7), nullptr, 16);
+            return ((mask >> (SIGCHLD - 1)) & 1u) != 0;
+        }
+    }
+    return false;
+}
+
 TEST_P(ProcessTest, AChildThatCrashesJustBeforeARestartIsLogged) {
     TridentServer& server = start(config_for(GetParam()));
     ASSERT_TRUE(server.running());
@@ -345,11 +360,17 @@ TEST_P(ProcessTest, AChildThatCrashesJustBeforeARestartIsLogged) {
     // also what a stop sends, so the child's end is logged only if it is reaped as one of
     // the running generation's, before the restart.
     ASSERT_EQ(::kill(server.pid(), SIGSTOP), 0);
+    const bool stopped = eventually([&] {
+        const auto master = read_proc(server.pid());
+        return master && master->state == 'T';
+    });
     ASSERT_EQ(::kill(victim.pid, SIGKILL), 0);
-    const bool dead = eventually([&] { return !still_running(victim); });
+    // Not only the child's main thread: its SIGCHLD comes once its last thread has gone.
+    const bool dead = eventually([&] { return sigchld_pending(server.pid()); });
     ASSERT_EQ(::kill(server.pid(), SIGUSR1), 0);
     ASSERT_EQ(::kill(server.pid(), SIGCONT), 0);
-    ASSERT_TRUE(dead) << "child " << victim.pid << " outlived SIGKILL";
+    ASSERT_TRUE(stopped) << "the master did not stop";
+    ASSERT_TRUE(dead) << "no SIGCHLD reached the master for child " << victim.pid;
     const std::string said = "child pid " + std::to_string(victim.pid) + " (slot ";
     std::string line;
     const bool logged = eventually([&] {
@@ -374,6 +395,10 @@ TEST_P(ProcessTest, AChildThatCrashesWhileItsGenerationFinishesIsLogged) {
     // Stopped, the child cannot finish when the restart tells it to; continued, it meets
     // the SIGUSR2 that stands in for a crash (terminate, no core, untouched by sanitizers).
     ASSERT_EQ(::kill(victim.pid, SIGSTOP), 0);
+    const bool stopped = eventually([&] {
+        const auto child = read_proc(victim.pid);
+        return child && child->state == 'T';
+    });
     ASSERT_EQ(::kill(server.pid(), SIGUSR1), 0);
     const bool restarted = eventually([&] {
         return server.output().find("; generation 1 (" + std::string(GetParam()) +
@@ -381,6 +406,7 @@ TEST_P(ProcessTest, AChildThatCrashesWhileItsGenerationFinishesIsLogged) {
     });
     ASSERT_EQ(::kill(victim.pid, SIGUSR2), 0);
     ASSERT_EQ(::kill(victim.pid, SIGCONT), 0);
+    ASSERT_TRUE(stopped) << "child " << victim.pid << " did not stop";
     ASSERT_TRUE(restarted) << server.output();
     const std::string said = "child pid " + std::to_string(victim.pid) + " (slot ";
     const bool logged = eventually([&] {

@@ -184,6 +184,42 @@ TEST_F(AccessLogTest, AFileLeftEndingInsideALineIsEndedBeforeTheFirstLine) {
     EXPECT_EQ(contents(), "127.0.0.1 \"GET /cut\n127.0.0.1 \"GET / HTTP/1.1\" 200\n");
 }
 
+TEST_F(AccessLogTest, ALineThatCannotBeEndedAtOpenIsAFailureSaidLikeAnyOther) {
+    const fs::path error_file = dir_ / "error.log";
+    ASSERT_TRUE(configure(ErrorLogConfig{error_file.string(), "info"}));
+    // Long enough that the error log's line fits under the same limit.
+    const std::string cut = "127.0.0.1 \"GET /" + std::string(400, 'a');
+    {
+        std::ofstream out(dir_ / "access.log");
+        out << cut;
+    }
+    // Still full: not even the newline fits, at open or at the first write.
+    struct sigaction ignore {
+    }, before{};
+    ignore.sa_handler = SIG_IGN;
+    ASSERT_EQ(::sigaction(SIGXFSZ, &ignore, &before), 0);
+    rlimit unlimited{};
+    ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &unlimited), 0);
+    rlimit limited = unlimited;
+    limited.rlim_cur = cut.size();
+    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limited), 0);
+    auto log = open();
+    if (log != nullptr) {
+        log->write(record_);
+        log->flush();
+    }
+    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &unlimited), 0);
+    ::sigaction(SIGXFSZ, &before, nullptr);
+    ASSERT_NE(log, nullptr);
+    ASSERT_TRUE(configure(ErrorLogConfig{}));
+    EXPECT_EQ(contents(), cut);
+    const std::string errors = contents("error.log");
+    EXPECT_NE(errors.find("cannot write to access log " + (dir_ / "access.log").string() +
+                          ": File too large; its lines are dropped"),
+              std::string::npos)
+        << errors;
+}
+
 TEST_F(AccessLogTest, FullDiskIsReportedOnceToTheErrorLog) {
     if (!fs::exists("/dev/full")) {
         GTEST_SKIP() << "no /dev/full to simulate a full disk";
