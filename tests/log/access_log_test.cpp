@@ -22,6 +22,37 @@
 namespace trident::log {
 namespace {
 
+/// The file size limit standing in for a full disk: a write that crosses it stops there,
+/// and the next fails with EFBIG. The server ignores SIGXFSZ, and so does this test while
+/// one is in place; both are undone on destruction.
+class FileSizeLimit {
+public:
+    FileSizeLimit() {
+        struct sigaction ignore {};
+        ignore.sa_handler = SIG_IGN;
+        ok_ = ::sigaction(SIGXFSZ, &ignore, &before_) == 0 &&
+              ::getrlimit(RLIMIT_FSIZE, &unlimited_) == 0;
+    }
+    ~FileSizeLimit() {
+        lift();
+        ::sigaction(SIGXFSZ, &before_, nullptr);
+    }
+    FileSizeLimit(const FileSizeLimit&) = delete;
+    FileSizeLimit& operator=(const FileSizeLimit&) = delete;
+
+    bool set(std::uint64_t bytes) {
+        rlimit limited = unlimited_;
+        limited.rlim_cur = rlim_t(bytes);
+        return ok_ && ::setrlimit(RLIMIT_FSIZE, &limited) == 0;
+    }
+    bool lift() { return ok_ && ::setrlimit(RLIMIT_FSIZE, &unlimited_) == 0; }
+
+private:
+    struct sigaction before_ {};
+    rlimit unlimited_{};
+    bool ok_ = false;
+};
+
 namespace fs = std::filesystem;
 
 class AccessLogTest : public ::testing::Test {
@@ -194,22 +225,14 @@ TEST_F(AccessLogTest, ALineThatCannotBeEndedAtOpenIsAFailureSaidLikeAnyOther) {
         out << cut;
     }
     // Still full: not even the newline fits, at open or at the first write.
-    struct sigaction ignore {
-    }, before{};
-    ignore.sa_handler = SIG_IGN;
-    ASSERT_EQ(::sigaction(SIGXFSZ, &ignore, &before), 0);
-    rlimit unlimited{};
-    ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &unlimited), 0);
-    rlimit limited = unlimited;
-    limited.rlim_cur = cut.size();
-    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limited), 0);
+    FileSizeLimit limit;
+    ASSERT_TRUE(limit.set(cut.size()));
     auto log = open();
     if (log != nullptr) {
         log->write(record_);
         log->flush();
     }
-    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &unlimited), 0);
-    ::sigaction(SIGXFSZ, &before, nullptr);
+    ASSERT_TRUE(limit.lift());
     ASSERT_NE(log, nullptr);
     ASSERT_TRUE(configure(ErrorLogConfig{}));
     EXPECT_EQ(contents(), cut);
@@ -254,34 +277,23 @@ TEST_F(AccessLogTest, ALineCutShortByAFullFileIsEndedBeforeTheNextOne) {
         out << filler << "\n";
     }
     const std::string line = "127.0.0.1 \"GET / HTTP/1.1\" 200\n";
-    // The file size limit stands in for a full disk: a write that crosses it stops there,
-    // and the next fails with EFBIG (the server ignores SIGXFSZ, and so does this test).
-    struct sigaction ignore {
-    }, before{};
-    ignore.sa_handler = SIG_IGN;
-    ASSERT_EQ(::sigaction(SIGXFSZ, &ignore, &before), 0);
-    rlimit unlimited{};
-    ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &unlimited), 0);
-    rlimit limited = unlimited;
-    limited.rlim_cur = filler.size() + 1 + line.size() + 10;  // one line and a bit of the next
-    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limited), 0);
+    FileSizeLimit limit;
+    ASSERT_TRUE(limit.set(filler.size() + 1 + line.size() + 10));  // a line and a bit more
     for (int i = 0; i < 3; ++i) {
         log->write(record_);
     }
     log->flush();
-    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &unlimited), 0);  // room again
+    ASSERT_TRUE(limit.lift());  // room again
     log->write(record_);
     log->flush();
     const std::string after_first = contents();
     // A second episode within the minute: reported as it starts, its end left for later.
-    limited.rlim_cur = after_first.size();
-    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limited), 0);
+    ASSERT_TRUE(limit.set(after_first.size()));
     log->write(record_);
     log->flush();
-    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &unlimited), 0);
+    ASSERT_TRUE(limit.lift());
     log->write(record_);
     log->flush();
-    ::sigaction(SIGXFSZ, &before, nullptr);
     ASSERT_TRUE(configure(ErrorLogConfig{}));
 
     // The cut line ends where it was cut, and the next line stands on its own.
