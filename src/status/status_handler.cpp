@@ -53,10 +53,11 @@ std::string host_name(const http::Request& request) {
 }  // namespace
 
 StatusHandler::StatusHandler(const Scoreboard& scoreboard, AllowList allow,
-                             std::string server_version)
+                             std::string server_version, std::string mpm)
     : scoreboard_(scoreboard),
       allow_(std::move(allow)),
-      server_version_(std::move(server_version)) {}
+      server_version_(std::move(server_version)),
+      mpm_(std::move(mpm)) {}
 
 void StatusHandler::handle(const http::Request& request, http::Response& response) noexcept {
     try {
@@ -72,7 +73,8 @@ void StatusHandler::handle(const http::Request& request, http::Response& respons
             return;
         }
         const Query query = parse_query(request.query);
-        const StatusReport report = take_report(scoreboard_, host_name(request), server_version_);
+        const StatusReport report =
+            take_report(scoreboard_, host_name(request), server_version_, mpm_);
         response.status = http::Status::ok;
         switch (query.format) {
             case Format::text:
@@ -108,7 +110,7 @@ Result<std::unique_ptr<Handler>> make_status_handler(const Config& config,
     const std::string version =
         config.server_tokens == "prod" ? "Trident" : "Trident/" TRIDENT_VERSION;
     return std::unique_ptr<Handler>(
-        std::make_unique<StatusHandler>(scoreboard, std::move(allow.value()), version));
+        std::make_unique<StatusHandler>(scoreboard, std::move(allow.value()), version, config.mpm));
 }
 
 }  // namespace trident::status

@@ -15,7 +15,9 @@ namespace trident::status {
 
 class StatusHandler final : public Handler {
 public:
-    StatusHandler(const Scoreboard& scoreboard, AllowList allow, std::string server_version);
+    /// `mpm`: the MPM of the generation this handler serves in.
+    StatusHandler(const Scoreboard& scoreboard, AllowList allow, std::string server_version,
+                  std::string mpm);
 
     std::string_view name() const noexcept override { return "status"; }
     /// Reads shared memory and /proc only.
@@ -26,6 +28,7 @@ private:
     const Scoreboard& scoreboard_;
     AllowList allow_;
     std::string server_version_;
+    std::string mpm_;
 };
 
 /// The handler for `config.status`, reading `scoreboard`; an error if status.allow does

@@ -190,11 +190,11 @@ std::string uptime_text(std::uint64_t seconds) {
 }
 
 StatusReport take_report(const Scoreboard& scoreboard, std::string server_name,
-                         std::string server_version) {
+                         std::string server_version, std::string mpm) {
     StatusReport report;
     report.server_name = std::move(server_name);
     report.server_version = std::move(server_version);
-    report.mpm = std::string(scoreboard.mpm());
+    report.mpm = std::move(mpm);
     report.built = build_time();
     report.now = system_clock::now();
     report.restart_time = scoreboard.restart_time();

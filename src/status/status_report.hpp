@@ -48,9 +48,11 @@ struct StatusReport {
     std::uint64_t uptime_seconds() const noexcept;
 };
 
-/// Reads the scoreboard (and /proc for CPU time, getloadavg for the load).
+/// Reads the scoreboard (and /proc for CPU time, getloadavg for the load). `mpm` is the
+/// answering generation's MPM: the scoreboard's header keeps the one it was created for,
+/// and a graceful restart may have switched since.
 StatusReport take_report(const Scoreboard& scoreboard, std::string server_name,
-                         std::string server_version);
+                         std::string server_version, std::string mpm);
 
 std::string render_auto(const StatusReport& report);
 std::string render_json(const StatusReport& report);

@@ -455,6 +455,16 @@ TEST_F(ReloadTest, MpmSwitchesUnderLoadLoseNoRequest) {
             return server_->output().find(serving) != std::string::npos;
         })) << "never saw \""
             << serving << "\"";
+        // The status page names the MPM that serves now, not the one the server started with.
+        const std::string status_url =
+            "http://127.0.0.1:" + std::to_string(server_->port()) + "/server-status?auto";
+        std::string said;
+        EXPECT_TRUE(eventually([&] {
+            said = run_curl({}, status_url, dir_.path()).body;
+            return said.find("ServerMPM: " + mpm + "\n") != std::string::npos;
+        })) << "generation "
+            << generation << ":\n"
+            << said;
     }
     std::this_thread::sleep_for(Millis(1000));
     const LoadResult result = load.finish();

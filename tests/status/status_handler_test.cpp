@@ -110,7 +110,8 @@ protected:
         board_->worker(0, 1).set_state(WorkerState::waiting);
         board_->worker(0, 1).count_request(3072, std::chrono::system_clock::now(),
                                            std::chrono::milliseconds(40));
-        handler_ = std::make_unique<StatusHandler>(*board_, allow({"127.0.0.0/8"}), "Trident/9");
+        handler_ =
+            std::make_unique<StatusHandler>(*board_, allow({"127.0.0.0/8"}), "Trident/9", "worker");
         request_.method = http::Method::get;
         request_.host = "status.test:8080";
         request_.client_address = "127.0.0.1";
