@@ -85,8 +85,11 @@ Result<Duration> parse_duration(std::string_view text) {
         case Parsed::kOk:
             return Duration(static_cast<Duration::rep>(ms));
         case Parsed::kTooLarge:
-            return Error{"duration " + config_reader::quote(text) +
-                         " is too large: at most 2147483647s (about 68 years)"};
+            return Error{
+                "duration " + config_reader::quote(text) + " is too large: at most " +
+                std::to_string(
+                    std::chrono::duration_cast<std::chrono::seconds>(kMaxDuration).count()) +
+                "s (about 68 years)"};
         case Parsed::kMalformed:
             break;
     }

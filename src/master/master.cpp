@@ -240,15 +240,14 @@ int Master::run() {
         }
         const int sig = wait_signal(
             signals_, std::min({next_maintenance, next_status, next_queue_check}) - Clock::now());
-        if (sig != 0 && sig != SIGCHLD) {
-            // Pending signals come lowest number first, so a SIGHUP or SIGUSR1 is taken
-            // before a SIGCHLD that came earlier. Reaped after the restart had begun, a
-            // child that crashed just before would count as the old generation's, unlogged.
+        if (sig != 0) {
+            // On any signal, not only SIGCHLD: pending signals come lowest number first, so a
+            // SIGHUP or SIGUSR1 is taken before a SIGCHLD that came earlier. Reaped after the
+            // restart had begun, a child that crashed just before would count as the old
+            // generation's, unlogged.
             reap_children();
         }
-        if (sig == SIGCHLD) {
-            reap_children();
-        } else if (sig == SIGTERM || sig == SIGINT) {
+        if (sig == SIGTERM || sig == SIGINT) {
             log::notice(*log_, "caught {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
             shut_down(StopMode::immediate);
             break;

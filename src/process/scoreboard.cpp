@@ -351,10 +351,7 @@ void Scoreboard::release() noexcept {
         munmap(base_, size_);
         base_ = nullptr;
     }
-    if (file_fd_ >= 0) {
-        close(file_fd_);
-        file_fd_ = -1;
-    }
+    drop_file_descriptor();
     // Only the creator removes the file: a forked child that destroys its copy must not.
     if (!file_.empty() && owner_ != 0 && owner_ == getpid()) {
         unlink(file_.c_str());

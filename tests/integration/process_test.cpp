@@ -348,6 +348,28 @@ bool sigchld_pending(pid_t pid) {
     return false;
 }
 
+/// Whether `pid` stops (SIGSTOP) within the usual wait.
+bool comes_to_a_stop(pid_t pid) {
+    return eventually([&] {
+        const auto info = read_proc(pid);
+        return info && info->state == 'T';
+    });
+}
+
+/// The master's line about the end of child `pid`, waited for until it says `how`; empty
+/// if none came.
+std::string child_end_line(const TridentServer& server, pid_t pid, const std::string& how) {
+    const std::string said = "child pid " + std::to_string(pid) + " (slot ";
+    std::string line;
+    eventually([&] {
+        const std::string output = server.output();
+        const auto at = output.find(said);
+        line = at == std::string::npos ? "" : output.substr(at, output.find('\n', at) - at);
+        return line.find(how) != std::string::npos;
+    });
+    return line.find(how) != std::string::npos ? line : std::string();
+}
+
 TEST_P(ProcessTest, AChildThatCrashesJustBeforeARestartIsLogged) {
     TridentServer& server = start(config_for(GetParam()));
     ASSERT_TRUE(server.running());
@@ -360,10 +382,7 @@ TEST_P(ProcessTest, AChildThatCrashesJustBeforeARestartIsLogged) {
     // also what a stop sends, so the child's end is logged only if it is reaped as one of
     // the running generation's, before the restart.
     ASSERT_EQ(::kill(server.pid(), SIGSTOP), 0);
-    const bool stopped = eventually([&] {
-        const auto master = read_proc(server.pid());
-        return master && master->state == 'T';
-    });
+    const bool stopped = comes_to_a_stop(server.pid());
     ASSERT_EQ(::kill(victim.pid, SIGKILL), 0);
     // Not only the child's main thread: its SIGCHLD comes once its last thread has gone.
     const bool dead = eventually([&] { return sigchld_pending(server.pid()); });
@@ -371,16 +390,9 @@ TEST_P(ProcessTest, AChildThatCrashesJustBeforeARestartIsLogged) {
     ASSERT_EQ(::kill(server.pid(), SIGCONT), 0);
     ASSERT_TRUE(stopped) << "the master did not stop";
     ASSERT_TRUE(dead) << "no SIGCHLD reached the master for child " << victim.pid;
-    const std::string said = "child pid " + std::to_string(victim.pid) + " (slot ";
-    std::string line;
-    const bool logged = eventually([&] {
-        const std::string output = server.output();
-        const auto at = output.find(said);
-        line = at == std::string::npos ? "" : output.substr(at, output.find('\n', at) - at);
-        return line.find("killed by signal 9") != std::string::npos;
-    });
-    EXPECT_TRUE(logged) << "the end of child " << victim.pid << " was not logged:\n"
-                        << server.output();
+    const std::string line = child_end_line(server, victim.pid, "killed by signal 9");
+    EXPECT_FALSE(line.empty()) << "the end of child " << victim.pid << " was not logged:\n"
+                               << server.output();
     EXPECT_EQ(line.find("stopping)"), std::string::npos) << line;
     std::string error;
     EXPECT_TRUE(serves(server, site_, &error)) << error;
@@ -395,10 +407,7 @@ TEST_P(ProcessTest, AChildThatCrashesWhileItsGenerationFinishesIsLogged) {
     // Stopped, the child cannot finish when the restart tells it to; continued, it meets
     // the SIGUSR2 that stands in for a crash (terminate, no core, untouched by sanitizers).
     ASSERT_EQ(::kill(victim.pid, SIGSTOP), 0);
-    const bool stopped = eventually([&] {
-        const auto child = read_proc(victim.pid);
-        return child && child->state == 'T';
-    });
+    const bool stopped = comes_to_a_stop(victim.pid);
     ASSERT_EQ(::kill(server.pid(), SIGUSR1), 0);
     const bool restarted = eventually([&] {
         return server.output().find("; generation 1 (" + std::string(GetParam()) +
@@ -408,16 +417,10 @@ TEST_P(ProcessTest, AChildThatCrashesWhileItsGenerationFinishesIsLogged) {
     ASSERT_EQ(::kill(victim.pid, SIGCONT), 0);
     ASSERT_TRUE(stopped) << "child " << victim.pid << " did not stop";
     ASSERT_TRUE(restarted) << server.output();
-    const std::string said = "child pid " + std::to_string(victim.pid) + " (slot ";
-    const bool logged = eventually([&] {
-        const std::string output = server.output();
-        const auto at = output.find(said);
-        const std::string line =
-            at == std::string::npos ? "" : output.substr(at, output.find('\n', at) - at);
-        return line.find(", generation 1, stopping) killed by signal 12") != std::string::npos;
-    });
-    EXPECT_TRUE(logged) << "the crash of child " << victim.pid << " was not logged:\n"
-                        << server.output();
+    EXPECT_FALSE(
+        child_end_line(server, victim.pid, ", generation 1, stopping) killed by signal 12").empty())
+        << "the crash of child " << victim.pid << " was not logged:\n"
+        << server.output();
 }
 
 TEST_P(ProcessTest, ChildRetiresAfterMaxConnectionsPerChild) {

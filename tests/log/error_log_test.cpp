@@ -1,5 +1,7 @@
 #include "log/error_log.hpp"
 
+#include "file_size_limit.hpp"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/resource.h>
@@ -125,33 +127,24 @@ TEST_F(ErrorLogTest, ALineCutShortByAFullFileIsEndedBeforeTheNextOne) {
         std::ofstream out(file_);
         out << "earlier line\n";
     }
-    // The file size limit stands in for a full disk: a write that crosses it stops there,
-    // and the next fails with EFBIG (the server ignores SIGXFSZ, and so does this test).
     // The line the file could not take whole goes to stderr, captured here through a pipe,
-    // which the limit does not touch.
-    struct sigaction ignore {
-    }, before{};
-    ignore.sa_handler = SIG_IGN;
-    ASSERT_EQ(::sigaction(SIGXFSZ, &ignore, &before), 0);
+    // which the file size limit does not touch.
+    FileSizeLimit limit;
     int capture[2];
     ASSERT_EQ(::pipe2(capture, O_CLOEXEC), 0);
     const int saved = ::dup(STDERR_FILENO);
     ASSERT_GE(saved, 0);
     ::dup2(capture[1], STDERR_FILENO);
     ::close(capture[1]);
-    rlimit unlimited{};
-    ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &unlimited), 0);
-    rlimit limited = unlimited;
-    limited.rlim_cur = std::string("earlier line\n").size() + 20;  // 20 bytes of the next line
     const bool configured = bool(configure(ErrorLogConfig{file_.string(), "info"}));
-    const bool limit_set = ::setrlimit(RLIMIT_FSIZE, &limited) == 0;
+    // 20 bytes of the next line fit.
+    const bool limit_set = limit.set(std::string("earlier line\n").size() + 20);
     get("core")->error("the line the disk cuts short");
     get("core")->error("a line for a disk still full");
-    const bool limit_lifted = ::setrlimit(RLIMIT_FSIZE, &unlimited) == 0;
+    const bool limit_lifted = limit.lift();
     get("core")->error("a line once there is room");
     ::dup2(saved, STDERR_FILENO);  // closes the pipe's last write end
     ::close(saved);
-    ::sigaction(SIGXFSZ, &before, nullptr);
     std::string stderr_text;
     char chunk[4096];
     for (ssize_t n; (n = ::read(capture[0], chunk, sizeof chunk)) > 0;) {
